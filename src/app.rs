@@ -1,0 +1,315 @@
+//! Application state, router assembly, listeners and graceful shutdown.
+//!
+//! [`App::build`] opens the store, migrates, binds both listeners (port 0 in tests) and returns
+//! an app whose [`App::run`] serves until the shutdown token fires, then stops accepting,
+//! lets in-flight requests finish within `RAMPART_SHUTDOWN_TIMEOUT`, and returns.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
+use axum::middleware::{from_fn_with_state, map_request_with_state};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::guard::{guard, GuardState};
+use crate::config::Config;
+use crate::http::middleware::{conventions, Conventions};
+use crate::http::routes::Route;
+use crate::http::ApiError;
+use crate::store::{migrate, ConnectOptions, Db, DbError};
+
+/// Everything a handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Db,
+    pub keys: crate::access::secrets::Keys,
+    /// Set once migrations are applied (they may wait for a database that is still down).
+    pub migrated: AtomicBool,
+    /// Set when shutdown starts: `/health/ready` turns 503 so load balancers drain us.
+    pub draining: AtomicBool,
+    pub shutdown: CancellationToken,
+    pub started_at_ms: i64,
+    openapi: OnceLock<serde_json::Value>,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The OpenAPI document, built once from the route registry.
+    pub fn openapi(&self) -> &serde_json::Value {
+        self.openapi.get_or_init(|| {
+            crate::http::openapi::document(&all_routes(), env!("CARGO_PKG_VERSION"))
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.migrated.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// Every route of the public listener. The only source of routes: see [`Route`].
+pub fn all_routes() -> Vec<Route> {
+    let mut r = Vec::new();
+    r.extend(crate::meta::routes());
+    r
+}
+
+/// Builds the public router from the registry: each route wrapped in its profile's guard.
+pub fn public_router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for route in all_routes() {
+        let g = GuardState {
+            app: state.clone(),
+            profile: Arc::new(route.profile),
+        };
+        let handler = route.handler.route_layer(from_fn_with_state(g, guard));
+        router = router.route(route.path, handler);
+    }
+    let conv = Arc::new(Conventions {
+        build_id: HeaderValue::from_str(&state.config.build_id)
+            .unwrap_or(HeaderValue::from_static("unknown")),
+        body_limit: state.config.body_limit,
+        hsts: state.config.hsts,
+        timeout: state.config.request_timeout,
+    });
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(map_request_with_state(state.clone(), client_ip))
+        .layer(from_fn_with_state(conv, conventions))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Resolves the client address once per request (see [`crate::access::client_ip`]).
+async fn client_ip(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+) -> axum::extract::Request {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = crate::access::client_ip::resolve(peer, req.headers(), &state.config.trusted_proxies);
+    req.extensions_mut().insert(crate::access::client_ip::ClientIp(ip));
+    req
+}
+
+/// Options of `rampart serve`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    pub no_worker: bool,
+}
+
+/// A built application, listening but not yet serving.
+pub struct App {
+    state: AppState,
+    api: TcpListener,
+    ops: TcpListener,
+    options: ServeOptions,
+}
+
+/// Makes rustls use ring, the one crypto provider compiled in.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl App {
+    pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<App> {
+        install_crypto_provider();
+        crate::ops::metrics::handle();
+        let db = Db::connect(
+            config.database_url.expose(),
+            &ConnectOptions {
+                max_connections: config.db_max_connections,
+                acquire_timeout: Duration::from_secs(5),
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url.redacted()))?;
+        let keys = crate::access::secrets::Keys::load(&config)?;
+        let state = AppState(Arc::new(AppInner {
+            config,
+            db,
+            keys,
+            migrated: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            started_at_ms: crate::clock::now_ms(),
+            openapi: OnceLock::new(),
+        }));
+
+        match prepare_database(&state).await {
+            Ok(()) => {}
+            Err(StartError::Unavailable(e)) => {
+                tracing::error!(error = %e, "database unavailable at start-up; serving not-ready and retrying");
+                tokio::spawn(retry_prepare(state.clone()));
+            }
+            Err(StartError::Fatal(e)) => return Err(e),
+        }
+
+        let api = TcpListener::bind(state.config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (RAMPART_LISTEN)", state.config.listen))?;
+        let ops = TcpListener::bind(state.config.ops_listen).await.with_context(|| {
+            format!("cannot listen on {} (RAMPART_OPS_LISTEN)", state.config.ops_listen)
+        })?;
+        Ok(App {
+            state,
+            api,
+            ops,
+            options,
+        })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` fires; then drains within the configured bound.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let App {
+            state,
+            api,
+            ops,
+            options,
+        } = self;
+        tracing::info!(
+            api = %api.local_addr()?,
+            ops = %ops.local_addr()?,
+            store = state.db.dialect().name(),
+            build_id = %state.config.build_id,
+            worker = !options.no_worker,
+            "rampart serving"
+        );
+        let stop = state.shutdown.clone();
+        let bridge = {
+            let stop = stop.clone();
+            let state = state.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                state.draining.store(true, Ordering::Release);
+                stop.cancel();
+            })
+        };
+
+        let public = public_router(state.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let ops_router = crate::ops::router(state.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let s1 = stop.clone();
+        let api_task = tokio::spawn(async move {
+            axum::serve(api, public)
+                .with_graceful_shutdown(async move { s1.cancelled().await })
+                .await
+        });
+        let s2 = stop.clone();
+        let ops_task = tokio::spawn(async move {
+            axum::serve(ops, ops_router)
+                .with_graceful_shutdown(async move { s2.cancelled().await })
+                .await
+        });
+
+        stop.cancelled().await;
+        tracing::info!(
+            timeout_ms = state.config.shutdown_timeout.as_millis() as u64,
+            "shutting down: no new connections; finishing in-flight requests"
+        );
+        let drain = async {
+            let _ = api_task.await;
+            let _ = ops_task.await;
+        };
+        if tokio::time::timeout(state.config.shutdown_timeout, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout reached; abandoning remaining requests");
+        }
+        bridge.abort();
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+enum StartError {
+    Unavailable(DbError),
+    Fatal(anyhow::Error),
+}
+
+/// Migrates and checks the secret key against the database's record of it.
+async fn prepare_database(state: &AppState) -> Result<(), StartError> {
+    match migrate::apply(&state.db).await {
+        Ok(ran) => {
+            if !ran.is_empty() {
+                tracing::info!(versions = ?ran, "migrations applied");
+            }
+        }
+        Err(migrate::MigrateError::Db(e @ DbError::Unavailable(_))) => {
+            return Err(StartError::Unavailable(e))
+        }
+        Err(e) => return Err(StartError::Fatal(anyhow::anyhow!("{e}"))),
+    }
+    match state.keys.check_against_store(&state.db).await {
+        Ok(()) => {}
+        Err(crate::access::secrets::KeyCheckError::Db(e @ DbError::Unavailable(_))) => {
+            return Err(StartError::Unavailable(e))
+        }
+        Err(e) => return Err(StartError::Fatal(anyhow::anyhow!("{e}"))),
+    }
+    state.migrated.store(true, Ordering::Release);
+    Ok(())
+}
+
+async fn retry_prepare(state: AppState) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match prepare_database(&state).await {
+            Ok(()) => {
+                tracing::info!("database reachable; ready");
+                return;
+            }
+            Err(StartError::Unavailable(_)) => delay = (delay * 2).min(Duration::from_secs(10)),
+            Err(StartError::Fatal(e)) => {
+                tracing::error!(error = %e, "cannot prepare the database; stopping");
+                state.shutdown.cancel();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Shared start-up steps of the commands that are not `serve`.
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::store::{migrate, ConnectOptions, Db};
+
+/// Opens the database and applies migrations, as `serve` does.
+pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    crate::app::install_crypto_provider();
+    let db = Db::connect(
+        config.database_url.expose(),
+        &ConnectOptions {
+            max_connections: config.db_max_connections,
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("cannot open {}", config.database_url.redacted()))?;
+    migrate::apply(&db)
+        .await
+        .with_context(|| format!("cannot migrate {}", config.database_url.redacted()))?;
+    Ok(db)
+}

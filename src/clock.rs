@@ -1,0 +1,44 @@
+//! Time as the store keeps it (epoch milliseconds) and as the API shows it (RFC 3339, UTC).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `2026-11-22T18:30:13.123Z` for a stored time.
+pub fn rfc3339(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    // Millisecond precision, always UTC with a `Z`: stable and sortable as text.
+    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Parses an RFC 3339 time (any offset) into epoch milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let ms = 1_764_000_000_123;
+        let s = rfc3339(ms);
+        assert_eq!(s, "2025-11-24T16:00:00.123Z");
+        assert_eq!(parse_rfc3339(&s), Some(ms));
+        assert_eq!(parse_rfc3339("2025-11-24T17:00:00.123+01:00"), Some(ms));
+        assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Extractors whose rejections are problems: [`Json`] (strict: content type, syntax → 400,
+//! fields → 422 with paths, then [`Validate`]), [`Query`] and [`Path`].
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, FieldError};
+use super::validate::Validate;
+
+/// A JSON body, parsed strictly and validated.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            ));
+        }
+        let limit = req
+            .extensions()
+            .get::<super::middleware::BodyLimit>()
+            .map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })?;
+        let value = parse_json::<T>(&bytes)?;
+        value.validate()?;
+        Ok(Json(value))
+    }
+}
+
+/// Parses JSON: malformed → 400 `bad_request`; well-formed but the wrong shape → 422
+/// `validation_failed` naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { String::new() } else { path };
+                    let message = strip_position(&inner.to_string());
+                    ApiError::Validation {
+                        detail: if field.is_empty() {
+                            message.clone()
+                        } else {
+                            format!("{field}: {message}")
+                        },
+                        errors: vec![FieldError { field, message }],
+                    }
+                }
+                _ => ApiError::bad_request(format!(
+                    "the body is not valid JSON: {}",
+                    inner
+                )),
+            });
+        }
+    };
+    de.end()
+        .map_err(|_| ApiError::bad_request("the body has trailing characters after the JSON value"))?;
+    Ok(value)
+}
+
+/// serde's messages end with "at line 1 column 9", which says nothing useful about a field.
+fn strip_position(m: &str) -> String {
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_owned(),
+        None => m.to_owned(),
+    }
+}
+
+/// Query parameters; a parse failure is 400 `bad_request` with serde's explanation.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+        let v: T = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            if path == "." || path.is_empty() {
+                ApiError::bad_request(format!("invalid query: {msg}"))
+            } else {
+                ApiError::bad_request(format!("invalid query parameter {path}: {msg}"))
+            }
+        })?;
+        v.validate().map_err(|e| match e {
+            ApiError::Validation { detail, .. } => ApiError::bad_request(detail),
+            other => other,
+        })?;
+        Ok(Query(v))
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+/// Path parameters; a rejection is 400 (ids of the wrong shape are 404 in the handlers).
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}

@@ -1,0 +1,3 @@
+//! Durable jobs in the application database.
+
+pub mod runner;

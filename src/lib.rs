@@ -1,0 +1,18 @@
+//! Rampart: a hardened, self-hostable API runtime for multi-tenant messaging SaaS.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod app;
+pub mod cli;
+pub mod cli_support;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod jobs;
+pub mod meta;
+pub mod ops;
+pub mod orgs;
+pub mod store;
+pub mod telemetry;
+pub mod users;

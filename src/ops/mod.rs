@@ -1,0 +1,66 @@
+//! The ops listener: `/metrics` and `/health/deep`, never on the public listener, optionally
+//! behind `RAMPART_OPS_TOKEN`.
+
+pub mod deep_health;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::access::secrets::constant_time_eq;
+use crate::app::AppState;
+use crate::http::middleware::{conventions, Conventions};
+use crate::http::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    let conv = Arc::new(Conventions {
+        build_id: HeaderValue::from_str(&state.config.build_id)
+            .unwrap_or(HeaderValue::from_static("unknown")),
+        body_limit: 64 * 1024,
+        hsts: state.config.hsts,
+        timeout: state.config.request_timeout,
+    });
+    Router::new()
+        .route("/metrics", get(get_metrics))
+        .route("/health/deep", get(deep_health::get_health_deep))
+        .route("/health/live", get(crate::meta::get_health_live))
+        .route("/health/ready", get(crate::meta::get_health_ready))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(from_fn_with_state(state.clone(), require_ops_token))
+        .layer(from_fn_with_state(conv, conventions))
+        .with_state(state)
+}
+
+async fn require_ops_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.config.ops_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+            return ApiError::Unauthenticated("unauthenticated", "the ops token is missing or wrong".into())
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn get_metrics(State(state): State<AppState>) -> Response {
+    let (size, idle) = state.db.pool_usage();
+    ::metrics::gauge!("rampart_db_pool_connections").set(f64::from(size));
+    ::metrics::gauge!("rampart_db_pool_idle_connections").set(f64::from(idle));
+    let mut res = metrics::render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}

@@ -1,0 +1,623 @@
+//! One store type over two native drivers (SQLite and Postgres) sharing SQL text.
+//!
+//! Queries are written once with `$N` placeholders and portable types (TEXT ids, BIGINT
+//! epoch-millisecond times, TEXT JSON, BOOLEAN) and run on either pool. Where the dialects
+//! differ (claiming jobs, upserts, backups), [`Q::dialect`] carries one text per dialect.
+//! See `docs/ARCHITECTURE.md` for why this beats sqlx's `Any` driver and a trait per store.
+
+pub mod migrate;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Decode, Postgres, Row as _, Sqlite, Type};
+
+/// Which SQL dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database error, classified once so that callers never match on driver details.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("row not found")]
+    NotFound,
+    #[error("unique constraint violated")]
+    Unique(#[source] sqlx::Error),
+    #[error("foreign key constraint violated")]
+    ForeignKey(#[source] sqlx::Error),
+    /// The database could not be reached or the pool is exhausted: worth retrying later.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+    #[error("cannot decode column {column}")]
+    Decode {
+        column: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Unique(_))
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => DbError::NotFound,
+            sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Unique(e),
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => DbError::ForeignKey(e),
+            sqlx::Error::Database(d) if is_busy(d.code().as_deref()) => DbError::Unavailable(e),
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => DbError::Unavailable(e),
+            _ => DbError::Other(e),
+        }
+    }
+}
+
+/// SQLite BUSY/LOCKED and Postgres connection/admin-shutdown classes: transient.
+fn is_busy(code: Option<&str>) -> bool {
+    matches!(code, Some("5" | "6" | "517" | "57P01" | "57P02" | "57P03"))
+        || code.is_some_and(|c| c.starts_with("08"))
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A bind value. Every variant carries an `Option` so that a NULL keeps its SQL type
+/// (Postgres refuses an untyped NULL where a BIGINT is expected).
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bool(Option<bool>),
+    Float(Option<f64>),
+    Bytes(Option<Vec<u8>>),
+}
+
+macro_rules! arg_from {
+    ($t:ty, $variant:ident, $conv:expr) => {
+        impl From<$t> for Arg {
+            fn from(v: $t) -> Self {
+                Arg::$variant(Some($conv(v)))
+            }
+        }
+        impl From<Option<$t>> for Arg {
+            fn from(v: Option<$t>) -> Self {
+                Arg::$variant(v.map($conv))
+            }
+        }
+    };
+}
+arg_from!(i64, Int, |v| v);
+arg_from!(i32, Int, i64::from);
+arg_from!(u32, Int, i64::from);
+arg_from!(bool, Bool, |v| v);
+arg_from!(f64, Float, |v| v);
+arg_from!(String, Text, |v| v);
+arg_from!(&str, Text, |v: &str| v.to_owned());
+arg_from!(&String, Text, |v: &String| v.clone());
+arg_from!(Vec<u8>, Bytes, |v| v);
+
+impl From<&serde_json::Value> for Arg {
+    fn from(v: &serde_json::Value) -> Self {
+        Arg::Text(Some(v.to_string()))
+    }
+}
+
+/// SQL text: static in nearly every case; owned only for the few filters built at runtime
+/// from fixed fragments (never from input).
+#[derive(Debug, Clone)]
+enum Sql {
+    Static(&'static str),
+    Owned(String),
+    PerDialect(&'static str, &'static str),
+}
+
+/// A query: SQL text plus its binds, run with one of the `fetch_*`/`execute` methods.
+#[derive(Debug, Clone)]
+#[must_use = "a query does nothing until it is executed"]
+pub struct Q {
+    sql: Sql,
+    args: Vec<Arg>,
+}
+
+/// A query whose text is the same on both stores.
+pub fn sql(text: &'static str) -> Q {
+    Q {
+        sql: Sql::Static(text),
+        args: Vec::new(),
+    }
+}
+
+/// A query assembled at runtime from fixed fragments. Never put input into `text`: bind it.
+pub fn sql_built(text: String) -> Q {
+    Q {
+        sql: Sql::Owned(text),
+        args: Vec::new(),
+    }
+}
+
+impl Q {
+    /// A query with one text per dialect, for the few places where their semantics differ.
+    pub fn dialect(sqlite: &'static str, postgres: &'static str) -> Q {
+        Q {
+            sql: Sql::PerDialect(sqlite, postgres),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn bind(mut self, v: impl Into<Arg>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    fn text(&self, d: Dialect) -> &str {
+        match (&self.sql, d) {
+            (Sql::Static(s), _) => s,
+            (Sql::Owned(s), _) => s,
+            (Sql::PerDialect(s, _), Dialect::Sqlite) => s,
+            (Sql::PerDialect(_, p), Dialect::Postgres) => p,
+        }
+    }
+
+    /// Writes go to the SQLite writer connection; everything else to the readers.
+    fn is_write(&self) -> bool {
+        let t = self.text(Dialect::Sqlite).trim_start();
+        let head: String = t.chars().take(7).collect::<String>().to_ascii_uppercase();
+        ["INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "WITH"]
+            .iter()
+            .any(|k| head.starts_with(k))
+    }
+
+    fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+        let mut q = sqlx::query(AssertSqlSafe(self.text(Dialect::Sqlite).to_owned()));
+        for a in &self.args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Float(v) => q.bind(*v),
+                Arg::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }
+
+    fn postgres(&self) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        let mut q = sqlx::query(AssertSqlSafe(self.text(Dialect::Postgres).to_owned()));
+        for a in &self.args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Float(v) => q.bind(*v),
+                Arg::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }
+
+    pub async fn fetch_all(self, ex: &mut impl Exec) -> DbResult<Vec<Row>> {
+        ex.fetch_all(self).await
+    }
+
+    pub async fn fetch_optional(self, ex: &mut impl Exec) -> DbResult<Option<Row>> {
+        ex.fetch_optional(self).await
+    }
+
+    pub async fn fetch_one(self, ex: &mut impl Exec) -> DbResult<Row> {
+        ex.fetch_optional(self).await?.ok_or(DbError::NotFound)
+    }
+
+    pub async fn execute(self, ex: &mut impl Exec) -> DbResult<u64> {
+        ex.execute(self).await
+    }
+}
+
+/// A value that decodes from a column of either store.
+pub trait Col:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+impl<T> Col for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+
+/// A result row from either store.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl Row {
+    pub fn get<T: Col>(&self, column: &str) -> DbResult<T> {
+        let r = match self {
+            Row::Sqlite(r) => r.try_get::<T, _>(column),
+            Row::Postgres(r) => r.try_get::<T, _>(column),
+        };
+        r.map_err(|source| DbError::Decode {
+            column: column.to_owned(),
+            source,
+        })
+    }
+
+    /// A TEXT column holding JSON.
+    pub fn json(&self, column: &str) -> DbResult<serde_json::Value> {
+        let s: String = self.get(column)?;
+        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            Row::Sqlite(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
+            Row::Postgres(r) => r.columns().iter().map(|c| c.name().to_owned()).collect(),
+        }
+    }
+}
+
+use sqlx::Column as _;
+
+/// Something queries run on: the pool ([`Db`]) or an open transaction ([`Tx`]).
+pub trait Exec: Send {
+    fn dialect(&self) -> Dialect;
+    fn fetch_all(&mut self, q: Q) -> impl Future<Output = DbResult<Vec<Row>>> + Send;
+    fn fetch_optional(&mut self, q: Q) -> impl Future<Output = DbResult<Option<Row>>> + Send;
+    fn execute(&mut self, q: Q) -> impl Future<Output = DbResult<u64>> + Send;
+}
+
+/// The application database: SQLite (one writer connection, many readers) or Postgres.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite {
+        read: sqlx::SqlitePool,
+        write: sqlx::SqlitePool,
+        path: PathBuf,
+    },
+    Postgres(sqlx::PgPool),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({})", self.dialect().name())
+    }
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Db {
+    /// Opens (and for SQLite creates, with its directory) the database named by `url`.
+    /// Connections are made lazily for Postgres so that a server can start, report
+    /// `/health/ready` as 503 and recover when the database comes back.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> DbResult<Db> {
+        if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbError::Unavailable(sqlx::Error::Io(e)))?;
+            }
+            let base = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .pragma("temp_store", "memory");
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(10)))
+                .connect_with(base.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(2))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(base.read_only(true))
+                .await?;
+            Ok(Db::Sqlite { read, write, path })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let o = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(o);
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(DbError::Other(sqlx::Error::Configuration(
+                "unsupported database url".into(),
+            )))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite { .. } => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`)
+    /// so that two writers never deadlock upgrading a read lock.
+    pub async fn begin(&self) -> DbResult<Tx> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// A read-only transaction that sees one consistent snapshot (backups, exports).
+    pub async fn begin_snapshot(&self) -> DbResult<Tx> {
+        Ok(match self {
+            Db::Sqlite { read, .. } => Tx::Sqlite(read.begin_with("BEGIN DEFERRED").await?),
+            Db::Postgres(p) => Tx::Postgres(
+                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        })
+    }
+
+    /// Runs a multi-statement script (migrations) inside `tx`.
+    pub async fn raw_script(tx: &mut Tx, script: &'static str) -> DbResult<()> {
+        match tx {
+            Tx::Sqlite(t) => {
+                sqlx::raw_sql(script).execute(&mut **t).await?;
+            }
+            Tx::Postgres(t) => {
+                sqlx::raw_sql(script).execute(&mut **t).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cheap liveness probe of the database.
+    pub async fn ping(&self) -> DbResult<()> {
+        sql("SELECT 1 AS one").fetch_one(&mut self.clone()).await?;
+        Ok(())
+    }
+
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match self {
+            Db::Postgres(p) => Some(p),
+            Db::Sqlite { .. } => None,
+        }
+    }
+
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Db::Sqlite { path, .. } => Some(path),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// (in use, idle, max) connections of the main pool, for metrics and deep health.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        match self {
+            Db::Sqlite { read, write, .. } => (
+                read.size() + write.size(),
+                u32::try_from(read.num_idle() + write.num_idle()).unwrap_or(u32::MAX),
+            ),
+            Db::Postgres(p) => (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX)),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write, .. } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// The filesystem path of a `sqlite://` URL (`sqlite://rampart-data/rampart.db` is relative,
+/// `sqlite:///var/lib/rampart.db` absolute), or `None` for any other scheme.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    if rest.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(rest))
+}
+
+impl Exec for Db {
+    fn dialect(&self) -> Dialect {
+        Db::dialect(self)
+    }
+
+    async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
+        Ok(match self {
+            Db::Sqlite { read, write, .. } => {
+                let pool = if q.is_write() { &*write } else { &*read };
+                q.sqlite()
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(Row::Sqlite)
+                    .collect()
+            }
+            Db::Postgres(p) => q
+                .postgres()
+                .fetch_all(&*p)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    async fn fetch_optional(&mut self, q: Q) -> DbResult<Option<Row>> {
+        Ok(match self {
+            Db::Sqlite { read, write, .. } => {
+                let pool = if q.is_write() { &*write } else { &*read };
+                q.sqlite().fetch_optional(pool).await?.map(Row::Sqlite)
+            }
+            Db::Postgres(p) => q.postgres().fetch_optional(&*p).await?.map(Row::Postgres),
+        })
+    }
+
+    async fn execute(&mut self, q: Q) -> DbResult<u64> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => q.sqlite().execute(&*write).await?.rows_affected(),
+            Db::Postgres(p) => q.postgres().execute(&*p).await?.rows_affected(),
+        })
+    }
+}
+
+/// An open transaction on either store. Dropped without `commit` it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Runs `body` inside a savepoint: its writes are undone if it fails, the transaction
+    /// carries on either way. Lets one failing item of a batch leave the others intact.
+    pub async fn savepoint(&mut self, name: &'static str) -> DbResult<()> {
+        sql_built(format!("SAVEPOINT {name}")).execute(self).await?;
+        Ok(())
+    }
+
+    pub async fn release(&mut self, name: &'static str) -> DbResult<()> {
+        sql_built(format!("RELEASE SAVEPOINT {name}"))
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn rollback_to(&mut self, name: &'static str) -> DbResult<()> {
+        sql_built(format!("ROLLBACK TO SAVEPOINT {name}"))
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Exec for Tx {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
+        Ok(match self {
+            Tx::Sqlite(t) => q
+                .sqlite()
+                .fetch_all(&mut **t)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Tx::Postgres(t) => q
+                .postgres()
+                .fetch_all(&mut **t)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    async fn fetch_optional(&mut self, q: Q) -> DbResult<Option<Row>> {
+        Ok(match self {
+            Tx::Sqlite(t) => q.sqlite().fetch_optional(&mut **t).await?.map(Row::Sqlite),
+            Tx::Postgres(t) => q
+                .postgres()
+                .fetch_optional(&mut **t)
+                .await?
+                .map(Row::Postgres),
+        })
+    }
+
+    async fn execute(&mut self, q: Q) -> DbResult<u64> {
+        Ok(match self {
+            Tx::Sqlite(t) => q.sqlite().execute(&mut **t).await?.rows_affected(),
+            Tx::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_map_to_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://rampart-data/rampart.db"),
+            Some(PathBuf::from("rampart-data/rampart.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/r.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/r.db"))
+        );
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+
+    #[test]
+    fn writes_are_recognised() {
+        assert!(sql("  insert into x values (1)").is_write());
+        assert!(sql("UPDATE x SET a = 1").is_write());
+        assert!(!sql("SELECT 1").is_write());
+    }
+}
