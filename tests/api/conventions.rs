@@ -1,0 +1,269 @@
+//! SPEC §2: request ids, build id, security headers, problems for every error, OpenAPI, docs,
+//! probes.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use rampart::http::middleware::{conventions, Conventions};
+
+use crate::helpers::*;
+
+crate::scenarios![
+    request_id_is_echoed_when_sane_and_replaced_when_not,
+    build_id_is_on_every_response_and_at_build_id_json,
+    security_headers_are_on_json_problem_and_html_responses,
+    unknown_routes_and_wrong_methods_are_problems,
+    openapi_document_lists_every_route_with_its_errors,
+    docs_page_is_self_contained_with_a_nonce_csp,
+    readiness_passes_on_a_migrated_database,
+    ops_endpoints_are_not_on_the_public_listener,
+];
+
+async fn request_id_is_echoed_when_sane_and_replaced_when_not(store: Store) {
+    let app = spawn_app(store).await;
+    let res = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc.123");
+
+    for insane in ["has space", &"x".repeat(129), "semi;colon"] {
+        let res = app
+            .client
+            .get(app.url("/nope"))
+            .header("x-request-id", insane)
+            .send()
+            .await
+            .unwrap();
+        let rid = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(rid, insane);
+        assert!(uuid::Uuid::parse_str(&rid).is_ok(), "{rid}");
+        let p = problem_of(res, 404, "not_found").await;
+        assert_eq!(p["request_id"], rid);
+    }
+    let a = app.get("/health/live").await.headers()["x-request-id"].clone();
+    let b = app.get("/health/live").await.headers()["x-request-id"].clone();
+    assert_ne!(a, b);
+}
+
+async fn build_id_is_on_every_response_and_at_build_id_json(store: Store) {
+    let app = spawn_app_with(store, &[("RAMPART_BUILD_ID", "build-42")]).await;
+    let res = app.get("/build-id.json").await;
+    assert_eq!(res.headers()["x-build-id"], "build-42");
+    let body = json_of(res, 200).await;
+    assert_eq!(body["build_id"], "build-42");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(app.get("/missing").await.headers()["x-build-id"], "build-42");
+    let ops = app.client.get(app.ops_url("/health/deep")).send().await.unwrap();
+    assert_eq!(ops.headers()["x-build-id"], "build-42");
+}
+
+fn assert_security_headers(h: &reqwest::header::HeaderMap) {
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(h.contains_key("content-security-policy"));
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+async fn security_headers_are_on_json_problem_and_html_responses(store: Store) {
+    let app = spawn_app(store).await;
+    let json = app.get("/health/live").await;
+    assert_security_headers(json.headers());
+    assert_eq!(
+        json.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert!(!json.headers().contains_key("strict-transport-security"));
+    assert_security_headers(app.get("/nope").await.headers());
+    let html = app.get("/docs").await;
+    assert_security_headers(html.headers());
+    assert!(html.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("'nonce-"));
+
+    let tls = spawn_app_with(store, &[("RAMPART_HSTS", "true")]).await;
+    let res = tls.get("/health/live").await;
+    assert!(res.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .starts_with("max-age="));
+}
+
+async fn unknown_routes_and_wrong_methods_are_problems(store: Store) {
+    let app = spawn_app(store).await;
+    let p = problem_of(app.get("/v1/nothing-here").await, 404, "not_found").await;
+    assert_eq!(p["type"], "https://rampart.dev/problems/not_found");
+    assert_eq!(p["title"], "Not Found");
+    let res = app.client.delete(app.url("/health/live")).send().await.unwrap();
+    let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET"), "{allow}");
+    problem_of(res, 405, "method_not_allowed").await;
+}
+
+async fn openapi_document_lists_every_route_with_its_errors(store: Store) {
+    let app = spawn_app(store).await;
+    let doc = json_of(app.get("/openapi.json").await, 200).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    for r in rampart::app::all_routes() {
+        let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
+        assert!(op.is_object(), "{} {} missing from the document", r.method, r.path);
+        assert_eq!(op["operationId"], r.operation_id);
+        assert!(op["responses"]["500"].is_object(), "{} {}", r.method, r.path);
+        assert_eq!(
+            op["x-rampart-profile"],
+            serde_json::to_value(&r.profile).unwrap()
+        );
+        if !r.profile.auth.is_empty() {
+            for s in ["401", "403"] {
+                assert_eq!(
+                    op["responses"][s]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem"
+                );
+            }
+        }
+    }
+    let ops: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(ops, rampart::app::all_routes().len());
+}
+
+async fn docs_page_is_self_contained_with_a_nonce_csp(store: Store) {
+    let app = spawn_app(store).await;
+    let res = app.get("/docs").await;
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = res.text().await.unwrap();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap()
+        .to_owned();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")));
+    assert!(!html.contains("<script src"), "no external scripts");
+    assert!(!html.contains("https://cdn"), "no CDN assets");
+    assert!(html.contains("/openapi.json"));
+    for r in rampart::app::all_routes() {
+        assert!(html.contains(r.path), "{} not in docs", r.path);
+    }
+    let again = app.get("/docs").await.headers()["content-security-policy"].clone();
+    assert_ne!(again.to_str().unwrap(), csp, "a fresh nonce per response");
+}
+
+async fn readiness_passes_on_a_migrated_database(store: Store) {
+    let app = spawn_app(store).await;
+    let body = json_of(app.get("/health/ready").await, 200).await;
+    assert_eq!(body["status"], "pass");
+    let body = json_of(app.get("/health/live").await, 200).await;
+    assert_eq!(body["status"], "pass");
+}
+
+async fn ops_endpoints_are_not_on_the_public_listener(store: Store) {
+    let app = spawn_app(store).await;
+    problem_of(app.get("/metrics").await, 404, "not_found").await;
+    problem_of(app.get("/health/deep").await, 404, "not_found").await;
+    let res = app.client.get(app.ops_url("/health/deep")).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "application/health+json");
+    let body = json_of(res, 200).await;
+    assert_eq!(body["status"], "pass");
+    let metrics = app.client.get(app.ops_url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("rampart_http_requests_total"), "{text}");
+
+    let guarded = spawn_app_with(store, &[("RAMPART_OPS_TOKEN", "ops-token-0123456789")]).await;
+    let res = guarded.client.get(guarded.ops_url("/metrics")).send().await.unwrap();
+    problem_of(res, 401, "unauthenticated").await;
+    let res = guarded
+        .client
+        .get(guarded.ops_url("/metrics"))
+        .bearer_auth("ops-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// The conventions middleware turns a panic into a generic 500 and enforces the timeout.
+pub async fn panics_and_timeouts_become_generic_problems() {
+    let conv = std::sync::Arc::new(Conventions {
+        build_id: "b".parse().unwrap(),
+        body_limit: 1024,
+        hsts: false,
+        timeout: Duration::from_millis(200),
+    });
+    let router = axum::Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("secret internal detail /etc/passwd");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(conv, conventions));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let c = client();
+    let res = c.get(format!("http://{addr}/panic")).send().await.unwrap();
+    let p = problem_of(res, 500, "internal_error").await;
+    let text = p.to_string();
+    assert!(!text.contains("passwd") && !text.contains("secret"), "{text}");
+    let res = c.get(format!("http://{addr}/slow")).send().await.unwrap();
+    assert_eq!(res.headers()["retry-after"], "1");
+    problem_of(res, 503, "request_timeout").await;
+}
+
+/// Readiness is 503 while the database is down; liveness never looks at it.
+pub async fn readiness_fails_while_postgres_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = std::collections::HashMap::new();
+    for (k, v) in [
+        ("RAMPART_DATABASE_URL", "postgres://postgres@127.0.0.1:1/down"),
+        ("RAMPART_LISTEN", "127.0.0.1:0"),
+        ("RAMPART_OPS_LISTEN", "127.0.0.1:0"),
+        ("RAMPART_SECRET_KEY", TEST_SECRET),
+        ("RAMPART_DATA_DIR", dir.path().to_str().unwrap()),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    rampart::app::install_crypto_provider();
+    let config = rampart::config::Config::from_map(env).unwrap();
+    let app = rampart::app::App::build(config, Default::default()).await.unwrap();
+    let addr = app.api_addr();
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move { app.run(t).await });
+    let c = client();
+    let res = c.get(format!("http://{addr}/health/ready")).send().await.unwrap();
+    let p = problem_of(res, 503, "service_unavailable").await;
+    assert!(!p.to_string().contains("127.0.0.1:1"), "no internal address leaks: {p}");
+    let res = c.get(format!("http://{addr}/health/live")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    token.cancel();
+}
+
+crate::plain_tests![
+    panics_and_timeouts_become_generic_problems,
+    readiness_fails_while_postgres_is_unreachable,
+];

@@ -1,0 +1,326 @@
+#![allow(dead_code)]
+//! Spawning the real application on port 0 against a fresh store, and talking to it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rampart::app::{App, AppState, ServeOptions};
+use rampart::config::Config;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var("RAMPART_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("RAMPART_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A shared secret so that several instances of one test read each other's tokens.
+pub const TEST_SECRET: &str = "test-secret-key-0123456789abcdef0123456789";
+
+/// A fresh database: a SQLite file in a temporary directory, or a new Postgres database that
+/// is dropped when this value is.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(store: Store) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match store {
+            Store::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.path().join("rampart.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Store::Postgres => {
+                let admin = postgres_url().expect("RAMPART_TEST_POSTGRES_URL");
+                let name = format!("rampart_t_{}", uuid::Uuid::now_v7().simple());
+                pg_admin(&admin, &format!("CREATE DATABASE \"{name}\"")).await;
+                TestDb {
+                    url: with_db_name(&admin, &name),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        if self.pg_name.is_some() {
+            Store::Postgres
+        } else {
+            Store::Sqlite
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let (Some(name), Some(admin)) = (self.pg_name.take(), postgres_url()) {
+            // Drop runs outside async; a short-lived runtime on its own thread does the work.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(pg_admin(
+                        &admin,
+                        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    ));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub fn with_db_name(admin: &str, name: &str) -> String {
+    let base = admin.split('?').next().unwrap_or(admin);
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let end = base[start..].find('/').map_or(base.len(), |i| start + i);
+    format!("{}/{name}", &base[..end])
+}
+
+pub async fn pg_admin(admin: &str, statement: &str) {
+    use sqlx::Connection as _;
+    let mut c = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to RAMPART_TEST_POSTGRES_URL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    let _ = c.close().await;
+}
+
+/// The base configuration of a test instance.
+pub fn base_env(db: &TestDb) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("RAMPART_DATABASE_URL", db.url.clone());
+    set("RAMPART_LISTEN", "127.0.0.1:0".into());
+    set("RAMPART_OPS_LISTEN", "127.0.0.1:0".into());
+    set("RAMPART_DATA_DIR", db.dir.path().display().to_string());
+    set("RAMPART_SECRET_KEY", TEST_SECRET.into());
+    set("RAMPART_WEBHOOK_ALLOW_PRIVATE", "true".into());
+    set("RAMPART_RETRY_BASE_DELAY", "100ms".into());
+    set("RAMPART_RETRY_MAX_DELAY", "1s".into());
+    set("RAMPART_SHUTDOWN_TIMEOUT", "5s".into());
+    set("RAMPART_PUBLIC_RATE_LIMIT", "100000/min".into());
+    set("RAMPART_LOGIN_RATE_LIMIT", "100000/min".into());
+    env
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub ops: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub env: HashMap<String, String>,
+    pub db: std::sync::Arc<TestDb>,
+    token: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app(store: Store) -> TestApp {
+    spawn_app_with(store, &[]).await
+}
+
+pub async fn spawn_app_with(store: Store, extra: &[(&str, &str)]) -> TestApp {
+    let db = std::sync::Arc::new(TestDb::new(store).await);
+    spawn_on(db, extra, ServeOptions::default()).await
+}
+
+/// Starts an instance on an existing test database (a second instance of the same
+/// deployment shares it).
+pub async fn spawn_on(
+    db: std::sync::Arc<TestDb>,
+    extra: &[(&str, &str)],
+    options: ServeOptions,
+) -> TestApp {
+    rampart::app::install_crypto_provider();
+    let mut env = base_env(&db);
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = Config::from_map(env.clone()).expect("test config");
+    let app = App::build(config, options).await.expect("app builds");
+    let addr = app.api_addr();
+    let ops = app.ops_addr();
+    let state = app.state().clone();
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let handle = tokio::spawn(async move {
+        app.run(t).await.expect("app runs");
+    });
+    TestApp {
+        addr,
+        ops,
+        client: client(),
+        state,
+        env,
+        db,
+        token,
+        handle: Some(handle),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    rampart::app::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.ops, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Stops the instance and waits for it to finish draining.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Reads a JSON body, asserting the status first (with the body in the failure message).
+pub async fn json_of(res: reqwest::Response, status: u16) -> Value {
+    let got = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = res.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({ct}): {text}"))
+}
+
+/// Asserts a problem response with `status` and `code`, returning the document.
+pub async fn problem_of(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let rid = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let p = json_of(res, status).await;
+    assert_eq!(ct, "application/problem+json", "{p}");
+    assert_eq!(p["code"], code, "{p}");
+    assert_eq!(p["status"], status, "{p}");
+    assert_eq!(p["request_id"], rid.as_str(), "{p}");
+    p
+}
+
+/// Polls `f` until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The path of the real binary, for tests that run it as a process.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rampart")
+}
+
+/// Runs the binary with `args`, only the given `RAMPART_*` variables, and optional stdin.
+/// Returns (exit code, stdout, stderr).
+pub async fn run_bin(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (i32, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAMPART_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn rampart");
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().unwrap();
+        si.write_all(input.as_bytes()).await.unwrap();
+        drop(si);
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("rampart finished in time")
+        .expect("rampart output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,97 @@
+//! The integration suite: one binary, every scenario run against a fresh SQLite file and, when
+//! `RAMPART_TEST_POSTGRES_URL` is set, against a fresh Postgres database too.
+//!
+//! A custom harness (libtest-mimic) so that the Postgres half shows up as `ignored` with a
+//! banner when no Postgres is configured, rather than silently passing.
+
+mod helpers;
+
+mod cli;
+mod conventions;
+
+use helpers::Store;
+use libtest_mimic::{Arguments, Trial};
+
+/// A scenario runs once per store.
+pub type Scenario = fn(Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Declares scenarios: `scenarios![a, b]` turns `async fn a(store: Store)` into list entries.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        pub fn scenarios() -> Vec<(&'static str, $crate::Scenario)> {
+            vec![$((stringify!($name), |s| Box::pin($name(s)))),*]
+        }
+    };
+}
+
+/// Tests that do not depend on the store (CLI, config).
+pub type Plain = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+#[macro_export]
+macro_rules! plain_tests {
+    ($($name:ident),* $(,)?) => {
+        pub fn plain() -> Vec<(&'static str, $crate::Plain)> {
+            vec![$((stringify!($name), || Box::pin($name()))),*]
+        }
+    };
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // Most tests wait on the network, not the CPU: run more than the 2 cores at once.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(8);
+    }
+    let pg = helpers::postgres_url();
+    let mut trials = Vec::new();
+    let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
+        ("conventions", conventions::scenarios()),
+    ];
+    for (module, list) in groups {
+        for (name, f) in list {
+            trials.push(Trial::test(format!("sqlite::{module}::{name}"), move || {
+                runtime().block_on(f(Store::Sqlite));
+                Ok(())
+            }));
+            trials.push(
+                Trial::test(format!("postgres::{module}::{name}"), move || {
+                    if helpers::postgres_url().is_none() {
+                        return Err("RAMPART_TEST_POSTGRES_URL is not set".into());
+                    }
+                    runtime().block_on(f(Store::Postgres));
+                    Ok(())
+                })
+                .with_ignored_flag(pg.is_none()),
+            );
+        }
+    }
+    let plain: Vec<(&str, Vec<(&'static str, Plain)>)> =
+        vec![("cli", cli::plain()), ("conventions", conventions::plain())];
+    for (module, list) in plain {
+        for (name, f) in list {
+            trials.push(Trial::test(format!("{module}::{name}"), move || {
+                runtime().block_on(f());
+                Ok(())
+            }));
+        }
+    }
+    if pg.is_none() {
+        eprintln!();
+        eprintln!("=================================================================");
+        eprintln!(" NOTE: the Postgres suite did NOT run (shown as `ignored`).");
+        eprintln!(" Set RAMPART_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres");
+        eprintln!(" to run every scenario on Postgres as well (.ci/run does).");
+        eprintln!("=================================================================");
+        eprintln!();
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
