@@ -14,11 +14,21 @@ fn main() {
             .unwrap_or_default();
         files.retain(|p| p.extension().is_some_and(|e| e == "sql"));
         files.sort();
-        writeln!(out, "pub const {}: &[(&str, &str)] = &[", dialect.to_uppercase()).unwrap();
+        writeln!(
+            out,
+            "pub const {}: &[(&str, &str)] = &[",
+            dialect.to_uppercase()
+        )
+        .unwrap();
         for f in files {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             let abs = std::fs::canonicalize(&f).unwrap();
-            writeln!(out, "    ({name:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+            writeln!(
+                out,
+                "    ({name:?}, include_str!({:?})),",
+                abs.display().to_string()
+            )
+            .unwrap();
         }
         writeln!(out, "];").unwrap();
     }

@@ -11,19 +11,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
 use axum::middleware::{from_fn_with_state, map_request_with_state};
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::guard::{guard, GuardState};
+use crate::access::guard::{GuardState, guard};
 use crate::config::Config;
-use crate::http::middleware::{conventions, Conventions};
-use crate::http::routes::Route;
 use crate::http::ApiError;
-use crate::store::{migrate, ConnectOptions, Db, DbError};
+use crate::http::middleware::{Conventions, conventions};
+use crate::http::routes::Route;
+use crate::store::{ConnectOptions, Db, DbError, migrate};
 
 /// Everything a handler may reach. Cheap to clone.
 #[derive(Clone)]
@@ -114,7 +114,8 @@ async fn client_ip(
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let ip = crate::access::client_ip::resolve(peer, req.headers(), &state.config.trusted_proxies);
-    req.extensions_mut().insert(crate::access::client_ip::ClientIp(ip));
+    req.extensions_mut()
+        .insert(crate::access::client_ip::ClientIp(ip));
     req
 }
 
@@ -149,7 +150,12 @@ impl App {
             },
         )
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url.redacted()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config.database_url.redacted()
+            )
+        })?;
         let keys = crate::access::secrets::Keys::load(&config)?;
         let state = AppState(Arc::new(AppInner {
             config,
@@ -173,10 +179,17 @@ impl App {
 
         let api = TcpListener::bind(state.config.listen)
             .await
-            .with_context(|| format!("cannot listen on {} (RAMPART_LISTEN)", state.config.listen))?;
-        let ops = TcpListener::bind(state.config.ops_listen).await.with_context(|| {
-            format!("cannot listen on {} (RAMPART_OPS_LISTEN)", state.config.ops_listen)
-        })?;
+            .with_context(|| {
+                format!("cannot listen on {} (RAMPART_LISTEN)", state.config.listen)
+            })?;
+        let ops = TcpListener::bind(state.config.ops_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (RAMPART_OPS_LISTEN)",
+                    state.config.ops_listen
+                )
+            })?;
         Ok(App {
             state,
             api,
@@ -186,11 +199,15 @@ impl App {
     }
 
     pub fn api_addr(&self) -> SocketAddr {
-        self.api.local_addr().expect("bound listener has an address")
+        self.api
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn ops_addr(&self) -> SocketAddr {
-        self.ops.local_addr().expect("bound listener has an address")
+        self.ops
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -224,10 +241,10 @@ impl App {
             })
         };
 
-        let public = public_router(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let ops_router = crate::ops::router(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let public =
+            public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let ops_router =
+            crate::ops::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let s1 = stop.clone();
         let api_task = tokio::spawn(async move {
             axum::serve(api, public)
@@ -277,14 +294,14 @@ async fn prepare_database(state: &AppState) -> Result<(), StartError> {
             }
         }
         Err(migrate::MigrateError::Db(e @ DbError::Unavailable(_))) => {
-            return Err(StartError::Unavailable(e))
+            return Err(StartError::Unavailable(e));
         }
         Err(e) => return Err(StartError::Fatal(anyhow::anyhow!("{e}"))),
     }
     match state.keys.check_against_store(&state.db).await {
         Ok(()) => {}
         Err(crate::access::secrets::KeyCheckError::Db(e @ DbError::Unavailable(_))) => {
-            return Err(StartError::Unavailable(e))
+            return Err(StartError::Unavailable(e));
         }
         Err(e) => return Err(StartError::Fatal(anyhow::anyhow!("{e}"))),
     }

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::store::{migrate, ConnectOptions, Db};
+use crate::store::{ConnectOptions, Db, migrate};
 
 /// Opens the database and applies migrations, as `serve` does.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {

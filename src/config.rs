@@ -200,50 +200,173 @@ fn err(var: &str, message: impl Into<String>) -> ConfigError {
 
 /// Every variable this configuration reads, with its meaning (for `docs` and `--help`).
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("RAMPART_CONFIG", "optional TOML file with the same keys in lowercase without the prefix"),
-    ("RAMPART_DATABASE_URL", "sqlite://… (default sqlite://rampart-data/rampart.db) or postgres://…"),
-    ("RAMPART_REDIS_URL", "Redis for rate limits, quotas and key revocation fan-out (unset: in-process)"),
-    ("RAMPART_LISTEN", "public API address (default 127.0.0.1:8080)"),
-    ("RAMPART_OPS_LISTEN", "ops address for /metrics and /health/deep (default 127.0.0.1:9090)"),
-    ("RAMPART_BUILD_ID", "build id sent as x-build-id (default: compiled-in git sha)"),
-    ("RAMPART_TENANT_ID", "single-tenant deployment: the one org id allowed"),
-    ("RAMPART_SINGLE_TENANT_ENFORCE", "reject other orgs' identities (default true when RAMPART_TENANT_ID is set)"),
-    ("RAMPART_BILLING_ENFORCE", "subscription and tier gate (default true)"),
-    ("RAMPART_PUBLIC_RATE_LIMIT", "per-IP per-path limit on unauthenticated routes (default 60/min)"),
-    ("RAMPART_LOGIN_RATE_LIMIT", "login attempts per IP and per account (default 10/min)"),
-    ("RAMPART_TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is believed"),
-    ("RAMPART_WEBHOOK_ALLOW_PRIVATE", "allow webhook targets on private/loopback addresses (default false)"),
-    ("RAMPART_WEBHOOK_ALLOWED_TARGETS", "comma-separated CIDRs and host names opened despite the SSRF guard"),
-    ("RAMPART_WEBHOOK_TIMEOUT", "timeout of one delivery attempt (default 15s)"),
-    ("RAMPART_WEBHOOK_SECRET_OVERLAP", "how long a rotated-out webhook secret still signs (default 24h)"),
+    (
+        "RAMPART_CONFIG",
+        "optional TOML file with the same keys in lowercase without the prefix",
+    ),
+    (
+        "RAMPART_DATABASE_URL",
+        "sqlite://… (default sqlite://rampart-data/rampart.db) or postgres://…",
+    ),
+    (
+        "RAMPART_REDIS_URL",
+        "Redis for rate limits, quotas and key revocation fan-out (unset: in-process)",
+    ),
+    (
+        "RAMPART_LISTEN",
+        "public API address (default 127.0.0.1:8080)",
+    ),
+    (
+        "RAMPART_OPS_LISTEN",
+        "ops address for /metrics and /health/deep (default 127.0.0.1:9090)",
+    ),
+    (
+        "RAMPART_BUILD_ID",
+        "build id sent as x-build-id (default: compiled-in git sha)",
+    ),
+    (
+        "RAMPART_TENANT_ID",
+        "single-tenant deployment: the one org id allowed",
+    ),
+    (
+        "RAMPART_SINGLE_TENANT_ENFORCE",
+        "reject other orgs' identities (default true when RAMPART_TENANT_ID is set)",
+    ),
+    (
+        "RAMPART_BILLING_ENFORCE",
+        "subscription and tier gate (default true)",
+    ),
+    (
+        "RAMPART_PUBLIC_RATE_LIMIT",
+        "per-IP per-path limit on unauthenticated routes (default 60/min)",
+    ),
+    (
+        "RAMPART_LOGIN_RATE_LIMIT",
+        "login attempts per IP and per account (default 10/min)",
+    ),
+    (
+        "RAMPART_TRUSTED_PROXIES",
+        "comma-separated CIDRs whose X-Forwarded-For is believed",
+    ),
+    (
+        "RAMPART_WEBHOOK_ALLOW_PRIVATE",
+        "allow webhook targets on private/loopback addresses (default false)",
+    ),
+    (
+        "RAMPART_WEBHOOK_ALLOWED_TARGETS",
+        "comma-separated CIDRs and host names opened despite the SSRF guard",
+    ),
+    (
+        "RAMPART_WEBHOOK_TIMEOUT",
+        "timeout of one delivery attempt (default 15s)",
+    ),
+    (
+        "RAMPART_WEBHOOK_SECRET_OVERLAP",
+        "how long a rotated-out webhook secret still signs (default 24h)",
+    ),
     ("RAMPART_RETRY_BASE_DELAY", "first retry delay (default 5s)"),
     ("RAMPART_RETRY_MAX_DELAY", "retry delay cap (default 10h)"),
-    ("RAMPART_ENDPOINT_FAILURE_THRESHOLD", "exhausted deliveries in a row before an endpoint turns failed (default 3)"),
-    ("RAMPART_BILLING_WEBHOOK_SECRET", "Stripe-Signature secret for /v1/billing/events (unset: refuse all)"),
-    ("RAMPART_OPS_TOKEN", "bearer token required on the ops listener"),
-    ("RAMPART_OPS_WEBHOOK_URL", "where alerts are posted (signed), if set"),
-    ("RAMPART_SECRET_KEY", "encrypts webhook secrets, signs tokens (default: generated into the data dir)"),
-    ("RAMPART_DATA_DIR", "where generated files live (default: the SQLite file's directory, else rampart-data)"),
-    ("RAMPART_REQUEST_TIMEOUT", "per-request timeout (default 30s)"),
-    ("RAMPART_BODY_LIMIT", "request body limit in bytes (default 1048576)"),
-    ("RAMPART_SHUTDOWN_TIMEOUT", "how long in-flight work may finish on SIGTERM (default 30s)"),
-    ("RAMPART_LOG_FORMAT", "auto, json or text (default auto: JSON unless a terminal)"),
+    (
+        "RAMPART_ENDPOINT_FAILURE_THRESHOLD",
+        "exhausted deliveries in a row before an endpoint turns failed (default 3)",
+    ),
+    (
+        "RAMPART_BILLING_WEBHOOK_SECRET",
+        "Stripe-Signature secret for /v1/billing/events (unset: refuse all)",
+    ),
+    (
+        "RAMPART_OPS_TOKEN",
+        "bearer token required on the ops listener",
+    ),
+    (
+        "RAMPART_OPS_WEBHOOK_URL",
+        "where alerts are posted (signed), if set",
+    ),
+    (
+        "RAMPART_SECRET_KEY",
+        "encrypts webhook secrets, signs tokens (default: generated into the data dir)",
+    ),
+    (
+        "RAMPART_DATA_DIR",
+        "where generated files live (default: the SQLite file's directory, else rampart-data)",
+    ),
+    (
+        "RAMPART_REQUEST_TIMEOUT",
+        "per-request timeout (default 30s)",
+    ),
+    (
+        "RAMPART_BODY_LIMIT",
+        "request body limit in bytes (default 1048576)",
+    ),
+    (
+        "RAMPART_SHUTDOWN_TIMEOUT",
+        "how long in-flight work may finish on SIGTERM (default 30s)",
+    ),
+    (
+        "RAMPART_LOG_FORMAT",
+        "auto, json or text (default auto: JSON unless a terminal)",
+    ),
     ("RAMPART_LOG", "log filter (default info)"),
-    ("RAMPART_HSTS", "send Strict-Transport-Security (set when served over TLS; default false)"),
-    ("RAMPART_DB_MAX_CONNECTIONS", "database pool size (default 10)"),
-    ("RAMPART_JOB_LEASE", "job lease; must exceed the webhook timeout (default 60s)"),
-    ("RAMPART_WORKER_CONCURRENCY", "jobs one worker runs at once (default 64)"),
-    ("RAMPART_ACCESS_TOKEN_TTL", "access token lifetime (default 15m)"),
-    ("RAMPART_REFRESH_TOKEN_TTL", "refresh token lifetime (default 30d)"),
-    ("RAMPART_IDEMPOTENCY_TTL", "how long idempotency records are kept (default 24h)"),
-    ("RAMPART_REDIS_TIMEOUT", "timeout of one Redis call before failing open (default 50ms)"),
-    ("RAMPART_ALERT_DLQ_SPIKE", "dead letters in 5 minutes that raise dlq_spike (default 10)"),
-    ("RAMPART_ALERT_QUEUE_BACKLOG", "due jobs waiting that raise queue_backlog (default 1000)"),
-    ("RAMPART_ALERT_WORKER_STALE", "heartbeat silence that raises worker_stale (default 30s)"),
-    ("RAMPART_RETENTION_DELIVERY_LOGS", "delivery log retention (default 30d)"),
-    ("RAMPART_RETENTION_DEAD_LETTERS", "resolved dead letter retention (default 30d)"),
-    ("RAMPART_EXPORT_LINK_TTL", "lifetime of an export download link (default 1h)"),
-    ("RAMPART_PUBLIC_BASE_URL", "external base URL used in links (default http://<listen>)"),
+    (
+        "RAMPART_HSTS",
+        "send Strict-Transport-Security (set when served over TLS; default false)",
+    ),
+    (
+        "RAMPART_DB_MAX_CONNECTIONS",
+        "database pool size (default 10)",
+    ),
+    (
+        "RAMPART_JOB_LEASE",
+        "job lease; must exceed the webhook timeout (default 60s)",
+    ),
+    (
+        "RAMPART_WORKER_CONCURRENCY",
+        "jobs one worker runs at once (default 64)",
+    ),
+    (
+        "RAMPART_ACCESS_TOKEN_TTL",
+        "access token lifetime (default 15m)",
+    ),
+    (
+        "RAMPART_REFRESH_TOKEN_TTL",
+        "refresh token lifetime (default 30d)",
+    ),
+    (
+        "RAMPART_IDEMPOTENCY_TTL",
+        "how long idempotency records are kept (default 24h)",
+    ),
+    (
+        "RAMPART_REDIS_TIMEOUT",
+        "timeout of one Redis call before failing open (default 50ms)",
+    ),
+    (
+        "RAMPART_ALERT_DLQ_SPIKE",
+        "dead letters in 5 minutes that raise dlq_spike (default 10)",
+    ),
+    (
+        "RAMPART_ALERT_QUEUE_BACKLOG",
+        "due jobs waiting that raise queue_backlog (default 1000)",
+    ),
+    (
+        "RAMPART_ALERT_WORKER_STALE",
+        "heartbeat silence that raises worker_stale (default 30s)",
+    ),
+    (
+        "RAMPART_RETENTION_DELIVERY_LOGS",
+        "delivery log retention (default 30d)",
+    ),
+    (
+        "RAMPART_RETENTION_DEAD_LETTERS",
+        "resolved dead letter retention (default 30d)",
+    ),
+    (
+        "RAMPART_EXPORT_LINK_TTL",
+        "lifetime of an export download link (default 1h)",
+    ),
+    (
+        "RAMPART_PUBLIC_BASE_URL",
+        "external base URL used in links (default http://<listen>)",
+    ),
 ];
 
 /// Where values come from: the environment first, then the TOML file.
@@ -315,7 +438,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => {
             return Err(format!(
                 "expected a duration such as 500ms, 5s, 10m, 2h or 1d; got {s:?}"
-            ))
+            ));
         }
     };
     Ok(Duration::from_millis(ms))
@@ -415,7 +538,11 @@ fn parse_http_url(s: &str) -> Result<String, String> {
 impl Config {
     /// Reads the process environment (and `RAMPART_CONFIG`, if set).
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_map(std::env::vars().filter(|(k, _)| k.starts_with("RAMPART_")).collect())
+        Self::from_map(
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with("RAMPART_"))
+                .collect(),
+        )
     }
 
     /// Reads from the given variables (tests pass their own).
@@ -425,7 +552,12 @@ impl Config {
             file: HashMap::new(),
             file_path: None,
         };
-        if let Some(path) = src.env.get("RAMPART_CONFIG").cloned().filter(|p| !p.is_empty()) {
+        if let Some(path) = src
+            .env
+            .get("RAMPART_CONFIG")
+            .cloned()
+            .filter(|p| !p.is_empty())
+        {
             src.file = read_toml(&path)?;
             src.file_path = Some(path);
         }
@@ -440,18 +572,26 @@ impl Config {
             if v.starts_with("redis://") || v.starts_with("rediss://") {
                 Ok(Url(v.to_owned()))
             } else {
-                Err(format!("expected redis://HOST:PORT; got {:?}", redact_url(v)))
+                Err(format!(
+                    "expected redis://HOST:PORT; got {:?}",
+                    redact_url(v)
+                ))
             }
         })?;
         let listen = s.parse("RAMPART_LISTEN", ([127, 0, 0, 1], 8080).into(), parse_addr)?;
-        let ops_listen = s.parse("RAMPART_OPS_LISTEN", ([127, 0, 0, 1], 9090).into(), parse_addr)?;
+        let ops_listen = s.parse(
+            "RAMPART_OPS_LISTEN",
+            ([127, 0, 0, 1], 9090).into(),
+            parse_addr,
+        )?;
         let build_id = s.parse(
             "RAMPART_BUILD_ID",
             env!("RAMPART_COMPILED_BUILD_ID").to_owned(),
             |v| {
                 if !v.is_empty()
                     && v.len() <= 64
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
                 {
                     Ok(v.to_owned())
                 } else {
@@ -466,8 +606,11 @@ impl Config {
                 Err(format!("expected an org id such as org_01…; got {v:?}"))
             }
         })?;
-        let single_tenant_enforce =
-            s.parse("RAMPART_SINGLE_TENANT_ENFORCE", tenant_id.is_some(), parse_bool)?;
+        let single_tenant_enforce = s.parse(
+            "RAMPART_SINGLE_TENANT_ENFORCE",
+            tenant_id.is_some(),
+            parse_bool,
+        )?;
         if single_tenant_enforce && tenant_id.is_none() {
             return Err(err(
                 "RAMPART_SINGLE_TENANT_ENFORCE",
@@ -495,22 +638,31 @@ impl Config {
         let webhook_allow_private = s.parse("RAMPART_WEBHOOK_ALLOW_PRIVATE", false, parse_bool)?;
         let webhook_allowed_targets =
             s.parse("RAMPART_WEBHOOK_ALLOWED_TARGETS", Vec::new(), parse_targets)?;
-        let webhook_timeout =
-            s.parse("RAMPART_WEBHOOK_TIMEOUT", Duration::from_secs(15), parse_duration)?;
+        let webhook_timeout = s.parse(
+            "RAMPART_WEBHOOK_TIMEOUT",
+            Duration::from_secs(15),
+            parse_duration,
+        )?;
         let webhook_secret_overlap = s.parse(
             "RAMPART_WEBHOOK_SECRET_OVERLAP",
             Duration::from_secs(24 * 3600),
             parse_duration,
         )?;
-        let retry_base_delay =
-            s.parse("RAMPART_RETRY_BASE_DELAY", Duration::from_secs(5), parse_duration)?;
+        let retry_base_delay = s.parse(
+            "RAMPART_RETRY_BASE_DELAY",
+            Duration::from_secs(5),
+            parse_duration,
+        )?;
         let retry_max_delay = s.parse(
             "RAMPART_RETRY_MAX_DELAY",
             Duration::from_secs(10 * 3600),
             parse_duration,
         )?;
         if retry_base_delay.is_zero() {
-            return Err(err(&s.origin("RAMPART_RETRY_BASE_DELAY"), "must be greater than 0"));
+            return Err(err(
+                &s.origin("RAMPART_RETRY_BASE_DELAY"),
+                "must be greater than 0",
+            ));
         }
         if retry_max_delay < retry_base_delay {
             return Err(err(
@@ -552,16 +704,22 @@ impl Config {
                 Ok(PathBuf::from(v))
             }
         })?;
-        let request_timeout =
-            s.parse("RAMPART_REQUEST_TIMEOUT", Duration::from_secs(30), parse_duration)?;
+        let request_timeout = s.parse(
+            "RAMPART_REQUEST_TIMEOUT",
+            Duration::from_secs(30),
+            parse_duration,
+        )?;
         let body_limit = s.parse("RAMPART_BODY_LIMIT", 1_048_576usize, |v| {
             v.parse::<usize>()
                 .ok()
                 .filter(|n| (1024..=64 * 1_048_576).contains(n))
                 .ok_or_else(|| format!("expected bytes in 1024..=67108864; got {v:?}"))
         })?;
-        let shutdown_timeout =
-            s.parse("RAMPART_SHUTDOWN_TIMEOUT", Duration::from_secs(30), parse_duration)?;
+        let shutdown_timeout = s.parse(
+            "RAMPART_SHUTDOWN_TIMEOUT",
+            Duration::from_secs(30),
+            parse_duration,
+        )?;
         let log_format = s.parse("RAMPART_LOG_FORMAT", LogFormat::Auto, |v| match v {
             "auto" => Ok(LogFormat::Auto),
             "json" => Ok(LogFormat::Json),
@@ -588,8 +746,11 @@ impl Config {
         }
         let worker_concurrency =
             s.parse("RAMPART_WORKER_CONCURRENCY", 64, |v| parse_u32(v, 1, 4096))?;
-        let access_token_ttl =
-            s.parse("RAMPART_ACCESS_TOKEN_TTL", Duration::from_secs(900), parse_duration)?;
+        let access_token_ttl = s.parse(
+            "RAMPART_ACCESS_TOKEN_TTL",
+            Duration::from_secs(900),
+            parse_duration,
+        )?;
         let refresh_token_ttl = s.parse(
             "RAMPART_REFRESH_TOKEN_TTL",
             Duration::from_secs(30 * 86_400),
@@ -600,12 +761,18 @@ impl Config {
             Duration::from_secs(86_400),
             parse_duration,
         )?;
-        let redis_timeout =
-            s.parse("RAMPART_REDIS_TIMEOUT", Duration::from_millis(50), parse_duration)?;
+        let redis_timeout = s.parse(
+            "RAMPART_REDIS_TIMEOUT",
+            Duration::from_millis(50),
+            parse_duration,
+        )?;
         let alert_dlq_spike = s.parse("RAMPART_ALERT_DLQ_SPIKE", 10, parse_u64)?;
         let alert_queue_backlog = s.parse("RAMPART_ALERT_QUEUE_BACKLOG", 1000, parse_u64)?;
-        let alert_worker_stale =
-            s.parse("RAMPART_ALERT_WORKER_STALE", Duration::from_secs(30), parse_duration)?;
+        let alert_worker_stale = s.parse(
+            "RAMPART_ALERT_WORKER_STALE",
+            Duration::from_secs(30),
+            parse_duration,
+        )?;
         let retention_delivery_logs = s.parse(
             "RAMPART_RETENTION_DELIVERY_LOGS",
             Duration::from_secs(30 * 86_400),
@@ -616,13 +783,19 @@ impl Config {
             Duration::from_secs(30 * 86_400),
             parse_duration,
         )?;
-        let export_link_ttl =
-            s.parse("RAMPART_EXPORT_LINK_TTL", Duration::from_secs(3600), parse_duration)?;
+        let export_link_ttl = s.parse(
+            "RAMPART_EXPORT_LINK_TTL",
+            Duration::from_secs(3600),
+            parse_duration,
+        )?;
         let public_base_url = s.opt("RAMPART_PUBLIC_BASE_URL", parse_http_url)?;
 
         for (k, _) in src.env.iter() {
             if !VARIABLES.iter().any(|(v, _)| v == k) && !k.starts_with("RAMPART_TEST_") {
-                return Err(err(k, "unknown variable (a typo?); see `rampart serve --help`"));
+                return Err(err(
+                    k,
+                    "unknown variable (a typo?); see `rampart serve --help`",
+                ));
             }
         }
         for k in src.file.keys() {
@@ -693,8 +866,12 @@ impl Config {
 fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err("RAMPART_CONFIG", format!("cannot read {path}: {e}")))?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| err("RAMPART_CONFIG", format!("{path} is not valid TOML: {}", e.message())))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        err(
+            "RAMPART_CONFIG",
+            format!("{path} is not valid TOML: {}", e.message()),
+        )
+    })?;
     let mut out = HashMap::new();
     for (k, v) in table {
         let s = match v {
@@ -714,7 +891,7 @@ fn read_toml(path: &str) -> Result<HashMap<String, String>, ConfigError> {
                 return Err(err(
                     &format!("{k} (in {path})"),
                     format!("unsupported value {other:?}"),
-                ))
+                ));
             }
         };
         out.insert(k.to_ascii_lowercase(), s);
@@ -749,12 +926,28 @@ mod tests {
     fn bad_values_name_the_variable() {
         let e = cfg(&[("RAMPART_LISTEN", "nope")]).unwrap_err();
         assert_eq!(e.var, "RAMPART_LISTEN");
-        assert!(e.to_string().starts_with("RAMPART_LISTEN: expected host:port"));
-        assert_eq!(cfg(&[("RAMPART_RETRY_BASE_DELAY", "5 parsecs")]).unwrap_err().var, "RAMPART_RETRY_BASE_DELAY");
-        assert_eq!(cfg(&[("RAMPART_JOB_LEASE", "10s")]).unwrap_err().var, "RAMPART_JOB_LEASE");
-        assert_eq!(cfg(&[("RAMPART_LISTN", "x")]).unwrap_err().var, "RAMPART_LISTN");
+        assert!(
+            e.to_string()
+                .starts_with("RAMPART_LISTEN: expected host:port")
+        );
         assert_eq!(
-            cfg(&[("RAMPART_SINGLE_TENANT_ENFORCE", "true")]).unwrap_err().var,
+            cfg(&[("RAMPART_RETRY_BASE_DELAY", "5 parsecs")])
+                .unwrap_err()
+                .var,
+            "RAMPART_RETRY_BASE_DELAY"
+        );
+        assert_eq!(
+            cfg(&[("RAMPART_JOB_LEASE", "10s")]).unwrap_err().var,
+            "RAMPART_JOB_LEASE"
+        );
+        assert_eq!(
+            cfg(&[("RAMPART_LISTN", "x")]).unwrap_err().var,
+            "RAMPART_LISTN"
+        );
+        assert_eq!(
+            cfg(&[("RAMPART_SINGLE_TENANT_ENFORCE", "true")])
+                .unwrap_err()
+                .var,
             "RAMPART_SINGLE_TENANT_ENFORCE"
         );
     }
@@ -762,7 +955,10 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let c = cfg(&[
-            ("RAMPART_DATABASE_URL", "postgres://app:hunter2hunter2@db/rampart"),
+            (
+                "RAMPART_DATABASE_URL",
+                "postgres://app:hunter2hunter2@db/rampart",
+            ),
             ("RAMPART_OPS_TOKEN", "ops-token-0123456789"),
             ("RAMPART_SECRET_KEY", "k".repeat(40).as_str()),
         ])

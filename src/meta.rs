@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
@@ -73,18 +73,24 @@ pub async fn get_health_live() -> axum::Json<Health> {
 
 pub async fn get_health_ready(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
     if state.draining.load(Ordering::Acquire) {
-        return Err(ApiError::Unavailable("the instance is shutting down".into()));
+        return Err(ApiError::Unavailable(
+            "the instance is shutting down".into(),
+        ));
     }
     if let Err(e) = state.db.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
         return Err(ApiError::Unavailable("the database is unreachable".into()));
     }
     if !state.migrated.load(Ordering::Acquire) {
-        return Err(ApiError::Unavailable("migrations are not applied yet".into()));
+        return Err(ApiError::Unavailable(
+            "migrations are not applied yet".into(),
+        ));
     }
     match migrate::is_current(&state.db).await {
         Ok(true) => Ok(axum::Json(Health { status: "pass" })),
-        Ok(false) => Err(ApiError::Unavailable("migrations are not applied yet".into())),
+        Ok(false) => Err(ApiError::Unavailable(
+            "migrations are not applied yet".into(),
+        )),
         Err(_) => Err(ApiError::Unavailable("the database is unreachable".into())),
     }
 }

@@ -3,8 +3,8 @@
 
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{Config, LogFormat};
 

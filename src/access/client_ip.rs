@@ -11,7 +11,9 @@ use ipnet::IpNet;
 pub struct ClientIp(pub IpAddr);
 
 pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let peer = peer.map(canonical).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let peer = peer
+        .map(canonical)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;

@@ -195,7 +195,9 @@ impl Grants {
     }
 
     pub fn has_scope(&self, s: Scope) -> bool {
-        Permission::ALL.iter().any(|p| self.0 & Self::bit(s, *p) != 0)
+        Permission::ALL
+            .iter()
+            .any(|p| self.0 & Self::bit(s, *p) != 0)
     }
 
     pub fn allows(&self, s: Scope, p: Permission) -> bool {
@@ -253,7 +255,11 @@ mod tests {
             }
         }
         assert!(!Role::Developer.grants().has_scope(Scope::AuditLogs));
-        assert!(!Role::Viewer.grants().allows(Scope::Contacts, Permission::Write));
+        assert!(
+            !Role::Viewer
+                .grants()
+                .allows(Scope::Contacts, Permission::Write)
+        );
     }
 
     #[test]

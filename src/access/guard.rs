@@ -7,8 +7,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::http::routes::Profile;
 use crate::http::ApiError;
+use crate::http::routes::Profile;
 
 /// The guard's state: the app and the profile of the route it protects.
 #[derive(Clone)]

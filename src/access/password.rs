@@ -1,8 +1,8 @@
 //! Password hashing: argon2id with the crate's recommended parameters, off the async runtime.
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 
 /// Hashes `password` (PHC string). Runs on the blocking pool: a hash takes tens of ms.
 pub async fn hash(password: String) -> anyhow::Result<String> {

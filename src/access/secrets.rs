@@ -6,12 +6,12 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use ring::aead::{self, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
-use crate::store::{sql, Db, DbError};
+use crate::store::{Db, DbError, sql};
 
 /// Keys derived for one purpose each, so that one can never be replayed as another.
 pub struct Keys {
@@ -32,7 +32,9 @@ impl std::fmt::Debug for Keys {
 pub enum KeyCheckError {
     #[error("{0}")]
     Db(#[from] DbError),
-    #[error("RAMPART_SECRET_KEY: does not match the key this database was initialised with (tokens and webhook secrets written with it could not be read); restore the original key")]
+    #[error(
+        "RAMPART_SECRET_KEY: does not match the key this database was initialised with (tokens and webhook secrets written with it could not be read); restore the original key"
+    )]
     Mismatch,
 }
 
@@ -61,7 +63,10 @@ impl Keys {
     pub fn from_master(master: &[u8]) -> Keys {
         let enc = derive(master, "rampart/v1/encryption");
         Keys {
-            signing: hmac::Key::new(hmac::HMAC_SHA256, &derive(master, "rampart/v1/token-signing")),
+            signing: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &derive(master, "rampart/v1/token-signing"),
+            ),
             encryption: LessSafeKey::new(
                 UnboundKey::new(&CHACHA20_POLY1305, &enc).expect("32-byte key"),
             ),
@@ -131,7 +136,10 @@ impl Keys {
             .expect("encryption cannot fail for in-memory buffers");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
-        format!("v1.{}", base64::engine::general_purpose::STANDARD.encode(out))
+        format!(
+            "v1.{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
     }
 
     pub fn decrypt(&self, sealed: &str, context: &str) -> Option<Vec<u8>> {
@@ -170,7 +178,11 @@ fn read_or_create(path: &Path) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context as _;
     if let Ok(s) = std::fs::read_to_string(path) {
         let s = s.trim();
-        anyhow::ensure!(s.len() >= 32, "{} is too short to be a secret key", path.display());
+        anyhow::ensure!(
+            s.len() >= 32,
+            "{} is too short to be a secret key",
+            path.display()
+        );
         return Ok(s.as_bytes().to_vec());
     }
     if let Some(dir) = path.parent() {

@@ -106,9 +106,8 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             password_stdin: _,
             json,
         } => {
-            let role = Role::parse(&role).ok_or_else(|| {
-                usage("--role", "must be one of owner, admin, developer, viewer")
-            })?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| usage("--role", "must be one of owner, admin, developer, viewer"))?;
             let mut checks = crate::http::Checks::new();
             checks.email("email", &email);
             if !checks.is_empty() {
@@ -117,7 +116,8 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;
             let pw = line.trim_end_matches(['\n', '\r']).to_owned();
-            password::check_strength(&pw).map_err(|m| usage("--password-stdin", format!("the password {m}")))?;
+            password::check_strength(&pw)
+                .map_err(|m| usage("--password-stdin", format!("the password {m}")))?;
             let db = open(&config).await?;
             let org = existing_org(&db, &org).await?;
             let existing = users::by_email(&mut db.clone(), &email).await?;
@@ -132,11 +132,18 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
                 (None, None) => unreachable!("a hash is computed for new users"),
             };
             if users::role_in(&mut tx, &org, &user_id).await?.is_some() {
-                bail!("{} is already a member of {org}", users::normalise_email(&email));
+                bail!(
+                    "{} is already a member of {org}",
+                    users::normalise_email(&email)
+                );
             }
             users::add_membership(&mut tx, &org, &user_id, role).await?;
             tx.commit().await?;
-            let note = if created { "" } else { " (existing user added; password unchanged)" };
+            let note = if created {
+                ""
+            } else {
+                " (existing user added; password unchanged)"
+            };
             output(
                 json,
                 json!({ "id": user_id, "email": users::normalise_email(&email), "org_id": org, "role": role, "created": created }),
@@ -150,10 +157,13 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             json,
         } => {
             let status = SubStatus::parse(&status).ok_or_else(|| {
-                usage("--status", "must be one of active, trialing, past_due, canceled")
+                usage(
+                    "--status",
+                    "must be one of active, trialing, past_due, canceled",
+                )
             })?;
-            let tier = Tier::parse(&tier)
-                .ok_or_else(|| usage("--tier", "must be standard or full"))?;
+            let tier =
+                Tier::parse(&tier).ok_or_else(|| usage("--tier", "must be standard or full"))?;
             let db = open(&config).await?;
             let org = existing_org(&db, &org).await?;
             let mut tx = db.begin().await?;

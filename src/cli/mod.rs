@@ -88,7 +88,10 @@ pub fn main() -> ExitCode {
     };
     let server = matches!(cli.command, Command::Serve { .. } | Command::Worker);
     crate::telemetry::init(&config, server);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rampart: cannot start the async runtime: {e}");
@@ -125,11 +128,11 @@ async fn run(command: Command, config: Config) -> ExitCode {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
                 return config_error(ce);
             }
-            if let Some(k) = e.downcast_ref::<crate::access::secrets::KeyCheckError>() {
-                if matches!(k, crate::access::secrets::KeyCheckError::Mismatch) {
-                    eprintln!("{k}");
-                    return ExitCode::from(2);
-                }
+            if let Some(k @ crate::access::secrets::KeyCheckError::Mismatch) =
+                e.downcast_ref::<crate::access::secrets::KeyCheckError>()
+            {
+                eprintln!("{k}");
+                return ExitCode::from(2);
             }
             eprintln!("rampart: {e:#}");
             ExitCode::from(1)
@@ -138,14 +141,19 @@ async fn run(command: Command, config: Config) -> ExitCode {
 }
 
 fn routes(json: bool) -> ExitCode {
-    let routes: Vec<_> = crate::app::all_routes().iter().map(|r| r.describe()).collect();
+    let routes: Vec<_> = crate::app::all_routes()
+        .iter()
+        .map(|r| r.describe())
+        .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&routes).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&routes).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<7} {:<42} {:<14} {:<19} {:<7} {:<10} {:<9} {:<8} {}",
-        "METHOD", "PATH", "AUTH", "SCOPE", "PERM", "LIMIT", "IDEMP", "BILLING", "AUDIT"
+        "METHOD  PATH                                       AUTH           SCOPE               PERM    LIMIT      IDEMP     BILLING  AUDIT"
     );
     for r in routes {
         let p = &r.profile;

@@ -1,7 +1,7 @@
 //! `GET /docs`: a readable API reference rendered on the server from the OpenAPI document.
 //! No JavaScript and no external assets, so it works offline and under a strict CSP.
 
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 
 const STYLE: &str = "
@@ -41,7 +41,10 @@ fn schema_name(v: &Value) -> String {
 
 fn operation(method: &str, path: &str, op: &Value) -> Markup {
     let profile = &op["x-rampart-profile"];
-    let auth: Vec<&str> = profile["auth"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+    let auth: Vec<&str> = profile["auth"]
+        .as_array()
+        .map(|a| a.iter().map(s).collect())
+        .unwrap_or_default();
     html! {
         div.op id=(s(&op["operationId"])) {
             div { span.m.(method) { (method) } " " span.path { (path) } }
@@ -97,7 +100,10 @@ fn operation(method: &str, path: &str, op: &Value) -> Markup {
 }
 
 fn schema_table(name: &str, schema: &Value) -> Markup {
-    let required: Vec<&str> = schema["required"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|a| a.iter().map(s).collect())
+        .unwrap_or_default();
     html! {
         div.op id=(format!("schema-{name}")) {
             div.path { (name) }
@@ -123,13 +129,18 @@ fn schema_table(name: &str, schema: &Value) -> Markup {
 
 /// Renders the page; `nonce` authorises its one inline style block.
 pub fn render(doc: &Value, nonce: &str) -> String {
-    let mut by_tag: std::collections::BTreeMap<String, Vec<(String, String, Value)>> = Default::default();
+    let mut by_tag: std::collections::BTreeMap<String, Vec<(String, String, Value)>> =
+        Default::default();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, item) in paths {
             if let Some(ops) = item.as_object() {
                 for (method, op) in ops {
                     let tag = op["tags"][0].as_str().unwrap_or("meta").to_owned();
-                    by_tag.entry(tag).or_default().push((method.to_uppercase(), path.clone(), op.clone()));
+                    by_tag.entry(tag).or_default().push((
+                        method.to_uppercase(),
+                        path.clone(),
+                        op.clone(),
+                    ));
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! 500 bodies are generic; the cause is logged once here, inside the request's span, so the
 //! log line carries the request id while the client sees only that id.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -215,8 +215,10 @@ impl IntoResponse for ApiError {
         res.extensions_mut().insert(ErrorCode(self.code()));
         match &self {
             ApiError::TooManyRequests { retry_after_s, .. } => {
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s.max(&1)));
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(*retry_after_s.max(&1)),
+                );
             }
             ApiError::Unavailable(_) | ApiError::Timeout => {
                 res.headers_mut()
@@ -277,36 +279,144 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Every stable code, with its status, for the API reference.
 pub const CODES: &[(&str, u16, &str)] = &[
-    ("bad_request", 400, "the JSON, query or header could not be parsed"),
-    ("validation_failed", 422, "a field failed validation; see errors[]"),
+    (
+        "bad_request",
+        400,
+        "the JSON, query or header could not be parsed",
+    ),
+    (
+        "validation_failed",
+        422,
+        "a field failed validation; see errors[]",
+    ),
     ("payload_too_large", 413, "the body exceeds the size limit"),
-    ("unsupported_media_type", 415, "the body is not application/json"),
-    ("not_found", 404, "no such route or object (also another org's object)"),
-    ("method_not_allowed", 405, "the route does not accept this method"),
-    ("unauthenticated", 401, "no credentials, or an invalid or expired token"),
-    ("invalid_api_key", 401, "the API key is unknown or malformed"),
+    (
+        "unsupported_media_type",
+        415,
+        "the body is not application/json",
+    ),
+    (
+        "not_found",
+        404,
+        "no such route or object (also another org's object)",
+    ),
+    (
+        "method_not_allowed",
+        405,
+        "the route does not accept this method",
+    ),
+    (
+        "unauthenticated",
+        401,
+        "no credentials, or an invalid or expired token",
+    ),
+    (
+        "invalid_api_key",
+        401,
+        "the API key is unknown or malformed",
+    ),
     ("api_key_revoked", 401, "the API key was revoked"),
     ("api_key_expired", 401, "the API key has expired"),
-    ("tenant_mismatch", 403, "the identity belongs to another tenant than this deployment's"),
-    ("insufficient_scope", 403, "the credential lacks the route's scope"),
-    ("insufficient_permission", 403, "the credential lacks the route's permission"),
-    ("insufficient_role", 403, "the user's role is below what the route needs"),
-    ("forbidden", 403, "the credential kind may not use this route"),
-    ("subscription_inactive", 402, "the org's subscription is not active"),
-    ("tier_insufficient", 403, "the org's plan tier does not include this route"),
+    (
+        "tenant_mismatch",
+        403,
+        "the identity belongs to another tenant than this deployment's",
+    ),
+    (
+        "insufficient_scope",
+        403,
+        "the credential lacks the route's scope",
+    ),
+    (
+        "insufficient_permission",
+        403,
+        "the credential lacks the route's permission",
+    ),
+    (
+        "insufficient_role",
+        403,
+        "the user's role is below what the route needs",
+    ),
+    (
+        "forbidden",
+        403,
+        "the credential kind may not use this route",
+    ),
+    (
+        "subscription_inactive",
+        402,
+        "the org's subscription is not active",
+    ),
+    (
+        "tier_insufficient",
+        403,
+        "the org's plan tier does not include this route",
+    ),
     ("rate_limited", 429, "too many requests; see Retry-After"),
-    ("quota_exceeded", 429, "the period's quota is used up; see Retry-After"),
+    (
+        "quota_exceeded",
+        429,
+        "the period's quota is used up; see Retry-After",
+    ),
     ("conflict", 409, "the object conflicts with an existing one"),
-    ("idempotency_key_reused", 422, "the Idempotency-Key was used with another payload"),
-    ("idempotency_in_flight", 409, "a request with this Idempotency-Key is still running"),
-    ("idempotency_key_required", 400, "this route requires an Idempotency-Key header"),
-    ("send_at_not_in_future", 422, "send_at must be in the future"),
-    ("conversation_not_found", 422, "the conversation does not exist in this org"),
-    ("unsupported_target", 422, "the target cannot receive scheduled messages"),
-    ("not_cancelable", 409, "the object is no longer in a cancelable state"),
-    ("channel_not_configured", 422, "the org has no active channel endpoint"),
-    ("invalid_signature", 400, "the webhook signature did not verify"),
-    ("request_timeout", 503, "the request took longer than the server allows"),
-    ("service_unavailable", 503, "a dependency is unavailable; retry later"),
-    ("internal_error", 500, "an unexpected error; quote the request id"),
+    (
+        "idempotency_key_reused",
+        422,
+        "the Idempotency-Key was used with another payload",
+    ),
+    (
+        "idempotency_in_flight",
+        409,
+        "a request with this Idempotency-Key is still running",
+    ),
+    (
+        "idempotency_key_required",
+        400,
+        "this route requires an Idempotency-Key header",
+    ),
+    (
+        "send_at_not_in_future",
+        422,
+        "send_at must be in the future",
+    ),
+    (
+        "conversation_not_found",
+        422,
+        "the conversation does not exist in this org",
+    ),
+    (
+        "unsupported_target",
+        422,
+        "the target cannot receive scheduled messages",
+    ),
+    (
+        "not_cancelable",
+        409,
+        "the object is no longer in a cancelable state",
+    ),
+    (
+        "channel_not_configured",
+        422,
+        "the org has no active channel endpoint",
+    ),
+    (
+        "invalid_signature",
+        400,
+        "the webhook signature did not verify",
+    ),
+    (
+        "request_timeout",
+        503,
+        "the request took longer than the server allows",
+    ),
+    (
+        "service_unavailable",
+        503,
+        "a dependency is unavailable; retry later",
+    ),
+    (
+        "internal_error",
+        500,
+        "an unexpected error; quote the request id",
+    ),
 ];

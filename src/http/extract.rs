@@ -26,7 +26,12 @@ where
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as JSON with `Content-Type: application/json`".into(),
@@ -71,15 +76,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                         errors: vec![FieldError { field, message }],
                     }
                 }
-                _ => ApiError::bad_request(format!(
-                    "the body is not valid JSON: {}",
-                    inner
-                )),
+                _ => ApiError::bad_request(format!("the body is not valid JSON: {}", inner)),
             });
         }
     };
-    de.end()
-        .map_err(|_| ApiError::bad_request("the body has trailing characters after the JSON value"))?;
+    de.end().map_err(|_| {
+        ApiError::bad_request("the body has trailing characters after the JSON value")
+    })?;
     Ok(value)
 }
 

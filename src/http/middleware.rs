@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::middleware::Next;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::error::{code_for_status, problem, problem_response, ApiError, ErrorCode, IsProblem};
+use super::error::{ApiError, ErrorCode, IsProblem, code_for_status, problem, problem_response};
 use super::request_id::{self, RequestId};
 
 /// What the conventions middleware needs to know.
@@ -53,22 +53,25 @@ pub async fn conventions(
 
     let inner = AssertUnwindSafe(next.run(req)).catch_unwind();
     let timeout = c.timeout;
-    let mut res = request_id::scope(rid.clone(), async move {
-        match tokio::time::timeout(timeout, inner).await {
-            Ok(Ok(res)) => to_problem_if_bare(res),
-            Ok(Err(panic)) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(panic = %msg, "handler panicked");
-                axum::response::IntoResponse::into_response(ApiError::internal_msg(msg))
+    let mut res = request_id::scope(
+        rid.clone(),
+        async move {
+            match tokio::time::timeout(timeout, inner).await {
+                Ok(Ok(res)) => to_problem_if_bare(res),
+                Ok(Err(panic)) => {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(panic = %msg, "handler panicked");
+                    axum::response::IntoResponse::into_response(ApiError::internal_msg(msg))
+                }
+                Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout),
             }
-            Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout),
         }
-    }
-    .instrument(span.clone()))
+        .instrument(span.clone()),
+    )
     .await;
 
     let h = res.headers_mut();
@@ -121,7 +124,10 @@ fn security_headers(h: &mut axum::http::HeaderMap, hsts: bool) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // HTML pages set their own nonce-based policy; anything else gets the strictest one.
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::error::{Problem, CODES};
+use super::error::{CODES, Problem};
 use super::routes::{AuthKind, Billing, Idempotency, RateClass, Route};
 
 fn path_params(path: &str) -> Vec<&str> {
@@ -21,13 +21,19 @@ fn problem_ref() -> Value {
 
 fn error_responses(route: &Route) -> Vec<(u16, &'static str)> {
     let p = &route.profile;
-    let mut out = vec![(400, "The query, path or body could not be parsed (`bad_request`).")];
+    let mut out = vec![(
+        400,
+        "The query, path or body could not be parsed (`bad_request`).",
+    )];
     if !p.auth.is_empty() {
         out.push((401, "Missing or invalid credentials (`unauthenticated`, `invalid_api_key`, `api_key_revoked`, `api_key_expired`)."));
         out.push((403, "Refused by a guard (`tenant_mismatch`, `insufficient_scope`, `insufficient_permission`, `insufficient_role`, `tier_insufficient`)."));
     }
     if p.billing != Billing::None && !p.auth.is_empty() {
-        out.push((402, "The org's subscription is not active (`subscription_inactive`)."));
+        out.push((
+            402,
+            "The org's subscription is not active (`subscription_inactive`).",
+        ));
     }
     if path_params(route.path).iter().any(|_| true) || !p.auth.is_empty() {
         out.push((404, "No such object in this org (`not_found`)."));
@@ -36,16 +42,28 @@ fn error_responses(route: &Route) -> Vec<(u16, &'static str)> {
         out.push((409, "A request with this Idempotency-Key is still running (`idempotency_in_flight`), or a conflict."));
     }
     if route.docs.body.is_some() {
-        out.push((413, "The body exceeds the size limit (`payload_too_large`)."));
+        out.push((
+            413,
+            "The body exceeds the size limit (`payload_too_large`).",
+        ));
         out.push((415, "The body is not JSON (`unsupported_media_type`)."));
     }
     if route.docs.body.is_some() || p.idempotency != Idempotency::None {
-        out.push((422, "A field failed validation (`validation_failed` with `errors[]`, or a rule code)."));
+        out.push((
+            422,
+            "A field failed validation (`validation_failed` with `errors[]`, or a rule code).",
+        ));
     }
     if p.rate_limit != RateClass::None {
-        out.push((429, "Rate limit or quota reached (`rate_limited`, `quota_exceeded`); see `Retry-After`."));
+        out.push((
+            429,
+            "Rate limit or quota reached (`rate_limited`, `quota_exceeded`); see `Retry-After`.",
+        ));
     }
-    out.push((500, "Unexpected error (`internal_error`); quote the request id."));
+    out.push((
+        500,
+        "Unexpected error (`internal_error`); quote the request id.",
+    ));
     out.push((503, "A dependency is unavailable or the request timed out (`service_unavailable`, `request_timeout`)."));
     out
 }

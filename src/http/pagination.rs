@@ -35,7 +35,7 @@ impl PageQuery {
                 _ => {
                     return Err(ApiError::bad_request(format!(
                         "limit must be an integer from 1 to 100; got {s:?}"
-                    )))
+                    )));
                 }
             },
         };
@@ -100,7 +100,13 @@ mod tests {
 
     #[test]
     fn limits_and_cursors() {
-        let q = |l: &str| PageQuery { limit: Some(l.into()), cursor: None }.parse();
+        let q = |l: &str| {
+            PageQuery {
+                limit: Some(l.into()),
+                cursor: None,
+            }
+            .parse()
+        };
         assert_eq!(q("1").unwrap().limit, 1);
         assert_eq!(q("100").unwrap().limit, 100);
         for bad in ["0", "101", "-1", "ten", ""] {
@@ -108,8 +114,20 @@ mod tests {
             assert!(e.to_string().contains("from 1 to 100"), "{bad}");
         }
         let c = encode_cursor("con_01abc");
-        let p = PageQuery { limit: None, cursor: Some(c) }.parse().unwrap();
+        let p = PageQuery {
+            limit: None,
+            cursor: Some(c),
+        }
+        .parse()
+        .unwrap();
         assert_eq!(p.after.as_deref(), Some("con_01abc"));
-        assert!(PageQuery { limit: None, cursor: Some("garbage!".into()) }.parse().is_err());
+        assert!(
+            PageQuery {
+                limit: None,
+                cursor: Some("garbage!".into())
+            }
+            .parse()
+            .is_err()
+        );
     }
 }

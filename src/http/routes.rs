@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -194,8 +194,8 @@ fn schema_fn<T: utoipa::ToSchema + 'static>() -> SchemaFn {
             components.push((name, serde_json::to_value(s).unwrap_or(Value::Null)));
         }
         let name = T::name().to_string();
-        let schema = serde_json::to_value(<T as utoipa::PartialSchema>::schema())
-            .unwrap_or(Value::Null);
+        let schema =
+            serde_json::to_value(<T as utoipa::PartialSchema>::schema()).unwrap_or(Value::Null);
         components.push((name.clone(), schema));
         serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
     })
@@ -240,16 +240,28 @@ impl Route {
     pub fn get<H: Handler<T, AppState>, T: 'static>(p: &'static str, prof: Profile, h: H) -> Route {
         Route::new(Method::GET, p, prof, h)
     }
-    pub fn post<H: Handler<T, AppState>, T: 'static>(p: &'static str, prof: Profile, h: H) -> Route {
+    pub fn post<H: Handler<T, AppState>, T: 'static>(
+        p: &'static str,
+        prof: Profile,
+        h: H,
+    ) -> Route {
         Route::new(Method::POST, p, prof, h)
     }
     pub fn put<H: Handler<T, AppState>, T: 'static>(p: &'static str, prof: Profile, h: H) -> Route {
         Route::new(Method::PUT, p, prof, h)
     }
-    pub fn patch<H: Handler<T, AppState>, T: 'static>(p: &'static str, prof: Profile, h: H) -> Route {
+    pub fn patch<H: Handler<T, AppState>, T: 'static>(
+        p: &'static str,
+        prof: Profile,
+        h: H,
+    ) -> Route {
         Route::new(Method::PATCH, p, prof, h)
     }
-    pub fn delete<H: Handler<T, AppState>, T: 'static>(p: &'static str, prof: Profile, h: H) -> Route {
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(
+        p: &'static str,
+        prof: Profile,
+        h: H,
+    ) -> Route {
         Route::new(Method::DELETE, p, prof, h)
     }
 
@@ -279,8 +291,12 @@ impl Route {
         self.docs.ok_status = 200;
         self.docs.ok = Some(schema_fn::<T>());
         self.docs.list = true;
-        self.docs.params.push(("limit", "integer", "page size, 1..=100 (default 20)"));
-        self.docs.params.push(("cursor", "string", "next_cursor of the previous page"));
+        self.docs
+            .params
+            .push(("limit", "integer", "page size, 1..=100 (default 20)"));
+        self.docs
+            .params
+            .push(("cursor", "string", "next_cursor of the previous page"));
         self
     }
 

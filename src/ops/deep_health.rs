@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::clock;
@@ -43,7 +43,11 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Value>) {
         output: (!db_ok).then(|| "unreachable".to_owned()),
     });
     let alerts: Vec<Value> = Vec::new();
-    let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Pass);
+    let status = checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass);
     (status, checks, alerts)
 }
 
@@ -62,10 +66,13 @@ pub async fn get_health_deep(State(state): State<AppState>) -> Response {
         if let Some(o) = c.output {
             entry["output"] = json!(o);
         }
-        map.entry(c.key)
+        if let Some(a) = map
+            .entry(c.key)
             .or_insert_with(|| Value::Array(Vec::new()))
             .as_array_mut()
-            .map(|a| a.push(entry));
+        {
+            a.push(entry);
+        }
     }
     let body = json!({
         "status": status,

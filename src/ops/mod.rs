@@ -6,17 +6,17 @@ pub mod metrics;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
-use axum::middleware::{from_fn_with_state, Next};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::access::secrets::constant_time_eq;
 use crate::app::AppState;
-use crate::http::middleware::{conventions, Conventions};
 use crate::http::ApiError;
+use crate::http::middleware::{Conventions, conventions};
 
 pub fn router(state: AppState) -> Router {
     let conv = Arc::new(Conventions {
@@ -46,8 +46,11 @@ async fn require_ops_token(State(state): State<AppState>, req: Request, next: Ne
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            return ApiError::Unauthenticated("unauthenticated", "the ops token is missing or wrong".into())
-                .into_response();
+            return ApiError::Unauthenticated(
+                "unauthenticated",
+                "the ops token is missing or wrong".into(),
+            )
+            .into_response();
         }
     }
     next.run(req).await

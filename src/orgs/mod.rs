@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::ids::OrgId;
-use crate::store::{sql, DbResult, Exec};
+use crate::store::{DbResult, Exec, sql};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Org {
@@ -92,7 +92,15 @@ pub async fn create(
         .bind(now)
         .execute(ex)
         .await?;
-    set_subscription(ex, &id, SubStatus::Trialing, Tier::Standard, "default", None).await?;
+    set_subscription(
+        ex,
+        &id,
+        SubStatus::Trialing,
+        Tier::Standard,
+        "default",
+        None,
+    )
+    .await?;
     Ok(Org {
         id,
         name: name.to_owned(),
@@ -103,10 +111,11 @@ pub async fn create(
 }
 
 pub async fn get(ex: &mut impl Exec, id: &str) -> DbResult<Option<Org>> {
-    let row = sql("SELECT id, name, is_platform, parent_org_id, created_at FROM orgs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(ex)
-        .await?;
+    let row =
+        sql("SELECT id, name, is_platform, parent_org_id, created_at FROM orgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(ex)
+            .await?;
     row.map(|r| {
         Ok(Org {
             id: OrgId::from_trusted(r.get("id")?),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::{sql, Db, DbError, Dialect, Exec, Tx};
+use super::{Db, DbError, Dialect, Exec, Tx, sql};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -354,7 +354,11 @@ fn check_set(set: &MigrationSet, out: &mut Vec<Finding>) {
         if files.len() > 1 {
             out.push(finding(
                 FindingKind::Duplicate,
-                format!("{d}: version {v:04} appears {} times ({})", files.len(), files.join(", ")),
+                format!(
+                    "{d}: version {v:04} appears {} times ({})",
+                    files.len(),
+                    files.join(", ")
+                ),
             ));
         }
     }
@@ -376,8 +380,16 @@ fn check_set(set: &MigrationSet, out: &mut Vec<Finding>) {
 }
 
 fn check_parity(sqlite: &MigrationSet, postgres: &MigrationSet, out: &mut Vec<Finding>) {
-    let a: BTreeMap<i64, &str> = sqlite.migrations.iter().map(|m| (m.version, m.name.as_str())).collect();
-    let b: BTreeMap<i64, &str> = postgres.migrations.iter().map(|m| (m.version, m.name.as_str())).collect();
+    let a: BTreeMap<i64, &str> = sqlite
+        .migrations
+        .iter()
+        .map(|m| (m.version, m.name.as_str()))
+        .collect();
+    let b: BTreeMap<i64, &str> = postgres
+        .migrations
+        .iter()
+        .map(|m| (m.version, m.name.as_str()))
+        .collect();
     for (v, name) in &a {
         match b.get(v) {
             None => out.push(finding(
@@ -472,7 +484,10 @@ mod tests {
     fn gaps_duplicates_and_names_are_reported() {
         let mut out = Vec::new();
         check_set(
-            &set(Dialect::Sqlite, &["0001_a.sql", "0001_b.sql", "0004_c.sql", "x.sql"]),
+            &set(
+                Dialect::Sqlite,
+                &["0001_a.sql", "0001_b.sql", "0004_c.sql", "x.sql"],
+            ),
             &mut out,
         );
         let kinds: Vec<_> = out.iter().map(|f| f.kind).collect();

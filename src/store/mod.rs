@@ -189,9 +189,11 @@ impl Q {
     fn is_write(&self) -> bool {
         let t = self.text(Dialect::Sqlite).trim_start();
         let head: String = t.chars().take(7).collect::<String>().to_ascii_uppercase();
-        ["INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "WITH"]
-            .iter()
-            .any(|k| head.starts_with(k))
+        [
+            "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "WITH",
+        ]
+        .iter()
+        .any(|k| head.starts_with(k))
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {

@@ -3,7 +3,7 @@
 use crate::access::grants::Role;
 use crate::clock::now_ms;
 use crate::ids::{OrgId, UserId};
-use crate::store::{sql, DbResult, Exec};
+use crate::store::{DbResult, Exec, sql};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -46,7 +46,12 @@ pub async fn create(ex: &mut impl Exec, email: &str, password_hash: &str) -> DbR
     Ok(id)
 }
 
-pub async fn add_membership(ex: &mut impl Exec, org: &OrgId, user: &UserId, role: Role) -> DbResult<()> {
+pub async fn add_membership(
+    ex: &mut impl Exec,
+    org: &OrgId,
+    user: &UserId,
+    role: Role,
+) -> DbResult<()> {
     sql("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
         .bind(org)
         .bind(user)
@@ -69,10 +74,11 @@ pub async fn role_in(ex: &mut impl Exec, org: &OrgId, user: &UserId) -> DbResult
 
 /// Every org the user belongs to, oldest membership first.
 pub async fn memberships(ex: &mut impl Exec, user: &UserId) -> DbResult<Vec<(OrgId, Role)>> {
-    let rows = sql("SELECT org_id, role FROM memberships WHERE user_id = $1 ORDER BY created_at, org_id")
-        .bind(user)
-        .fetch_all(ex)
-        .await?;
+    let rows =
+        sql("SELECT org_id, role FROM memberships WHERE user_id = $1 ORDER BY created_at, org_id")
+            .bind(user)
+            .fetch_all(ex)
+            .await?;
     Ok(rows
         .iter()
         .filter_map(|r| {

@@ -55,7 +55,13 @@ async fn a_bad_variable_exits_2_naming_it() {
     }
     let (code, _, err) = run_bin(
         &["serve"],
-        &[("RAMPART_DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db"), ("RAMPART_LISTEN", "x")],
+        &[
+            (
+                "RAMPART_DATABASE_URL",
+                "postgres://u:hunter2@127.0.0.1:1/db",
+            ),
+            ("RAMPART_LISTEN", "x"),
+        ],
         None,
     )
     .await;
@@ -98,7 +104,12 @@ async fn migrate_verify_passes_on_a_fresh_database() {
     assert_eq!(report["ok"], true);
     // The migration files in the source tree are what the binary embeds.
     let (code, out, _) = run_bin(
-        &["migrate", "verify", "--migrations-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")],
+        &[
+            "migrate",
+            "verify",
+            "--migrations-dir",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
+        ],
         &as_refs(&env),
         None,
     )
@@ -120,7 +131,13 @@ fn migrations_dir(files: &[(&str, &str, &str)]) -> tempfile::TempDir {
 
 async fn verify_offline(dir: &tempfile::TempDir) -> (i32, String) {
     let (code, out, err) = run_bin(
-        &["migrate", "verify", "--offline", "--migrations-dir", dir.path().to_str().unwrap()],
+        &[
+            "migrate",
+            "verify",
+            "--offline",
+            "--migrations-dir",
+            dir.path().to_str().unwrap(),
+        ],
         &[],
         None,
     )
@@ -137,7 +154,10 @@ async fn migrate_verify_reports_a_gap_or_duplicate() {
     ]);
     let (code, out) = verify_offline(&gap).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("[gap]") && out.contains("0002 missing before 0003"), "{out}");
+    assert!(
+        out.contains("[gap]") && out.contains("0002 missing before 0003"),
+        "{out}"
+    );
 
     let dup = migrations_dir(&[
         ("sqlite", "0001_a.sql", "SELECT 1;"),
@@ -146,7 +166,10 @@ async fn migrate_verify_reports_a_gap_or_duplicate() {
     ]);
     let (code, out) = verify_offline(&dup).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("[duplicate]") && out.contains("0001_b.sql"), "{out}");
+    assert!(
+        out.contains("[duplicate]") && out.contains("0001_b.sql"),
+        "{out}"
+    );
 }
 
 async fn migrate_verify_reports_an_edited_migration() {
@@ -168,13 +191,21 @@ async fn migrate_verify_reports_an_edited_migration() {
         }
     }
     let (code, out, _) = run_bin(
-        &["migrate", "verify", "--migrations-dir", edited.path().to_str().unwrap()],
+        &[
+            "migrate",
+            "verify",
+            "--migrations-dir",
+            edited.path().to_str().unwrap(),
+        ],
         &as_refs(&env),
         None,
     )
     .await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("[edited]") && out.contains("0001_foundation.sql was edited"), "{out}");
+    assert!(
+        out.contains("[edited]") && out.contains("0001_foundation.sql was edited"),
+        "{out}"
+    );
 }
 
 async fn migrate_verify_reports_an_unknown_applied_version() {
@@ -183,9 +214,12 @@ async fn migrate_verify_reports_an_unknown_applied_version() {
     assert_eq!(run_bin(&["migrate"], &as_refs(&env), None).await.0, 0);
     {
         use sqlx::Connection as _;
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.path().join("r.db").display()))
-            .await
-            .unwrap();
+        let mut c = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("r.db").display()
+        ))
+        .await
+        .unwrap();
         sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'from_the_future', 'x', 0)")
             .execute(&mut c)
             .await
@@ -194,7 +228,10 @@ async fn migrate_verify_reports_an_unknown_applied_version() {
     }
     let (code, out, _) = run_bin(&["migrate", "verify"], &as_refs(&env), None).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("[unknown_applied]") && out.contains("9999"), "{out}");
+    assert!(
+        out.contains("[unknown_applied]") && out.contains("9999"),
+        "{out}"
+    );
     // And `serve` refuses to start on it.
     let mut serve_env = env.clone();
     serve_env.push(("RAMPART_LISTEN".into(), "127.0.0.1:0".into()));
@@ -215,8 +252,14 @@ async fn migrate_verify_reports_dialect_disagreement() {
     let (code, out) = verify_offline(&dir).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("[dialect_mismatch]"), "{out}");
-    assert!(out.contains("0002 is named b for sqlite but other for postgres"), "{out}");
-    assert!(out.contains("0003 (only_sqlite) exists for sqlite but not for postgres"), "{out}");
+    assert!(
+        out.contains("0002 is named b for sqlite but other for postgres"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0003 (only_sqlite) exists for sqlite but not for postgres"),
+        "{out}"
+    );
 }
 
 async fn routes_json_lists_every_route_with_a_profile() {
@@ -225,7 +268,15 @@ async fn routes_json_lists_every_route_with_a_profile() {
     let routes: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(routes.len(), rampart::app::all_routes().len());
     for r in &routes {
-        for k in ["auth", "scope", "permission", "rate_limit", "idempotency", "billing", "audit"] {
+        for k in [
+            "auth",
+            "scope",
+            "permission",
+            "rate_limit",
+            "idempotency",
+            "billing",
+            "audit",
+        ] {
             assert!(r["profile"].get(k).is_some(), "{r} lacks {k}");
         }
     }
@@ -237,17 +288,38 @@ async fn routes_json_lists_every_route_with_a_profile() {
 async fn admin_commands_print_json() {
     let dir = tempfile::tempdir().unwrap();
     let env = sqlite_env(&dir);
-    let (code, out, err) = run_bin(&["admin", "create-org", "--name", "Acme", "--json"], &as_refs(&env), None).await;
+    let (code, out, err) = run_bin(
+        &["admin", "create-org", "--name", "Acme", "--json"],
+        &as_refs(&env),
+        None,
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let org: serde_json::Value = serde_json::from_str(&out).unwrap();
     let id = org["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("org_"));
-    let (code, out, _) = run_bin(&["admin", "create-org", "--name", "Plain"], &as_refs(&env), None).await;
+    let (code, out, _) = run_bin(
+        &["admin", "create-org", "--name", "Plain"],
+        &as_refs(&env),
+        None,
+    )
+    .await;
     assert_eq!(code, 0);
     assert!(out.trim().starts_with("org_"));
 
     let (code, out, err) = run_bin(
-        &["admin", "create-user", "--org", &id, "--email", "Ada@Example.com", "--role", "admin", "--password-stdin", "--json"],
+        &[
+            "admin",
+            "create-user",
+            "--org",
+            &id,
+            "--email",
+            "Ada@Example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--json",
+        ],
         &as_refs(&env),
         Some("correct horse battery staple\n"),
     )
@@ -258,7 +330,17 @@ async fn admin_commands_print_json() {
     assert_eq!(user["role"], "admin");
 
     let (code, _, err) = run_bin(
-        &["admin", "create-user", "--org", &id, "--email", "b@example.com", "--role", "emperor", "--password-stdin"],
+        &[
+            "admin",
+            "create-user",
+            "--org",
+            &id,
+            "--email",
+            "b@example.com",
+            "--role",
+            "emperor",
+            "--password-stdin",
+        ],
         &as_refs(&env),
         Some("correct horse battery staple\n"),
     )
@@ -266,7 +348,17 @@ async fn admin_commands_print_json() {
     assert_eq!(code, 2);
     assert!(err.starts_with("--role:"), "{err}");
     let (code, _, err) = run_bin(
-        &["admin", "create-user", "--org", &id, "--email", "b@example.com", "--role", "viewer", "--password-stdin"],
+        &[
+            "admin",
+            "create-user",
+            "--org",
+            &id,
+            "--email",
+            "b@example.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
         &as_refs(&env),
         Some("short\n"),
     )
@@ -274,7 +366,17 @@ async fn admin_commands_print_json() {
     assert_eq!(code, 2, "{err}");
 
     let (code, out, err) = run_bin(
-        &["admin", "set-subscription", "--org", &id, "--status", "active", "--tier", "full", "--json"],
+        &[
+            "admin",
+            "set-subscription",
+            "--org",
+            &id,
+            "--status",
+            "active",
+            "--tier",
+            "full",
+            "--json",
+        ],
         &as_refs(&env),
         None,
     )
@@ -284,7 +386,16 @@ async fn admin_commands_print_json() {
     assert_eq!(sub["status"], "active");
     assert_eq!(sub["tier"], "full");
     let (code, _, err) = run_bin(
-        &["admin", "set-subscription", "--org", "org_00000000000000000000000000", "--status", "active", "--tier", "full"],
+        &[
+            "admin",
+            "set-subscription",
+            "--org",
+            "org_00000000000000000000000000",
+            "--status",
+            "active",
+            "--tier",
+            "full",
+        ],
         &as_refs(&env),
         None,
     )
@@ -318,10 +429,10 @@ pub async fn start_server(env: &[(String, String)]) -> (tokio::process::Child, S
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "rampart serving" {
-                    return v["api"].as_str().unwrap().to_owned();
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "rampart serving"
+            {
+                return v["api"].as_str().unwrap().to_owned();
             }
         }
         panic!("server exited before serving");
@@ -335,7 +446,10 @@ pub async fn start_server(env: &[(String, String)]) -> (tokio::process::Child, S
 
 pub fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -344,10 +458,23 @@ async fn serve_exits_0_on_sigterm() {
     let env = sqlite_env(&dir);
     let (mut child, addr) = start_server(&env).await;
     let c = client();
-    let res = c.get(format!("http://{addr}/health/ready")).send().await.unwrap();
+    let res = c
+        .get(format!("http://{addr}/health/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     sigterm(&child);
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(c.get(format!("http://{addr}/health/live")).send().await.is_err(), "no longer accepting");
+    assert!(
+        c.get(format!("http://{addr}/health/live"))
+            .send()
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
 }

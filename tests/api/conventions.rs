@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use rampart::http::middleware::{conventions, Conventions};
+use rampart::http::middleware::{Conventions, conventions};
 
 use crate::helpers::*;
 
@@ -56,8 +56,16 @@ async fn build_id_is_on_every_response_and_at_build_id_json(store: Store) {
     let body = json_of(res, 200).await;
     assert_eq!(body["build_id"], "build-42");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(app.get("/missing").await.headers()["x-build-id"], "build-42");
-    let ops = app.client.get(app.ops_url("/health/deep")).send().await.unwrap();
+    assert_eq!(
+        app.get("/missing").await.headers()["x-build-id"],
+        "build-42"
+    );
+    let ops = app
+        .client
+        .get(app.ops_url("/health/deep"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ops.headers()["x-build-id"], "build-42");
 }
 
@@ -82,17 +90,21 @@ async fn security_headers_are_on_json_problem_and_html_responses(store: Store) {
     assert_security_headers(app.get("/nope").await.headers());
     let html = app.get("/docs").await;
     assert_security_headers(html.headers());
-    assert!(html.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .contains("'nonce-"));
+    assert!(
+        html.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("'nonce-")
+    );
 
     let tls = spawn_app_with(store, &[("RAMPART_HSTS", "true")]).await;
     let res = tls.get("/health/live").await;
-    assert!(res.headers()["strict-transport-security"]
-        .to_str()
-        .unwrap()
-        .starts_with("max-age="));
+    assert!(
+        res.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
 }
 
 async fn unknown_routes_and_wrong_methods_are_problems(store: Store) {
@@ -100,7 +112,12 @@ async fn unknown_routes_and_wrong_methods_are_problems(store: Store) {
     let p = problem_of(app.get("/v1/nothing-here").await, 404, "not_found").await;
     assert_eq!(p["type"], "https://rampart.dev/problems/not_found");
     assert_eq!(p["title"], "Not Found");
-    let res = app.client.delete(app.url("/health/live")).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
     let allow = res.headers()["allow"].to_str().unwrap().to_owned();
     assert!(allow.contains("GET"), "{allow}");
     problem_of(res, 405, "method_not_allowed").await;
@@ -113,9 +130,19 @@ async fn openapi_document_lists_every_route_with_its_errors(store: Store) {
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     for r in rampart::app::all_routes() {
         let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
-        assert!(op.is_object(), "{} {} missing from the document", r.method, r.path);
+        assert!(
+            op.is_object(),
+            "{} {} missing from the document",
+            r.method,
+            r.path
+        );
         assert_eq!(op["operationId"], r.operation_id);
-        assert!(op["responses"]["500"].is_object(), "{} {}", r.method, r.path);
+        assert!(
+            op["responses"]["500"].is_object(),
+            "{} {}",
+            r.method,
+            r.path
+        );
         assert_eq!(
             op["x-rampart-profile"],
             serde_json::to_value(&r.profile).unwrap()
@@ -142,7 +169,10 @@ async fn docs_page_is_self_contained_with_a_nonce_csp(store: Store) {
     let app = spawn_app(store).await;
     let res = app.get("/docs").await;
     assert_eq!(res.status(), 200);
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let html = res.text().await.unwrap();
     let nonce = csp
         .split("'nonce-")
@@ -173,17 +203,32 @@ async fn ops_endpoints_are_not_on_the_public_listener(store: Store) {
     let app = spawn_app(store).await;
     problem_of(app.get("/metrics").await, 404, "not_found").await;
     problem_of(app.get("/health/deep").await, 404, "not_found").await;
-    let res = app.client.get(app.ops_url("/health/deep")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.ops_url("/health/deep"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["content-type"], "application/health+json");
     let body = json_of(res, 200).await;
     assert_eq!(body["status"], "pass");
-    let metrics = app.client.get(app.ops_url("/metrics")).send().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("rampart_http_requests_total"), "{text}");
 
     let guarded = spawn_app_with(store, &[("RAMPART_OPS_TOKEN", "ops-token-0123456789")]).await;
-    let res = guarded.client.get(guarded.ops_url("/metrics")).send().await.unwrap();
+    let res = guarded
+        .client
+        .get(guarded.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     problem_of(res, 401, "unauthenticated").await;
     let res = guarded
         .client
@@ -228,7 +273,10 @@ pub async fn panics_and_timeouts_become_generic_problems() {
     let res = c.get(format!("http://{addr}/panic")).send().await.unwrap();
     let p = problem_of(res, 500, "internal_error").await;
     let text = p.to_string();
-    assert!(!text.contains("passwd") && !text.contains("secret"), "{text}");
+    assert!(
+        !text.contains("passwd") && !text.contains("secret"),
+        "{text}"
+    );
     let res = c.get(format!("http://{addr}/slow")).send().await.unwrap();
     assert_eq!(res.headers()["retry-after"], "1");
     problem_of(res, 503, "request_timeout").await;
@@ -239,7 +287,10 @@ pub async fn readiness_fails_while_postgres_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = std::collections::HashMap::new();
     for (k, v) in [
-        ("RAMPART_DATABASE_URL", "postgres://postgres@127.0.0.1:1/down"),
+        (
+            "RAMPART_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/down",
+        ),
         ("RAMPART_LISTEN", "127.0.0.1:0"),
         ("RAMPART_OPS_LISTEN", "127.0.0.1:0"),
         ("RAMPART_SECRET_KEY", TEST_SECRET),
@@ -249,16 +300,29 @@ pub async fn readiness_fails_while_postgres_is_unreachable() {
     }
     rampart::app::install_crypto_provider();
     let config = rampart::config::Config::from_map(env).unwrap();
-    let app = rampart::app::App::build(config, Default::default()).await.unwrap();
+    let app = rampart::app::App::build(config, Default::default())
+        .await
+        .unwrap();
     let addr = app.api_addr();
     let token = tokio_util::sync::CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move { app.run(t).await });
     let c = client();
-    let res = c.get(format!("http://{addr}/health/ready")).send().await.unwrap();
+    let res = c
+        .get(format!("http://{addr}/health/ready"))
+        .send()
+        .await
+        .unwrap();
     let p = problem_of(res, 503, "service_unavailable").await;
-    assert!(!p.to_string().contains("127.0.0.1:1"), "no internal address leaks: {p}");
-    let res = c.get(format!("http://{addr}/health/live")).send().await.unwrap();
+    assert!(
+        !p.to_string().contains("127.0.0.1:1"),
+        "no internal address leaks: {p}"
+    );
+    let res = c
+        .get(format!("http://{addr}/health/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     token.cancel();
 }

@@ -202,7 +202,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -290,7 +294,11 @@ pub fn bin() -> &'static str {
 
 /// Runs the binary with `args`, only the given `RAMPART_*` variables, and optional stdin.
 /// Returns (exit code, stdout, stderr).
-pub async fn run_bin(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (i32, String, String) {
+pub async fn run_bin(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
     use tokio::io::AsyncWriteExt as _;
     let mut cmd = tokio::process::Command::new(bin());
     cmd.args(args);

@@ -53,15 +53,17 @@ fn main() {
     }
     let pg = helpers::postgres_url();
     let mut trials = Vec::new();
-    let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
-        ("conventions", conventions::scenarios()),
-    ];
+    let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
+        vec![("conventions", conventions::scenarios())];
     for (module, list) in groups {
         for (name, f) in list {
-            trials.push(Trial::test(format!("sqlite::{module}::{name}"), move || {
-                runtime().block_on(f(Store::Sqlite));
-                Ok(())
-            }));
+            trials.push(Trial::test(
+                format!("sqlite::{module}::{name}"),
+                move || {
+                    runtime().block_on(f(Store::Sqlite));
+                    Ok(())
+                },
+            ));
             trials.push(
                 Trial::test(format!("postgres::{module}::{name}"), move || {
                     if helpers::postgres_url().is_none() {
