@@ -33,6 +33,9 @@ pub struct AppInner {
     pub config: Config,
     pub db: Db,
     pub keys: crate::access::secrets::Keys,
+    pub key_cache: crate::access::api_keys::KeyCache,
+    pub plans: crate::traffic::billing::PlanCache,
+    pub limiter: crate::traffic::limits::Limiter,
     /// Set once migrations are applied (they may wait for a database that is still down).
     pub migrated: AtomicBool,
     /// Set when shutdown starts: `/health/ready` turns 503 so load balancers drain us.
@@ -60,12 +63,29 @@ impl AppState {
     pub fn is_ready(&self) -> bool {
         self.migrated.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
     }
+
+    /// A key was revoked or rotated: forget it here now, and on every other instance through
+    /// Redis (instances without the fan-out keep cache entries for at most a second).
+    pub async fn announce_key_change(&self, key_id: &str) {
+        self.key_cache.evict(key_id);
+        if let Some(r) = self.limiter.redis() {
+            r.publish(KEY_CHANNEL, key_id).await;
+        }
+    }
 }
+
+/// The Redis channel on which key revocations are announced.
+pub const KEY_CHANNEL: &str = "rampart:keys:changed";
 
 /// Every route of the public listener. The only source of routes: see [`Route`].
 pub fn all_routes() -> Vec<Route> {
     let mut r = Vec::new();
     r.extend(crate::meta::routes());
+    r.extend(crate::access::auth_routes::routes());
+    r.extend(crate::access::key_routes::routes());
+    r.extend(crate::audit::routes::routes());
+    r.extend(crate::traffic::billing_events::routes());
+    r.extend(crate::contacts::routes::routes());
     r
 }
 
@@ -157,10 +177,20 @@ impl App {
             )
         })?;
         let keys = crate::access::secrets::Keys::load(&config)?;
+        let redis = match &config.redis_url {
+            Some(u) => Some(
+                crate::traffic::redis_store::RedisStore::new(u.expose(), config.redis_timeout)
+                    .with_context(|| format!("invalid RAMPART_REDIS_URL {}", u.redacted()))?,
+            ),
+            None => None,
+        };
         let state = AppState(Arc::new(AppInner {
             config,
             db,
             keys,
+            key_cache: Default::default(),
+            plans: Default::default(),
+            limiter: crate::traffic::limits::Limiter::new(redis),
             migrated: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
@@ -231,6 +261,7 @@ impl App {
             "rampart serving"
         );
         let stop = state.shutdown.clone();
+        let background = spawn_background(&state);
         let bridge = {
             let stop = stop.clone();
             let state = state.clone();
@@ -274,10 +305,52 @@ impl App {
             tracing::warn!("shutdown timeout reached; abandoning remaining requests");
         }
         bridge.abort();
+        for t in background {
+            t.abort();
+        }
+        if let Err(e) = state.key_cache.flush_last_used(&state.db).await {
+            tracing::warn!(error = %e, "could not record key last use at shutdown");
+        }
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Housekeeping every instance runs: Redis connection and revocation fan-out, batched key
+/// last-use writes, limiter pruning.
+fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let stop = state.shutdown.clone();
+    if let Some(redis) = state.limiter.redis() {
+        tasks.push(tokio::spawn(redis.clone().maintain(stop.clone())));
+        let (s1, s2) = (state.clone(), state.clone());
+        tasks.push(tokio::spawn(redis.clone().subscribe(
+            KEY_CHANNEL,
+            move |healthy| {
+                // Whatever was announced while we were not listening is unknown: start over.
+                s1.key_cache.clear();
+                s1.key_cache.fanout_healthy.store(healthy, Ordering::Release);
+            },
+            move |key_id| s2.key_cache.evict(&key_id),
+            stop.clone(),
+        )));
+    }
+    let s = state.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = s.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = s.key_cache.flush_last_used(&s.db).await {
+                tracing::warn!(error = %e, "could not record key last use");
+            }
+            s.limiter.prune();
+        }
+    }));
+    tasks
 }
 
 enum StartError {

@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::macros::format_description;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -42,5 +43,6 @@ mod tests {
         assert_eq!(parse_rfc3339(&s), Some(ms));
         assert_eq!(parse_rfc3339("2025-11-24T17:00:00.123+01:00"), Some(ms));
         assert_eq!(parse_rfc3339("tomorrow"), None);
+        assert_eq!(rfc3339(1_764_000_000_000), "2025-11-24T16:00:00.000Z");
     }
 }

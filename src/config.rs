@@ -174,6 +174,10 @@ pub struct Config {
     pub retention_dead_letters: Duration,
     pub export_link_ttl: Duration,
     pub public_base_url: Option<String>,
+    pub plan_standard_rate_limit: Rate,
+    pub plan_full_rate_limit: Rate,
+    pub plan_standard_quota: Rate,
+    pub plan_full_quota: Rate,
 }
 
 /// A configuration error: the variable and what is wrong with it.
@@ -789,6 +793,14 @@ impl Config {
             parse_duration,
         )?;
         let public_base_url = s.opt("RAMPART_PUBLIC_BASE_URL", parse_http_url)?;
+        let plan_standard_rate_limit =
+            s.parse("RAMPART_PLAN_STANDARD_RATE_LIMIT", Rate::per_second(100), parse_rate)?;
+        let plan_full_rate_limit =
+            s.parse("RAMPART_PLAN_FULL_RATE_LIMIT", Rate::per_second(1000), parse_rate)?;
+        let day = |count| Rate { count, period_ms: 86_400_000 };
+        let plan_standard_quota =
+            s.parse("RAMPART_PLAN_STANDARD_QUOTA", day(1_000_000), parse_rate)?;
+        let plan_full_quota = s.parse("RAMPART_PLAN_FULL_QUOTA", day(100_000_000), parse_rate)?;
 
         for (k, _) in src.env.iter() {
             if !VARIABLES.iter().any(|(v, _)| v == k) && !k.starts_with("RAMPART_TEST_") {
@@ -852,6 +864,10 @@ impl Config {
             retention_dead_letters,
             export_link_ttl,
             public_base_url,
+            plan_standard_rate_limit,
+            plan_full_rate_limit,
+            plan_standard_quota,
+            plan_full_quota,
         })
     }
 

@@ -3,10 +3,13 @@
 
 pub mod access;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod cli_support;
 pub mod clock;
 pub mod config;
+pub mod contacts;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod jobs;
@@ -15,4 +18,6 @@ pub mod ops;
 pub mod orgs;
 pub mod store;
 pub mod telemetry;
+pub mod traffic;
 pub mod users;
+pub mod webhooks;

@@ -1,14 +1,33 @@
-//! The guard chain, driven by each route's [`Profile`].
+//! The guard chain, driven by each route's [`Profile`], in SPEC order:
+//! authenticate (401) → tenant (403 `tenant_mismatch`) → scope (403 `insufficient_scope`) →
+//! permission (403 `insufficient_permission`) → billing (402 / 403 `tier_insufficient`) →
+//! rate limits and quotas (429) → idempotency → handler. Validation happens in the handler's
+//! extractors. Every 401/403 on `/v1` is audited; repeated authentication failures from one
+//! address are throttled by the public limiter before they can flood the audit log.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 
+use super::api_keys::{looks_like_key, KeyRefusal};
+use super::client_ip::ClientIp;
+use super::grants::Role;
+use super::principal::{Actor, Environment, Principal, PrincipalKind};
+use super::tokens;
 use crate::app::AppState;
+use crate::audit::{self, Entry, Outcome, RequestMeta};
+use crate::http::routes::{AuthKind, Billing, Idempotency, Profile, RateClass};
 use crate::http::ApiError;
-use crate::http::routes::Profile;
+use crate::ids::{OrgId, UserId};
+use crate::traffic::billing::{plan_limits, rule};
+use crate::traffic::headers;
+use crate::traffic::idempotency::{self, Begin, Completed};
+use crate::traffic::limits::{Decision, Limit, LimitKind};
 
 /// The guard's state: the app and the profile of the route it protects.
 #[derive(Clone)]
@@ -17,10 +36,409 @@ pub struct GuardState {
     pub profile: Arc<Profile>,
 }
 
-pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Response {
-    if g.profile.is_public() {
-        return next.run(req).await;
+/// A refusal, with what the audit log needs to know about it.
+struct Refusal {
+    error: ApiError,
+    org: Option<OrgId>,
+    actor: Actor,
+}
+
+impl Refusal {
+    fn anonymous(error: ApiError) -> Refusal {
+        Refusal {
+            error,
+            org: None,
+            actor: Actor::Anonymous,
+        }
     }
-    let _ = &g.app;
-    ApiError::Unauthenticated("unauthenticated", "credentials are required".into()).into_response()
+}
+
+pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(String::new, |m| m.as_str().to_owned());
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
+    let ip_text = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+    let app = &g.app;
+    let profile = &g.profile;
+
+    if profile.is_public() {
+        let decision = if profile.rate_limit == RateClass::PublicIp {
+            let d = app
+                .limiter
+                .check(&[Limit {
+                    name: "ip",
+                    id: format!("ip:{route}:{ip_text}"),
+                    rate: app.config.public_rate_limit,
+                    kind: LimitKind::Rate,
+                }])
+                .await;
+            if let Some(r) = refusal_of(&d) {
+                return with_limit_headers(r.into_response(), &d);
+            }
+            Some(d)
+        } else {
+            None
+        };
+        let res = next.run(req).await;
+        return match decision {
+            Some(d) => with_limit_headers(res, &d),
+            None => res,
+        };
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let meta = RequestMeta::from_parts(&parts);
+    let principal = match authenticate(app, profile, &parts.headers).await {
+        Ok(p) => p,
+        Err(r) => {
+            // Failed credentials count against the address, so guessing is throttled and
+            // cannot flood the audit log.
+            let d = app
+                .limiter
+                .check(&[Limit {
+                    name: "ip",
+                    id: format!("authfail:{ip_text}"),
+                    rate: app.config.public_rate_limit,
+                    kind: LimitKind::Rate,
+                }])
+                .await;
+            if let Some(limited) = refusal_of(&d) {
+                return with_limit_headers(limited.into_response(), &d);
+            }
+            return deny(app, &meta, &route, r).await;
+        }
+    };
+    if let Err(r) = authorize(app, profile, &principal).await {
+        return deny(app, &meta, &route, r).await;
+    }
+
+    let decision = if profile.rate_limit == RateClass::Principal {
+        match limits_for(app, &principal).await {
+            Ok(limits) => {
+                let d = app.limiter.check(&limits).await;
+                if let Some(r) = refusal_of(&d) {
+                    metrics::counter!("rampart_guard_refusals_total", "code" => r.code()).increment(1);
+                    return with_limit_headers(r.into_response(), &d);
+                }
+                Some(d)
+            }
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
+    };
+    if let PrincipalKind::ApiKey { key_id } = &principal.kind {
+        app.key_cache.touch(key_id);
+    }
+    parts.extensions.insert(principal.clone());
+
+    let res = if profile.idempotency == Idempotency::None {
+        next.run(Request::from_parts(parts, body)).await
+    } else {
+        idempotent(app, profile, &principal, parts, body, next).await
+    };
+    match decision {
+        Some(d) => with_limit_headers(res, &d),
+        None => res,
+    }
+}
+
+fn refusal_of(d: &Decision) -> Option<ApiError> {
+    d.refusal().map(|o| {
+        let (code, what) = match o.kind {
+            LimitKind::Rate => ("rate_limited", "rate limit"),
+            LimitKind::Quota => ("quota_exceeded", "quota"),
+        };
+        ApiError::TooManyRequests {
+            code,
+            detail: format!(
+                "{what} \"{}\" of {} reached; retry in {} s",
+                o.name,
+                o.rate.render(),
+                o.retry_after_s
+            ),
+            retry_after_s: o.retry_after_s,
+        }
+    })
+}
+
+fn with_limit_headers(mut res: Response, d: &Decision) -> Response {
+    headers::apply(res.headers_mut(), d);
+    res
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn authenticate(app: &AppState, profile: &Profile, h: &HeaderMap) -> Result<Principal, Refusal> {
+    let Some(token) = bearer(h) else {
+        return Err(Refusal::anonymous(ApiError::Unauthenticated(
+            "unauthenticated",
+            "send `Authorization: Bearer <access token or API key>`".into(),
+        )));
+    };
+    if token.starts_with("rk_") {
+        if looks_like_key(token).is_none() {
+            return Err(Refusal::anonymous(ApiError::Unauthenticated(
+                "invalid_api_key",
+                "the API key is malformed".into(),
+            )));
+        }
+        let key = match app.key_cache.resolve(&app.db, token).await {
+            Ok(Ok(k)) => k,
+            Ok(Err(refusal)) => {
+                let (code, detail) = match refusal {
+                    KeyRefusal::Unknown => ("invalid_api_key", "the API key is not valid"),
+                    KeyRefusal::Revoked => ("api_key_revoked", "the API key was revoked"),
+                    KeyRefusal::Expired => ("api_key_expired", "the API key has expired"),
+                    KeyRefusal::Rotated => (
+                        "api_key_revoked",
+                        "this secret was replaced by a rotation; use the new one",
+                    ),
+                };
+                return Err(Refusal::anonymous(ApiError::Unauthenticated(code, detail.into())));
+            }
+            Err(e) => return Err(Refusal::anonymous(e.into())),
+        };
+        if !profile.auth.contains(&AuthKind::ApiKey) {
+            return Err(Refusal {
+                error: ApiError::Forbidden(
+                    "insufficient_scope",
+                    "this route is for logged-in users; API keys cannot call it".into(),
+                ),
+                org: Some(key.org_id.clone()),
+                actor: Actor::ApiKey(key.id.clone()),
+            });
+        }
+        return Ok(Principal {
+            org: key.org_id.clone(),
+            grants: key.grants(),
+            environment: key.environment,
+            rate_limit: key.rate_limit,
+            quota: key.quota,
+            kind: PrincipalKind::ApiKey { key_id: key.id },
+        });
+    }
+    let claims = tokens::verify(&app.keys, token).map_err(|e| {
+        Refusal::anonymous(ApiError::Unauthenticated(
+            "unauthenticated",
+            match e {
+                tokens::TokenError::Expired => "the access token has expired; refresh it".into(),
+                _ => "the access token is not valid".into(),
+            },
+        ))
+    })?;
+    let (Some(org), Some(user), Some(role)) = (
+        OrgId::parse(&claims.org),
+        UserId::parse(&claims.sub),
+        Role::parse(&claims.role),
+    ) else {
+        return Err(Refusal::anonymous(ApiError::Unauthenticated(
+            "unauthenticated",
+            "the access token is not valid".into(),
+        )));
+    };
+    if !profile.auth.contains(&AuthKind::User) {
+        return Err(Refusal {
+            error: ApiError::Forbidden(
+                "insufficient_scope",
+                "this route is for API keys; user tokens cannot call it".into(),
+            ),
+            org: Some(org),
+            actor: Actor::User(user.to_string()),
+        });
+    }
+    Ok(Principal {
+        org,
+        grants: role.grants(),
+        environment: Environment::Live,
+        rate_limit: None,
+        quota: None,
+        kind: PrincipalKind::User {
+            user_id: user,
+            role,
+        },
+    })
+}
+
+async fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Refusal> {
+    let refuse = |error: ApiError| Refusal {
+        error,
+        org: Some(p.org.clone()),
+        actor: p.actor(),
+    };
+    if app.config.single_tenant_enforce
+        && app.config.tenant_id.as_deref() != Some(p.org.as_str())
+    {
+        return Err(refuse(ApiError::Forbidden(
+            "tenant_mismatch",
+            "this deployment serves another tenant".into(),
+        )));
+    }
+    if let Some(scope) = profile.scope {
+        if !p.grants.has_scope(scope) {
+            return Err(refuse(ApiError::Forbidden(
+                "insufficient_scope",
+                format!("this route needs the {} scope", scope.as_str()),
+            )));
+        }
+        if let Some(perm) = profile.permission {
+            if !p.grants.allows(scope, perm) {
+                return Err(refuse(ApiError::Forbidden(
+                    "insufficient_permission",
+                    format!("this route needs {} permission on {}", perm.as_str(), scope.as_str()),
+                )));
+            }
+        }
+    }
+    if let (Some(min), Some(role)) = (profile.min_role, p.role()) {
+        if role < min {
+            return Err(refuse(ApiError::Forbidden(
+                "insufficient_role",
+                format!("this route needs the {} role or above", min.as_str()),
+            )));
+        }
+    }
+    if !profile.test_mode && !p.environment.is_live() {
+        return Err(refuse(ApiError::Forbidden(
+            "insufficient_scope",
+            "this route is not available to test-mode keys".into(),
+        )));
+    }
+    if profile.billing != Billing::None && app.config.billing_enforce {
+        let plan = app.plans.get(&app.db, &p.org).await.map_err(|e| refuse(e.into()))?;
+        if let Err(r) = rule(plan.subscription, profile.billing) {
+            return Err(refuse(r.into_api_error()));
+        }
+    }
+    Ok(())
+}
+
+async fn limits_for(app: &AppState, p: &Principal) -> Result<Vec<Limit>, ApiError> {
+    let plan = app.plans.get(&app.db, &p.org).await?;
+    let plan = plan_limits(&app.config, &plan);
+    let env = p.environment.as_str();
+    let mut limits = Vec::with_capacity(4);
+    if let (Some(r), PrincipalKind::ApiKey { key_id }) = (p.rate_limit, &p.kind) {
+        limits.push(Limit { name: "key", id: format!("key:{key_id}"), rate: r, kind: LimitKind::Rate });
+    }
+    limits.push(Limit {
+        name: "org",
+        id: format!("org:{}:{env}", p.org),
+        rate: plan.rate_limit,
+        kind: LimitKind::Rate,
+    });
+    if let (Some(q), PrincipalKind::ApiKey { key_id }) = (p.quota, &p.kind) {
+        limits.push(Limit { name: "key_quota", id: format!("keyq:{key_id}"), rate: q, kind: LimitKind::Quota });
+    }
+    limits.push(Limit {
+        name: "org_quota",
+        id: format!("orgq:{}:{env}", p.org),
+        rate: plan.quota,
+        kind: LimitKind::Quota,
+    });
+    Ok(limits)
+}
+
+async fn deny(app: &AppState, meta: &RequestMeta, route: &str, r: Refusal) -> Response {
+    let code = r.error.code();
+    metrics::counter!("rampart_guard_refusals_total", "code" => code).increment(1);
+    let status = r.error.status();
+    if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && route.starts_with("/v1") {
+        let action = if status == StatusCode::UNAUTHORIZED {
+            "auth.unauthenticated"
+        } else {
+            "auth.forbidden"
+        };
+        audit::record_alone(
+            &app.db,
+            meta,
+            Entry::new(r.org.as_ref(), r.actor.clone(), action)
+                .outcome(Outcome::Denied)
+                .details(json!({ "code": code, "route": route })),
+        )
+        .await;
+    }
+    r.error.into_response()
+}
+
+/// Runs the handler under an `Idempotency-Key` claim (see [`crate::traffic::idempotency`]).
+async fn idempotent(
+    app: &AppState,
+    profile: &Profile,
+    p: &Principal,
+    parts: axum::http::request::Parts,
+    body: Body,
+    next: Next,
+) -> Response {
+    let key = match parts.headers.get(&idempotency::HEADER) {
+        None if profile.idempotency == Idempotency::Required => {
+            return ApiError::Invalid(
+                "idempotency_key_required",
+                "this route requires an Idempotency-Key header".into(),
+            )
+            .into_response()
+        }
+        None => return next.run(Request::from_parts(parts, body)).await,
+        Some(v) => match idempotency::parse_key(v) {
+            Ok(k) => k,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let bytes = match axum::body::to_bytes(body, app.config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::PayloadTooLarge(app.config.body_limit).into_response(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let fp = idempotency::fingerprint(parts.method.as_str(), &path, &bytes);
+    let ttl = i64::try_from(app.config.idempotency_ttl.as_millis()).unwrap_or(86_400_000);
+    let lock = i64::try_from(app.config.request_timeout.as_millis()).unwrap_or(30_000) + 5_000;
+    let claim = match idempotency::begin(&app.db, &p.tenant(), &key, &fp, ttl, lock).await {
+        Ok(Begin::Claimed(c)) => c,
+        Ok(Begin::Replay { status, body }) => return idempotency::replay(status, body),
+        Ok(Begin::Reused) => {
+            return ApiError::Rule {
+                code: "idempotency_key_reused",
+                field: "Idempotency-Key",
+                detail: "this Idempotency-Key was used with a different request".into(),
+            }
+            .into_response()
+        }
+        Ok(Begin::InFlight) => {
+            return ApiError::Conflict(
+                "idempotency_in_flight",
+                "a request with this Idempotency-Key is still running; retry shortly".into(),
+            )
+            .into_response()
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut parts = parts;
+    parts.extensions.insert(claim.clone());
+    let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if res.extensions().get::<Completed>().is_some() {
+        return res;
+    }
+    if res.status().is_success() {
+        // A handler with nothing to commit: record its response now.
+        let (rparts, rbody) = res.into_parts();
+        let bytes = axum::body::to_bytes(rbody, usize::MAX).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Err(e) = idempotency::complete_detached(&app.db, &claim, rparts.status.as_u16(), &text).await {
+            tracing::warn!(error = %e, "could not record an idempotent response");
+        }
+        return Response::from_parts(rparts, Body::from(bytes));
+    }
+    if let Err(e) = idempotency::release(&app.db, &claim).await {
+        tracing::warn!(error = %e, "could not release an idempotency claim");
+    }
+    res
 }

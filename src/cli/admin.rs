@@ -7,7 +7,11 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::access::grants::Role;
+use crate::access::api_keys::{self, NewKey};
+use crate::access::grants::{self, Role};
+use crate::access::principal::{Actor, Environment};
+use crate::audit::{self, Entry, RequestMeta};
+use crate::config::Rate;
 use crate::access::password;
 use crate::config::{Config, ConfigError};
 use crate::ids::OrgId;
@@ -41,6 +45,34 @@ pub enum AdminAction {
         /// Read the password from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an API key and print `{id, key}` (the key is shown once).
+    CreateKey {
+        #[arg(long)]
+        org: String,
+        /// Comma-separated: messages, contacts, conversations, scheduled_messages, webhooks,
+        /// dead_letters, audit_logs, exports, gdpr.
+        #[arg(long)]
+        scopes: String,
+        /// Comma-separated: read, write, delete.
+        #[arg(long)]
+        permissions: String,
+        /// live (default) or test.
+        #[arg(long, default_value = "live")]
+        environment: String,
+        /// e.g. 10/s.
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// e.g. 10000/day.
+        #[arg(long)]
+        quota: Option<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// RFC 3339 expiry.
+        #[arg(long)]
+        expires_at: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -148,6 +180,73 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
                 json,
                 json!({ "id": user_id, "email": users::normalise_email(&email), "org_id": org, "role": role, "created": created }),
                 format!("{user_id}{note}"),
+            );
+        }
+        AdminAction::CreateKey {
+            org,
+            scopes,
+            permissions,
+            environment,
+            rate_limit,
+            quota,
+            name,
+            expires_at,
+            json,
+        } => {
+            let scopes = grants::parse_scopes(&scopes, true).map_err(|m| usage("--scopes", m))?;
+            let permissions =
+                grants::parse_permissions(&permissions).map_err(|m| usage("--permissions", m))?;
+            let environment = Environment::parse(&environment)
+                .ok_or_else(|| usage("--environment", "must be live or test"))?;
+            let parse_rate = |flag: &str, v: Option<String>| -> anyhow::Result<Option<Rate>> {
+                v.map(|s| {
+                    Rate::parse(&s).ok_or_else(|| usage(flag, format!("expected N/s, N/min, N/h or N/day; got {s:?}")))
+                })
+                .transpose()
+            };
+            let rate_limit = parse_rate("--rate-limit", rate_limit)?;
+            let quota = parse_rate("--quota", quota)?;
+            let expires_at = expires_at
+                .map(|e| {
+                    crate::clock::parse_rfc3339(&e)
+                        .filter(|t| *t > crate::clock::now_ms())
+                        .ok_or_else(|| usage("--expires-at", "must be a future RFC 3339 time"))
+                })
+                .transpose()?;
+            if name.trim().is_empty() || name.chars().count() > 100 {
+                return Err(usage("--name", "must be 1-100 characters"));
+            }
+            let db = open(&config).await?;
+            let org = existing_org(&db, &org).await?;
+            let mut tx = db.begin().await?;
+            let (key, secret) = api_keys::create(
+                &mut tx,
+                &org,
+                &NewKey {
+                    name,
+                    environment,
+                    scopes,
+                    permissions,
+                    rate_limit,
+                    quota,
+                    expires_at,
+                    created_by: Some("cli".into()),
+                },
+            )
+            .await?;
+            audit::record(
+                &mut tx,
+                &RequestMeta::system(),
+                Entry::new(Some(&org), Actor::Operator("cli".into()), "api_key.created")
+                    .target("api_key", &key.id)
+                    .details(json!({ "environment": key.environment, "scopes": key.scopes, "permissions": key.permissions })),
+            )
+            .await?;
+            tx.commit().await?;
+            output(
+                json,
+                json!({ "id": key.id, "key": secret, "org_id": org, "environment": key.environment, "scopes": key.scopes, "permissions": key.permissions }),
+                secret.clone(),
             );
         }
         AdminAction::SetSubscription {

@@ -4,6 +4,7 @@
 //! or configuration (one line on stderr naming the variable or flag).
 
 mod admin;
+mod audit;
 mod migrate;
 mod serve;
 
@@ -50,6 +51,22 @@ pub enum Command {
     Admin {
         #[command(subcommand)]
         action: admin::AdminAction,
+    },
+    /// The audit log's hash chains.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditAction {
+    /// Check every chain (or one org's); exit 1 naming the first edited, deleted or reordered entry.
+    Verify {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -120,6 +137,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 }),
         } => migrate::verify(config, migrations_dir, offline, json).await,
         Command::Admin { action } => admin::run(config, action).await,
+        Command::Audit {
+            action: AuditAction::Verify { org, json },
+        } => audit::verify(config, org, json).await,
         Command::Routes { .. } => unreachable!("handled before configuration"),
     };
     match result {

@@ -41,6 +41,9 @@ pub struct Problem {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A 400 with its own code (`idempotency_key_required`, `invalid_signature`).
+    #[error("{1}")]
+    Invalid(&'static str, String),
     #[error("{detail}")]
     Validation {
         detail: String,
@@ -113,7 +116,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Invalid(..) => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } | ApiError::Rule { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -132,6 +135,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid(code, _) => code,
             ApiError::Validation { .. } => "validation_failed",
             ApiError::Rule { code, .. } => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",

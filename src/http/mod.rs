@@ -11,6 +11,6 @@ pub mod routes;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult};
-pub use extract::{Json, Path, Query};
+pub use extract::{Json, OptionalJson, Path, Query};
 pub use routes::{Profile, Route};
 pub use validate::{Checks, Validate};

@@ -91,3 +91,36 @@ impl Checks {
 
 impl Validate for serde_json::Value {}
 impl Validate for () {}
+
+/// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`). Use with `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Checks a free-form JSON object: at most `max_keys` keys and `max_bytes` serialized.
+pub fn check_object(c: &mut Checks, field: &str, v: &serde_json::Map<String, serde_json::Value>, max_keys: usize, max_bytes: usize) {
+    if v.len() > max_keys {
+        c.fail(field, format!("must have at most {max_keys} keys"));
+    }
+    let size = serde_json::Value::Object(v.clone()).to_string().len();
+    if size > max_bytes {
+        c.fail(field, format!("must be at most {max_bytes} bytes as JSON (is {size})"));
+    }
+    if v.keys().any(|k| k.is_empty() || k.len() > 100) {
+        c.fail(field, "keys must be 1-100 characters");
+    }
+}
+
+/// A phone number: optional `+`, then 3-32 digits, spaces, dashes or parentheses.
+pub fn check_phone(c: &mut Checks, field: &str, v: &str) {
+    let body = v.strip_prefix('+').unwrap_or(v);
+    let ok = (3..=32).contains(&v.len())
+        && body.bytes().all(|b| b.is_ascii_digit() || b" -()".contains(&b))
+        && body.bytes().filter(u8::is_ascii_digit).count() >= 3;
+    c.check(ok, field, "must be a phone number such as +14155550123");
+}

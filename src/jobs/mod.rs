@@ -1,3 +1,4 @@
 //! Durable jobs in the application database.
 
+pub mod queue;
 pub mod runner;

@@ -380,16 +380,16 @@ impl Db {
     /// so that two writers never deadlock upgrading a read lock.
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Sqlite { write, .. } => Tx::sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::postgres(p.begin().await?),
         })
     }
 
     /// A read-only transaction that sees one consistent snapshot (backups, exports).
     pub async fn begin_snapshot(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { read, .. } => Tx::Sqlite(read.begin_with("BEGIN DEFERRED").await?),
-            Db::Postgres(p) => Tx::Postgres(
+            Db::Sqlite { read, .. } => Tx::sqlite(read.begin_with("BEGIN DEFERRED").await?),
+            Db::Postgres(p) => Tx::postgres(
                 p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
             ),
@@ -398,11 +398,11 @@ impl Db {
 
     /// Runs a multi-statement script (migrations) inside `tx`.
     pub async fn raw_script(tx: &mut Tx, script: &'static str) -> DbResult<()> {
-        match tx {
-            Tx::Sqlite(t) => {
+        match &mut tx.inner {
+            TxInner::Sqlite(t) => {
                 sqlx::raw_sql(script).execute(&mut **t).await?;
             }
-            Tx::Postgres(t) => {
+            TxInner::Postgres(t) => {
                 sqlx::raw_sql(script).execute(&mut **t).await?;
             }
         }
@@ -509,30 +509,58 @@ impl Exec for Db {
 }
 
 /// An open transaction on either store. Dropped without `commit` it rolls back.
-pub enum Tx {
+pub struct Tx {
+    inner: TxInner,
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+enum TxInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
+    fn sqlite(t: sqlx::Transaction<'static, Sqlite>) -> Tx {
+        Tx {
+            inner: TxInner::Sqlite(t),
+            after_commit: Vec::new(),
+        }
+    }
+
+    fn postgres(t: sqlx::Transaction<'static, Postgres>) -> Tx {
+        Tx {
+            inner: TxInner::Postgres(t),
+            after_commit: Vec::new(),
+        }
+    }
+
+    /// Runs `f` once the transaction has committed (never if it rolls back): wake-ups of
+    /// workers for the jobs it enqueued, cache evictions.
+    pub fn after_commit(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(f));
+    }
+
     pub async fn commit(self) -> DbResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        for f in self.after_commit {
+            f();
         }
         Ok(())
     }
 
     pub async fn rollback(self) -> DbResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await?,
-            Tx::Postgres(t) => t.rollback().await?,
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }
 
-    /// Runs `body` inside a savepoint: its writes are undone if it fails, the transaction
-    /// carries on either way. Lets one failing item of a batch leave the others intact.
+    /// Opens a savepoint: with [`Tx::rollback_to`] one failing item of a batch is undone while
+    /// the transaction carries on with the others.
     pub async fn savepoint(&mut self, name: &'static str) -> DbResult<()> {
         sql_built(format!("SAVEPOINT {name}")).execute(self).await?;
         Ok(())
@@ -555,22 +583,22 @@ impl Tx {
 
 impl Exec for Tx {
     fn dialect(&self) -> Dialect {
-        match self {
-            Tx::Sqlite(_) => Dialect::Sqlite,
-            Tx::Postgres(_) => Dialect::Postgres,
+        match self.inner {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
         }
     }
 
     async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
-        Ok(match self {
-            Tx::Sqlite(t) => q
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(t) => q
                 .sqlite()
                 .fetch_all(&mut **t)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Tx::Postgres(t) => q
+            TxInner::Postgres(t) => q
                 .postgres()
                 .fetch_all(&mut **t)
                 .await?
@@ -581,9 +609,9 @@ impl Exec for Tx {
     }
 
     async fn fetch_optional(&mut self, q: Q) -> DbResult<Option<Row>> {
-        Ok(match self {
-            Tx::Sqlite(t) => q.sqlite().fetch_optional(&mut **t).await?.map(Row::Sqlite),
-            Tx::Postgres(t) => q
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(t) => q.sqlite().fetch_optional(&mut **t).await?.map(Row::Sqlite),
+            TxInner::Postgres(t) => q
                 .postgres()
                 .fetch_optional(&mut **t)
                 .await?
@@ -592,9 +620,9 @@ impl Exec for Tx {
     }
 
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
-        Ok(match self {
-            Tx::Sqlite(t) => q.sqlite().execute(&mut **t).await?.rows_affected(),
-            Tx::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(t) => q.sqlite().execute(&mut **t).await?.rows_affected(),
+            TxInner::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
         })
     }
 }

@@ -1,0 +1,184 @@
+//! Access tokens: compact JWS (JWT) signed with HMAC-SHA256 under a key derived for this one
+//! purpose. The algorithm is pinned: the header must be exactly `HS256`/`JWT`, so `alg: none`
+//! and algorithm confusion are refused before any signature check. Issuer, audience, expiry
+//! and not-before are always checked. Refresh tokens are opaque random strings stored hashed.
+//!
+//! Written against RFC 7519/7515 directly rather than with a JWT crate: one algorithm, one key,
+//! ~100 lines, and no RSA/EC stack in the build (see docs/ARCHITECTURE.md).
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::secrets::Keys;
+use crate::clock::now_ms;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub const ISSUER: &str = "rampart";
+pub const AUDIENCE: &str = "rampart-api";
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+/// Clock skew tolerated on `nbf`/`iat` between instances.
+const LEEWAY_S: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    pub org: String,
+    pub role: String,
+    /// The refresh-token family this access token was issued from.
+    pub sid: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unsupported token algorithm")]
+    Algorithm,
+    #[error("bad signature")]
+    Signature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("wrong issuer or audience")]
+    Audience,
+}
+
+pub fn sign(keys: &Keys, claims: &Claims) -> String {
+    let header = B64.encode(HEADER);
+    let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let signing_input = format!("{header}.{payload}");
+    let sig = B64.encode(keys.sign(signing_input.as_bytes()));
+    format!("{signing_input}.{sig}")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    alg: String,
+    typ: Option<String>,
+}
+
+pub fn verify(keys: &Keys, token: &str) -> Result<Claims, TokenError> {
+    if token.len() > 4096 {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header: Header = B64
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Malformed)?;
+    if header.alg != "HS256" || header.typ.as_deref().is_some_and(|t| t != "JWT") {
+        return Err(TokenError::Algorithm);
+    }
+    let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    if !keys.verify(signing_input.as_bytes(), &sig) {
+        return Err(TokenError::Signature);
+    }
+    let claims: Claims = B64
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Malformed)?;
+    if claims.iss != ISSUER || claims.aud != AUDIENCE {
+        return Err(TokenError::Audience);
+    }
+    let now = now_ms() / 1000;
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf > now + LEEWAY_S || claims.iat > now + LEEWAY_S {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+/// A new opaque refresh token (`rt_` + 256 random bits) and its stored hash.
+pub fn new_refresh_token(keys: &Keys) -> (String, String) {
+    let raw: [u8; 32] = keys.random();
+    let token = format!("rt_{}", B64.encode(raw));
+    let hash = sha256_hex(&token);
+    (token, hash)
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::from_master(b"0123456789abcdef0123456789abcdef")
+    }
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = now_ms() / 1000;
+        Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: "usr_1".into(),
+            org: "org_1".into(),
+            role: "admin".into(),
+            sid: "fam".into(),
+            iat: now,
+            nbf: now,
+            exp: now + exp_in,
+            jti: "j".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = keys();
+        let t = sign(&k, &claims(60));
+        assert_eq!(verify(&k, &t).unwrap().sub, "usr_1");
+    }
+
+    #[test]
+    fn attacks_are_refused() {
+        let k = keys();
+        let good = sign(&k, &claims(60));
+        let parts: Vec<&str> = good.split('.').collect();
+        // alg: none with no signature.
+        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        assert_eq!(verify(&k, &none), Err(TokenError::Algorithm));
+        // Algorithm confusion: claim RS256.
+        let rs = format!("{}.{}.{}", B64.encode(r#"{"alg":"RS256","typ":"JWT"}"#), parts[1], parts[2]);
+        assert_eq!(verify(&k, &rs), Err(TokenError::Algorithm));
+        // Another key.
+        let other = Keys::from_master(b"fedcba9876543210fedcba9876543210");
+        assert_eq!(verify(&other, &good), Err(TokenError::Signature));
+        // Tampered claims.
+        let mut c = claims(60);
+        c.role = "owner".into();
+        let forged = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&c).unwrap()), parts[2]);
+        assert_eq!(verify(&k, &forged), Err(TokenError::Signature));
+        // Expired.
+        assert_eq!(verify(&k, &sign(&k, &claims(-1))), Err(TokenError::Expired));
+        // Wrong audience.
+        let mut c = claims(60);
+        c.aud = "someone-else".into();
+        assert_eq!(verify(&k, &sign(&k, &c)), Err(TokenError::Audience));
+        assert_eq!(verify(&k, "a.b"), Err(TokenError::Malformed));
+        assert_eq!(verify(&k, "a.b.c.d"), Err(TokenError::Malformed));
+    }
+}

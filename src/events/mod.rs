@@ -1,0 +1,97 @@
+//! Domain events, written in the transaction of the change that causes them (transactional
+//! outbox). Each becomes a webhook delivery job per subscribed endpoint in the same
+//! transaction, so no event can be lost between "saved" and "queued".
+
+use serde_json::{json, Value};
+
+use crate::access::principal::Tenant;
+use crate::clock::{now_ms, rfc3339};
+use crate::ids::new_id;
+use crate::store::{sql, DbResult, Tx};
+
+/// The event catalog (SPEC §6).
+pub const CATALOG: &[&str] = &[
+    "message.created",
+    "message.sent",
+    "message.failed",
+    "message.received",
+    "scheduled_message.dispatched",
+    "scheduled_message.failed",
+    "contact.created",
+    "contact.deleted",
+    "conversation.created",
+    "api_key.created",
+    "api_key.revoked",
+    "endpoint.failed",
+    "test.ping",
+];
+
+/// Whether `pattern` (an event type or a wildcard like `message.*` or `*`) names anything.
+pub fn is_valid_pattern(pattern: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(prefix) = pattern.strip_suffix(".*") {
+        return CATALOG.iter().any(|t| t.split('.').next() == Some(prefix));
+    }
+    CATALOG.contains(&pattern)
+}
+
+/// Whether `event_type` matches `pattern`.
+pub fn matches(pattern: &str, event_type: &str) -> bool {
+    pattern == "*"
+        || pattern == event_type
+        || pattern
+            .strip_suffix(".*")
+            .is_some_and(|p| event_type.split('.').next() == Some(p))
+}
+
+/// A stored event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub event_type: String,
+    /// The Standard Webhooks payload: `{type, timestamp, data}`.
+    pub payload: Value,
+}
+
+/// Records an event and queues its deliveries, inside `tx`.
+pub async fn emit(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
+    debug_assert!(CATALOG.contains(&event_type), "{event_type} is not in the catalog");
+    let id = new_id("evt");
+    let now = now_ms();
+    let payload = json!({ "type": event_type, "timestamp": rfc3339(now), "data": data });
+    sql("INSERT INTO events (id, org_id, environment, type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&id)
+        .bind(tenant.org())
+        .bind(tenant.env().as_str())
+        .bind(event_type)
+        .bind(payload.to_string())
+        .bind(now)
+        .execute(tx)
+        .await?;
+    let event = Event {
+        id,
+        event_type: event_type.to_owned(),
+        payload,
+    };
+    crate::webhooks::fanout::fan_out(tx, tenant, &event).await?;
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(is_valid_pattern("message.*"));
+        assert!(is_valid_pattern("contact.created"));
+        assert!(is_valid_pattern("*"));
+        assert!(!is_valid_pattern("nope.*"));
+        assert!(!is_valid_pattern("message.exploded"));
+        assert!(matches("message.*", "message.sent"));
+        assert!(!matches("message.*", "contact.created"));
+        assert!(matches("*", "test.ping"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The billing rule, in one place: the guard applies it to every gated route, and background
+//! work applies it again right before billable execution (a message queued while the plan was
+//! active is not sent after it lapsed).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Rate};
+use crate::http::routes::Billing;
+use crate::http::ApiError;
+use crate::ids::OrgId;
+use crate::orgs::{self, SubStatus, Subscription, Tier};
+use crate::store::{Db, DbResult};
+
+/// Why billable work is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Inactive,
+    TierInsufficient,
+}
+
+impl Refusal {
+    pub fn into_api_error(self) -> ApiError {
+        match self {
+            Refusal::Inactive => ApiError::PaymentRequired(
+                "the org's subscription is not active; update billing to continue".into(),
+            ),
+            Refusal::TierInsufficient => ApiError::Forbidden(
+                "tier_insufficient",
+                "this route needs the full tier".into(),
+            ),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Inactive => "subscription_inactive",
+            Refusal::TierInsufficient => "tier_insufficient",
+        }
+    }
+}
+
+/// The rule itself. No subscription at all counts as inactive.
+pub fn rule(sub: Option<Subscription>, need: Billing) -> Result<(), Refusal> {
+    if need == Billing::None {
+        return Ok(());
+    }
+    let Some(sub) = sub else {
+        return Err(Refusal::Inactive);
+    };
+    if !matches!(sub.status, SubStatus::Active | SubStatus::Trialing) {
+        return Err(Refusal::Inactive);
+    }
+    if need == Billing::Full && sub.tier != Tier::Full {
+        return Err(Refusal::TierInsufficient);
+    }
+    Ok(())
+}
+
+/// The org's plan limits: its own overrides, else its tier's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanLimits {
+    pub rate_limit: Rate,
+    pub quota: Rate,
+}
+
+pub fn plan_limits(config: &Config, plan: &Plan) -> PlanLimits {
+    let (r, q) = match plan.subscription.map(|s| s.tier) {
+        Some(Tier::Full) => (config.plan_full_rate_limit, config.plan_full_quota),
+        _ => (config.plan_standard_rate_limit, config.plan_standard_quota),
+    };
+    PlanLimits {
+        rate_limit: plan.rate_limit.unwrap_or(r),
+        quota: plan.quota.unwrap_or(q),
+    }
+}
+
+/// What the guard needs to know about an org's plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plan {
+    pub subscription: Option<Subscription>,
+    pub rate_limit: Option<Rate>,
+    pub quota: Option<Rate>,
+}
+
+/// Plans cached for two seconds: a billing event takes effect everywhere within that.
+#[derive(Default)]
+pub struct PlanCache {
+    entries: Mutex<HashMap<OrgId, (Plan, Instant)>>,
+}
+
+const TTL: Duration = Duration::from_secs(2);
+
+impl PlanCache {
+    pub async fn get(&self, db: &Db, org: &OrgId) -> DbResult<Plan> {
+        if let Some((p, at)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(org)
+        {
+            if at.elapsed() < TTL {
+                return Ok(*p);
+            }
+        }
+        let plan = load(db, org).await?;
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(org.clone(), (plan, Instant::now()));
+        Ok(plan)
+    }
+
+    pub fn forget(&self, org: &OrgId) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(org);
+    }
+}
+
+async fn load(db: &Db, org: &OrgId) -> DbResult<Plan> {
+    let row = crate::store::sql("SELECT status, tier, rate_limit, quota FROM subscriptions WHERE org_id = $1")
+        .bind(org)
+        .fetch_optional(&mut db.clone())
+        .await?;
+    let Some(r) = row else {
+        return Ok(Plan::default());
+    };
+    let subscription = SubStatus::parse(&r.get::<String>("status")?)
+        .zip(Tier::parse(&r.get::<String>("tier")?))
+        .map(|(status, tier)| Subscription { status, tier });
+    Ok(Plan {
+        subscription,
+        rate_limit: r.get::<Option<String>>("rate_limit")?.and_then(|s| Rate::parse(&s)),
+        quota: r.get::<Option<String>>("quota")?.and_then(|s| Rate::parse(&s)),
+    })
+}
+
+/// The check background work makes right before billable execution (uncached).
+pub async fn assert_billable(db: &Db, config: &Config, org: &OrgId) -> DbResult<Result<(), Refusal>> {
+    if !config.billing_enforce {
+        return Ok(Ok(()));
+    }
+    let sub = orgs::subscription(&mut db.clone(), org).await?;
+    Ok(rule(sub, Billing::Standard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(status: SubStatus, tier: Tier) -> Option<Subscription> {
+        Some(Subscription { status, tier })
+    }
+
+    #[test]
+    fn the_rule() {
+        assert_eq!(rule(None, Billing::None), Ok(()));
+        assert_eq!(rule(None, Billing::Standard), Err(Refusal::Inactive));
+        assert_eq!(rule(sub(SubStatus::Trialing, Tier::Standard), Billing::Standard), Ok(()));
+        assert_eq!(rule(sub(SubStatus::PastDue, Tier::Full), Billing::Standard), Err(Refusal::Inactive));
+        assert_eq!(rule(sub(SubStatus::Canceled, Tier::Full), Billing::Full), Err(Refusal::Inactive));
+        assert_eq!(rule(sub(SubStatus::Active, Tier::Standard), Billing::Full), Err(Refusal::TierInsufficient));
+        assert_eq!(rule(sub(SubStatus::Active, Tier::Full), Billing::Full), Ok(()));
+    }
+}

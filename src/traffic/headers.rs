@@ -1,0 +1,71 @@
+//! The IETF httpapi RateLimit fields (draft-ietf-httpapi-ratelimit-headers), formatted in this
+//! one place because the draft is still moving:
+//!
+//! ```text
+//! RateLimit-Policy: "key";q=100;w=1, "quota";q=10000;w=86400
+//! RateLimit: "key";r=97;t=1
+//! ```
+//!
+//! `RateLimit` names the policy closest to refusing. `Retry-After` (seconds) accompanies a 429.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::limits::{Decision, Outcome};
+
+pub static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+fn window_s(o: &Outcome) -> u64 {
+    o.rate.period_ms.div_ceil(1000).max(1)
+}
+
+pub fn apply(headers: &mut HeaderMap, d: &Decision) {
+    if d.outcomes.is_empty() {
+        return;
+    }
+    let policy = d
+        .outcomes
+        .iter()
+        .map(|o| format!("\"{}\";q={};w={}", o.name, o.rate.count, window_s(o)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The refusing policy, else the one with the least headroom.
+    let closest = d.refusal().or_else(|| {
+        d.outcomes.iter().min_by(|a, b| {
+            let fa = a.remaining as f64 / f64::from(a.rate.count);
+            let fb = b.remaining as f64 / f64::from(b.rate.count);
+            fa.total_cmp(&fb)
+        })
+    });
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        headers.insert(POLICY.clone(), v);
+    }
+    if let Some(o) = closest {
+        let t = if o.allowed { o.reset_s } else { o.retry_after_s };
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{}\";r={};t={}", o.name, o.remaining, t)) {
+            headers.insert(RATELIMIT.clone(), v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rate;
+    use crate::traffic::limits::LimitKind;
+
+    #[test]
+    fn formats_policies_and_the_closest_limit() {
+        let d = Decision {
+            outcomes: vec![
+                Outcome { name: "key", kind: LimitKind::Rate, rate: Rate::per_second(10), allowed: true, remaining: 2, reset_s: 1, retry_after_s: 0 },
+                Outcome { name: "quota", kind: LimitKind::Quota, rate: Rate { count: 1000, period_ms: 86_400_000 }, allowed: true, remaining: 900, reset_s: 3600, retry_after_s: 0 },
+            ],
+            failed_open: false,
+        };
+        let mut h = HeaderMap::new();
+        apply(&mut h, &d);
+        assert_eq!(h["ratelimit-policy"], "\"key\";q=10;w=1, \"quota\";q=1000;w=86400");
+        assert_eq!(h["ratelimit"], "\"key\";r=2;t=1");
+    }
+}

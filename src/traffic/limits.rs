@@ -1,0 +1,313 @@
+//! Rate limits (GCRA) and quotas (fixed windows) behind one interface with two stores:
+//! in-process, and Redis (one Lua script per request evaluates every limit that applies,
+//! atomically, on Redis's clock). A request is admitted only if every limit admits it, and
+//! only an admitted request consumes anything.
+//!
+//! When Redis is slow or down, each call gives up after `RAMPART_REDIS_TIMEOUT` and a circuit
+//! breaker stops trying for a while: rate limits fall back to this instance's own limiter,
+//! quotas fail open (counted, logged, and reported as `quota_store_degraded`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::clock::now_ms;
+use crate::config::Rate;
+
+use super::redis_store::RedisStore;
+
+/// One limit to check: a GCRA rate or a fixed-window quota.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    /// Policy name shown in the RateLimit headers (`key`, `org`, `ip`, `quota`…).
+    pub name: &'static str,
+    /// What is limited, e.g. `key:key_01…` or `ip:/v1/auth/login:203.0.113.9`.
+    pub id: String,
+    pub rate: Rate,
+    pub kind: LimitKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Rate,
+    Quota,
+}
+
+/// The outcome of one limit.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub name: &'static str,
+    pub kind: LimitKind,
+    pub rate: Rate,
+    pub allowed: bool,
+    pub remaining: u64,
+    /// Seconds until the limit resets (quota window end, or GCRA back to full).
+    pub reset_s: u64,
+    /// On refusal: seconds until a retry can succeed.
+    pub retry_after_s: u64,
+}
+
+/// The outcome of a whole check.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub outcomes: Vec<Outcome>,
+    /// Quotas were not counted because their store was unavailable.
+    pub failed_open: bool,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.outcomes.iter().all(|o| o.allowed)
+    }
+
+    /// The first refusal, rate limits before quotas.
+    pub fn refusal(&self) -> Option<&Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| !o.allowed)
+            .min_by_key(|o| (o.kind == LimitKind::Quota) as u8)
+    }
+}
+
+/// GCRA arithmetic on microseconds: `tat` is the theoretical arrival time of the next request.
+/// Returns (allowed, new tat, remaining, reset_us, retry_after_us).
+pub fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (bool, i64, u64, i64, i64) {
+    let period = i64::try_from(rate.period_ms).unwrap_or(i64::MAX / 4_000) * 1000;
+    let t = (period / i64::from(rate.count)).max(1);
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat + t;
+    let allow_at = new_tat - period;
+    if now < allow_at {
+        let remaining = 0;
+        return (false, tat, remaining, tat - now, allow_at - now);
+    }
+    let remaining = ((period - (new_tat - now)) / t).max(0) as u64;
+    (true, new_tat, remaining, new_tat - now, 0)
+}
+
+fn ceil_s(us: i64) -> u64 {
+    (us.max(0) as u64).div_ceil(1_000_000)
+}
+
+/// The in-process store: GCRA arrival times and quota windows.
+#[derive(Default)]
+struct Local {
+    tats: HashMap<String, i64>,
+    windows: HashMap<String, (i64, u64)>,
+}
+
+impl Local {
+    fn check(&mut self, limits: &[Limit], now_ms: i64, count_quotas: bool) -> Vec<Outcome> {
+        let now_us = now_ms * 1000;
+        let mut out = Vec::with_capacity(limits.len());
+        let mut writes: Vec<(usize, i64)> = Vec::new();
+        for (i, l) in limits.iter().enumerate() {
+            match l.kind {
+                LimitKind::Rate => {
+                    let (ok, new_tat, remaining, reset, retry) =
+                        gcra(self.tats.get(&l.id).copied(), now_us, l.rate);
+                    if ok {
+                        writes.push((i, new_tat));
+                    }
+                    out.push(Outcome {
+                        name: l.name,
+                        kind: l.kind,
+                        rate: l.rate,
+                        allowed: ok,
+                        remaining,
+                        reset_s: ceil_s(reset),
+                        retry_after_s: ceil_s(retry).max(u64::from(!ok)),
+                    });
+                }
+                LimitKind::Quota => {
+                    let period = i64::try_from(l.rate.period_ms).unwrap_or(i64::MAX / 2);
+                    let window = now_ms - now_ms.rem_euclid(period);
+                    let used = match self.windows.get(&l.id) {
+                        Some((w, n)) if *w == window => *n,
+                        _ => 0,
+                    };
+                    let limit = u64::from(l.rate.count);
+                    let ok = !count_quotas || used < limit;
+                    let reset = (window + period - now_ms) * 1000;
+                    out.push(Outcome {
+                        name: l.name,
+                        kind: l.kind,
+                        rate: l.rate,
+                        allowed: ok,
+                        remaining: limit.saturating_sub(used + u64::from(ok)),
+                        reset_s: ceil_s(reset),
+                        retry_after_s: if ok { 0 } else { ceil_s(reset).max(1) },
+                    });
+                    if ok && count_quotas {
+                        writes.push((i, window));
+                    }
+                }
+            }
+        }
+        if out.iter().all(|o| o.allowed) {
+            for (i, v) in writes {
+                let l = &limits[i];
+                match l.kind {
+                    LimitKind::Rate => {
+                        self.tats.insert(l.id.clone(), v);
+                    }
+                    LimitKind::Quota => {
+                        let e = self.windows.entry(l.id.clone()).or_insert((v, 0));
+                        if e.0 != v {
+                            *e = (v, 0);
+                        }
+                        e.1 += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Forgets state that can no longer affect a decision.
+    fn prune(&mut self, now_ms: i64) {
+        let now_us = now_ms * 1000;
+        self.tats.retain(|_, tat| *tat > now_us);
+        self.windows.retain(|_, (w, _)| *w + 86_400_000 * 31 > now_ms);
+    }
+}
+
+/// Counters reported by `/metrics` and `/health/deep`.
+#[derive(Default)]
+pub struct LimitStats {
+    pub redis_fallbacks: AtomicU64,
+    pub quota_fail_opens: AtomicU64,
+    pub last_degraded_ms: AtomicI64,
+}
+
+/// The limiter every guard uses.
+pub struct Limiter {
+    local: Mutex<Local>,
+    redis: Option<Arc<RedisStore>>,
+    pub stats: LimitStats,
+}
+
+impl Limiter {
+    pub fn new(redis: Option<Arc<RedisStore>>) -> Limiter {
+        Limiter {
+            local: Mutex::new(Local::default()),
+            redis,
+            stats: LimitStats::default(),
+        }
+    }
+
+    pub fn redis(&self) -> Option<&Arc<RedisStore>> {
+        self.redis.as_ref()
+    }
+
+    /// Checks every limit at once; consumes only if all admit.
+    pub async fn check(&self, limits: &[Limit]) -> Decision {
+        if limits.is_empty() {
+            return Decision {
+                outcomes: Vec::new(),
+                failed_open: false,
+            };
+        }
+        if let Some(redis) = &self.redis {
+            match redis.check(limits).await {
+                Ok(outcomes) => {
+                    return Decision {
+                        outcomes,
+                        failed_open: false,
+                    }
+                }
+                Err(e) => {
+                    self.stats.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    self.stats.last_degraded_ms.store(now_ms(), Ordering::Relaxed);
+                    metrics::counter!("rampart_limiter_redis_fallback_total").increment(1);
+                    let has_quota = limits.iter().any(|l| l.kind == LimitKind::Quota);
+                    if has_quota {
+                        self.stats.quota_fail_opens.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("rampart_quota_fail_open_total").increment(1);
+                    }
+                    tracing::warn!(error = %e, quota_fail_open = has_quota, "limit store unavailable: rate limits local, quotas fail open");
+                    let outcomes = self.local_check(limits, false);
+                    return Decision {
+                        outcomes,
+                        failed_open: has_quota,
+                    };
+                }
+            }
+        }
+        Decision {
+            outcomes: self.local_check(limits, true),
+            failed_open: false,
+        }
+    }
+
+    fn local_check(&self, limits: &[Limit], count_quotas: bool) -> Vec<Outcome> {
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.check(limits, now_ms(), count_quotas)
+    }
+
+    pub fn prune(&self) {
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.prune(now_ms());
+    }
+
+    /// Whether the shared store was unavailable within the last `window_ms`.
+    pub fn degraded_within(&self, window_ms: i64) -> bool {
+        let last = self.stats.last_degraded_ms.load(Ordering::Relaxed);
+        (last > 0 && now_ms() - last < window_ms)
+            || self.redis.as_ref().is_some_and(|r| r.breaker_open())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim(kind: LimitKind, count: u32, period_ms: u64) -> Limit {
+        Limit {
+            name: "t",
+            id: "x".into(),
+            rate: Rate { count, period_ms },
+            kind,
+        }
+    }
+
+    #[test]
+    fn gcra_admits_a_burst_then_spaces_requests() {
+        let rate = Rate::per_second(5);
+        let mut tat = None;
+        let now = 1_000_000_000;
+        let mut admitted = 0;
+        for _ in 0..10 {
+            let (ok, t, ..) = gcra(tat, now, rate);
+            if ok {
+                admitted += 1;
+                tat = Some(t);
+            }
+        }
+        assert_eq!(admitted, 5);
+        // One emission interval (200 ms) later, exactly one more.
+        let (ok, t, ..) = gcra(tat, now + 200_000, rate);
+        assert!(ok);
+        let (ok, _, _, _, retry) = gcra(Some(t), now + 200_000, rate);
+        assert!(!ok);
+        assert!(retry > 0 && retry <= 200_000);
+    }
+
+    #[test]
+    fn quotas_count_admitted_requests_only() {
+        let mut l = Local::default();
+        let q = lim(LimitKind::Quota, 2, 86_400_000);
+        let r = Limit {
+            id: "r".into(),
+            ..lim(LimitKind::Rate, 1, 60_000)
+        };
+        let now = 1_700_000_000_000;
+        assert!(l.check(&[q.clone(), r.clone()], now, true).iter().all(|o| o.allowed));
+        // The rate limit refuses: the quota must not be consumed.
+        assert!(!l.check(&[q.clone(), r.clone()], now, true).iter().all(|o| o.allowed));
+        assert!(l.check(&[q.clone()], now, true).iter().all(|o| o.allowed));
+        let third = l.check(&[q], now, true);
+        assert!(!third[0].allowed);
+        assert!(third[0].retry_after_s > 0);
+    }
+}
