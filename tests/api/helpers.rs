@@ -332,3 +332,166 @@ pub async fn run_bin(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A tenant made for a test: an org with an admin user, and helpers to mint credentials.
+pub struct Org {
+    pub id: String,
+}
+
+impl TestApp {
+    /// Creates an org (trialing/standard, as `create-org` does) straight in the store.
+    pub async fn org(&self, name: &str) -> Org {
+        let mut tx = self.state.db.begin().await.unwrap();
+        let org = rampart::orgs::create(&mut tx, name, false, None).await.unwrap();
+        tx.commit().await.unwrap();
+        Org { id: org.id.to_string() }
+    }
+
+    pub async fn set_subscription(&self, org: &Org, status: &str, tier: &str) {
+        let mut tx = self.state.db.begin().await.unwrap();
+        rampart::orgs::set_subscription(
+            &mut tx,
+            &rampart::ids::OrgId::parse(&org.id).unwrap(),
+            rampart::orgs::SubStatus::parse(status).unwrap(),
+            rampart::orgs::Tier::parse(tier).unwrap(),
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        self.state.plans.forget(&rampart::ids::OrgId::parse(&org.id).unwrap());
+    }
+
+    /// Creates an API key straight in the store; returns (id, secret).
+    pub async fn key_with(
+        &self,
+        org: &Org,
+        scopes: &[&str],
+        perms: &[&str],
+        env: &str,
+        rate_limit: Option<&str>,
+        quota: Option<&str>,
+    ) -> (String, String) {
+        use rampart::access::grants::{Permission, Scope};
+        let new = rampart::access::api_keys::NewKey {
+            name: "test".into(),
+            environment: rampart::access::principal::Environment::parse(env).unwrap(),
+            scopes: scopes.iter().map(|s| Scope::parse(s).unwrap()).collect(),
+            permissions: perms.iter().map(|p| Permission::parse(p).unwrap()).collect(),
+            rate_limit: rate_limit.map(|r| rampart::config::Rate::parse(r).unwrap()),
+            quota: quota.map(|r| rampart::config::Rate::parse(r).unwrap()),
+            expires_at: None,
+            created_by: None,
+        };
+        let mut tx = self.state.db.begin().await.unwrap();
+        let (k, secret) = rampart::access::api_keys::create(
+            &mut tx,
+            &rampart::ids::OrgId::parse(&org.id).unwrap(),
+            &new,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        (k.id, secret)
+    }
+
+    /// A live key with every key-grantable scope and permission.
+    pub async fn full_key(&self, org: &Org) -> String {
+        self.key_with(
+            org,
+            &["messages", "contacts", "conversations", "scheduled_messages", "webhooks", "dead_letters", "audit_logs", "exports", "gdpr"],
+            &["read", "write", "delete"],
+            "live",
+            None,
+            None,
+        )
+        .await
+        .1
+    }
+
+    pub async fn key(&self, org: &Org, scopes: &[&str], perms: &[&str]) -> String {
+        self.key_with(org, scopes, perms, "live", None, None).await.1
+    }
+
+    /// Creates a user with `role` in `org` (argon2 hashing included); returns the user id.
+    pub async fn user(&self, org: &Org, email: &str, role: &str, password: &str) -> String {
+        let hash = rampart::access::password::hash(password.to_owned()).await.unwrap();
+        let mut tx = self.state.db.begin().await.unwrap();
+        let existing = rampart::users::by_email(&mut tx, email).await.unwrap();
+        let id = match existing {
+            Some(u) => u.id,
+            None => rampart::users::create(&mut tx, email, &hash).await.unwrap(),
+        };
+        rampart::users::add_membership(
+            &mut tx,
+            &rampart::ids::OrgId::parse(&org.id).unwrap(),
+            &id,
+            rampart::access::grants::Role::parse(role).unwrap(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id.to_string()
+    }
+
+    /// An access token for a (fictitious, membership-less) user of `org` with `role`, minted
+    /// with the instance's signing key: enough for the guards, which trust the signature.
+    pub fn token_for(&self, org: &Org, role: &str) -> String {
+        let now = rampart::clock::now_ms() / 1000;
+        let claims = rampart::access::tokens::Claims {
+            iss: rampart::access::tokens::ISSUER.into(),
+            aud: rampart::access::tokens::AUDIENCE.into(),
+            sub: rampart::ids::new_id("usr"),
+            org: org.id.clone(),
+            role: role.into(),
+            sid: "rtf_test".into(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+            jti: "test".into(),
+        };
+        rampart::access::tokens::sign(&self.state.keys, &claims)
+    }
+
+    /// Logs in through the API; returns the token response.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let res = self
+            .post_json("/v1/auth/login", &serde_json::json!({ "email": email, "password": password }))
+            .await;
+        json_of(res, 200).await
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.req(reqwest::Method::GET, path, token).send().await.unwrap()
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.req(reqwest::Method::POST, path, token)
+            .json(body)
+            .header("idempotency-key", uuid::Uuid::now_v7().to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.req(reqwest::Method::DELETE, path, token).send().await.unwrap()
+    }
+
+    /// The org's audit entries, newest first, as the store holds them.
+    pub async fn audit_actions(&self, org: &Org) -> Vec<(String, String)> {
+        let rows = rampart::store::sql("SELECT action, outcome FROM audit_logs WHERE org_id = $1 ORDER BY chain, seq DESC")
+            .bind(org.id.as_str())
+            .fetch_all(&mut self.state.db.clone())
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| (r.get::<String>("action").unwrap(), r.get::<String>("outcome").unwrap()))
+            .collect()
+    }
+}

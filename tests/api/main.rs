@@ -8,6 +8,7 @@ mod helpers;
 
 mod cli;
 mod conventions;
+mod identity;
 
 use helpers::Store;
 use libtest_mimic::{Arguments, Trial};
@@ -54,7 +55,7 @@ fn main() {
     let pg = helpers::postgres_url();
     let mut trials = Vec::new();
     let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
-        vec![("conventions", conventions::scenarios())];
+        vec![("conventions", conventions::scenarios()), ("identity", identity::scenarios())];
     for (module, list) in groups {
         for (name, f) in list {
             trials.push(Trial::test(
