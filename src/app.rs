@@ -330,7 +330,9 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             move |healthy| {
                 // Whatever was announced while we were not listening is unknown: start over.
                 s1.key_cache.clear();
-                s1.key_cache.fanout_healthy.store(healthy, Ordering::Release);
+                s1.key_cache
+                    .fanout_healthy
+                    .store(healthy, Ordering::Release);
             },
             move |key_id| s2.key_cache.evict(&key_id),
             stop.clone(),

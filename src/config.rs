@@ -371,6 +371,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "RAMPART_PUBLIC_BASE_URL",
         "external base URL used in links (default http://<listen>)",
     ),
+    (
+        "RAMPART_PLAN_STANDARD_RATE_LIMIT",
+        "per-org request rate of the standard tier (default 100/s)",
+    ),
+    (
+        "RAMPART_PLAN_FULL_RATE_LIMIT",
+        "per-org request rate of the full tier (default 1000/s)",
+    ),
+    (
+        "RAMPART_PLAN_STANDARD_QUOTA",
+        "per-org request quota of the standard tier (default 1000000/day)",
+    ),
+    (
+        "RAMPART_PLAN_FULL_QUOTA",
+        "per-org request quota of the full tier (default 100000000/day)",
+    ),
 ];
 
 /// Where values come from: the environment first, then the TOML file.
@@ -793,11 +809,20 @@ impl Config {
             parse_duration,
         )?;
         let public_base_url = s.opt("RAMPART_PUBLIC_BASE_URL", parse_http_url)?;
-        let plan_standard_rate_limit =
-            s.parse("RAMPART_PLAN_STANDARD_RATE_LIMIT", Rate::per_second(100), parse_rate)?;
-        let plan_full_rate_limit =
-            s.parse("RAMPART_PLAN_FULL_RATE_LIMIT", Rate::per_second(1000), parse_rate)?;
-        let day = |count| Rate { count, period_ms: 86_400_000 };
+        let plan_standard_rate_limit = s.parse(
+            "RAMPART_PLAN_STANDARD_RATE_LIMIT",
+            Rate::per_second(100),
+            parse_rate,
+        )?;
+        let plan_full_rate_limit = s.parse(
+            "RAMPART_PLAN_FULL_RATE_LIMIT",
+            Rate::per_second(1000),
+            parse_rate,
+        )?;
+        let day = |count| Rate {
+            count,
+            period_ms: 86_400_000,
+        };
         let plan_standard_quota =
             s.parse("RAMPART_PLAN_STANDARD_QUOTA", day(1_000_000), parse_rate)?;
         let plan_full_quota = s.parse("RAMPART_PLAN_FULL_QUOTA", day(100_000_000), parse_rate)?;

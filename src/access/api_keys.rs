@@ -6,8 +6,8 @@
 //! at once and on every other instance through Redis pub/sub (see [`KeyCache`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,8 +19,8 @@ use super::tokens::sha256_hex;
 use crate::clock::now_ms;
 use crate::config::Rate;
 use crate::http::pagination::PageParams;
-use crate::ids::{new_id, OrgId};
-use crate::store::{sql, Db, DbResult, Exec, Row};
+use crate::ids::{OrgId, new_id};
+use crate::store::{Db, DbResult, Exec, Row, sql};
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_CHARS: usize = 32;
@@ -95,7 +95,9 @@ impl ApiKey {
             rate_limit: r
                 .get::<Option<String>>("rate_limit")?
                 .and_then(|s| Rate::parse(&s)),
-            quota: r.get::<Option<String>>("quota")?.and_then(|s| Rate::parse(&s)),
+            quota: r
+                .get::<Option<String>>("quota")?
+                .and_then(|s| Rate::parse(&s)),
             expires_at: r.get("expires_at")?,
             revoked_at: r.get("revoked_at")?,
             last_used_at: r.get("last_used_at")?,
@@ -156,11 +158,13 @@ pub async fn create(ex: &mut impl Exec, org: &OrgId, new: &NewKey) -> DbResult<(
 use crate::store::sql_built;
 
 pub async fn get(ex: &mut impl Exec, org: &OrgId, id: &str) -> DbResult<Option<ApiKey>> {
-    let row = sql_built(format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2"))
-        .bind(org)
-        .bind(id)
-        .fetch_optional(ex)
-        .await?;
+    let row = sql_built(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
     row.as_ref().map(ApiKey::from_row).transpose()
 }
 
@@ -253,7 +257,10 @@ pub fn check(key: &ApiKey, hash: &str, now: i64) -> Result<(), KeyRefusal> {
     if constant_time_eq(key.secret_hash.as_bytes(), hash.as_bytes()) {
         return Ok(());
     }
-    let in_grace = key.previous_hash.as_deref().is_some_and(|p| constant_time_eq(p.as_bytes(), hash.as_bytes()))
+    let in_grace = key
+        .previous_hash
+        .as_deref()
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), hash.as_bytes()))
         && key.previous_expires_at.is_some_and(|e| e > now);
     if in_grace {
         Ok(())
@@ -321,7 +328,10 @@ impl KeyCache {
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Drops every cached entry of key `id` (its current and previous secret).
@@ -371,7 +381,10 @@ mod tests {
         assert_eq!(looks_like_key(&a), Some(Environment::Live));
         assert_eq!(looks_like_key(&b), Some(Environment::Test));
         assert_eq!(looks_like_key(&a[..39]), None);
-        assert_eq!(looks_like_key("rk_prod_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), None);
+        assert_eq!(
+            looks_like_key("rk_prod_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            None
+        );
         assert_ne!(generate(Environment::Live), a);
         // 32 characters of a 62-letter alphabet: ~190 bits.
         assert!((SECRET_CHARS as f64) * 62f64.log2() >= 128.0);

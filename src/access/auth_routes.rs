@@ -14,14 +14,14 @@ use super::client_ip::ClientIp;
 use super::grants::Role;
 use super::password;
 use super::principal::Actor;
-use super::tokens::{self, sha256_hex, Claims};
+use super::tokens::{self, Claims, sha256_hex};
 use crate::app::AppState;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Checks, Json, Validate};
-use crate::ids::{new_id, OrgId, UserId};
-use crate::store::{sql, Exec, Tx};
+use crate::ids::{OrgId, UserId, new_id};
+use crate::store::{Exec, Tx, sql};
 use crate::traffic::limits::{Limit, LimitKind};
 use crate::users;
 
@@ -100,13 +100,23 @@ async fn login(
     Json(body): Json<LoginIn>,
 ) -> ApiResult<Response> {
     let email = users::normalise_email(&body.email);
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.0 .0.to_string());
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.0.0.to_string());
     let rate = app.config.login_rate_limit;
     let decision = app
         .limiter
         .check(&[
-            Limit { name: "login_ip", id: format!("login:ip:{ip}"), rate, kind: LimitKind::Rate },
-            Limit { name: "login_account", id: format!("login:acct:{}", sha256_hex(&email)), rate, kind: LimitKind::Rate },
+            Limit {
+                name: "login_ip",
+                id: format!("login:ip:{ip}"),
+                rate,
+                kind: LimitKind::Rate,
+            },
+            Limit {
+                name: "login_account",
+                id: format!("login:acct:{}", sha256_hex(&email)),
+                rate,
+                kind: LimitKind::Rate,
+            },
         ])
         .await;
     if let Some(o) = decision.refusal() {
@@ -121,7 +131,11 @@ async fn login(
     }
 
     let user = users::by_email(&mut app.db.clone(), &email).await?;
-    let ok = password::verify(body.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let ok = password::verify(
+        body.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         other => {
@@ -130,7 +144,9 @@ async fn login(
                 None => Vec::new(),
             };
             let org = memberships.first().map(|m| m.0.clone());
-            let actor = other.as_ref().map_or(Actor::Anonymous, |u| Actor::User(u.id.to_string()));
+            let actor = other
+                .as_ref()
+                .map_or(Actor::Anonymous, |u| Actor::User(u.id.to_string()));
             audit::record_alone(
                 &app.db,
                 &meta,
@@ -152,7 +168,7 @@ async fn login(
             return Err(ApiError::field(
                 "org_id",
                 "this user belongs to several orgs; name the one to log in to",
-            ))
+            ));
         }
     };
     let Some((org, role)) = chosen else {
@@ -234,14 +250,16 @@ async fn refresh(
         .bind(&hash)
         .fetch_optional(&mut tx)
         .await?;
-    let refused = || ApiError::Unauthenticated("unauthenticated", "the refresh token is not valid".into());
+    let refused =
+        || ApiError::Unauthenticated("unauthenticated", "the refresh token is not valid".into());
     let Some(row) = row else {
         return Err(refused());
     };
     let family: String = row.get("family_id")?;
     let user = UserId::from_trusted(row.get("user_id")?);
     let org = OrgId::from_trusted(row.get("org_id")?);
-    if row.get::<Option<i64>>("revoked_at")?.is_some() || row.get::<i64>("expires_at")? <= now_ms() {
+    if row.get::<Option<i64>>("revoked_at")?.is_some() || row.get::<i64>("expires_at")? <= now_ms()
+    {
         return Err(refused());
     }
     // Spend it; zero rows means it was already spent: a replay, so burn the family.
@@ -255,10 +273,14 @@ async fn refresh(
         audit::record(
             &mut tx,
             &meta,
-            Entry::new(Some(&org), Actor::User(user.to_string()), "auth.refresh_reuse")
-                .outcome(Outcome::Denied)
-                .target("token_family", &family)
-                .details(json!({ "effect": "family revoked" })),
+            Entry::new(
+                Some(&org),
+                Actor::User(user.to_string()),
+                "auth.refresh_reuse",
+            )
+            .outcome(Outcome::Denied)
+            .target("token_family", &family)
+            .details(json!({ "effect": "family revoked" })),
         )
         .await?;
         tx.commit().await?;

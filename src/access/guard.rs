@@ -9,20 +9,20 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::api_keys::{looks_like_key, KeyRefusal};
+use super::api_keys::{KeyRefusal, looks_like_key};
 use super::client_ip::ClientIp;
 use super::grants::Role;
 use super::principal::{Actor, Environment, Principal, PrincipalKind};
 use super::tokens;
 use crate::app::AppState;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
-use crate::http::routes::{AuthKind, Billing, Idempotency, Profile, RateClass};
 use crate::http::ApiError;
+use crate::http::routes::{AuthKind, Billing, Idempotency, Profile, RateClass};
 use crate::ids::{OrgId, UserId};
 use crate::traffic::billing::{plan_limits, rule};
 use crate::traffic::headers;
@@ -119,7 +119,8 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
             Ok(limits) => {
                 let d = app.limiter.check(&limits).await;
                 if let Some(r) = refusal_of(&d) {
-                    metrics::counter!("rampart_guard_refusals_total", "code" => r.code()).increment(1);
+                    metrics::counter!("rampart_guard_refusals_total", "code" => r.code())
+                        .increment(1);
                     return with_limit_headers(r.into_response(), &d);
                 }
                 Some(d)
@@ -175,7 +176,11 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-async fn authenticate(app: &AppState, profile: &Profile, h: &HeaderMap) -> Result<Principal, Refusal> {
+async fn authenticate(
+    app: &AppState,
+    profile: &Profile,
+    h: &HeaderMap,
+) -> Result<Principal, Refusal> {
     let Some(token) = bearer(h) else {
         return Err(Refusal::anonymous(ApiError::Unauthenticated(
             "unauthenticated",
@@ -201,7 +206,10 @@ async fn authenticate(app: &AppState, profile: &Profile, h: &HeaderMap) -> Resul
                         "this secret was replaced by a rotation; use the new one",
                     ),
                 };
-                return Err(Refusal::anonymous(ApiError::Unauthenticated(code, detail.into())));
+                return Err(Refusal::anonymous(ApiError::Unauthenticated(
+                    code,
+                    detail.into(),
+                )));
             }
             Err(e) => return Err(Refusal::anonymous(e.into())),
         };
@@ -272,9 +280,7 @@ async fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(
         org: Some(p.org.clone()),
         actor: p.actor(),
     };
-    if app.config.single_tenant_enforce
-        && app.config.tenant_id.as_deref() != Some(p.org.as_str())
-    {
+    if app.config.single_tenant_enforce && app.config.tenant_id.as_deref() != Some(p.org.as_str()) {
         return Err(refuse(ApiError::Forbidden(
             "tenant_mismatch",
             "this deployment serves another tenant".into(),
@@ -287,22 +293,26 @@ async fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(
                 format!("this route needs the {} scope", scope.as_str()),
             )));
         }
-        if let Some(perm) = profile.permission {
-            if !p.grants.allows(scope, perm) {
-                return Err(refuse(ApiError::Forbidden(
-                    "insufficient_permission",
-                    format!("this route needs {} permission on {}", perm.as_str(), scope.as_str()),
-                )));
-            }
-        }
-    }
-    if let (Some(min), Some(role)) = (profile.min_role, p.role()) {
-        if role < min {
+        if let Some(perm) = profile.permission
+            && !p.grants.allows(scope, perm)
+        {
             return Err(refuse(ApiError::Forbidden(
-                "insufficient_role",
-                format!("this route needs the {} role or above", min.as_str()),
+                "insufficient_permission",
+                format!(
+                    "this route needs {} permission on {}",
+                    perm.as_str(),
+                    scope.as_str()
+                ),
             )));
         }
+    }
+    if let (Some(min), Some(role)) = (profile.min_role, p.role())
+        && role < min
+    {
+        return Err(refuse(ApiError::Forbidden(
+            "insufficient_role",
+            format!("this route needs the {} role or above", min.as_str()),
+        )));
     }
     if !profile.test_mode && !p.environment.is_live() {
         return Err(refuse(ApiError::Forbidden(
@@ -311,7 +321,11 @@ async fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(
         )));
     }
     if profile.billing != Billing::None && app.config.billing_enforce {
-        let plan = app.plans.get(&app.db, &p.org).await.map_err(|e| refuse(e.into()))?;
+        let plan = app
+            .plans
+            .get(&app.db, &p.org)
+            .await
+            .map_err(|e| refuse(e.into()))?;
         if let Err(r) = rule(plan.subscription, profile.billing) {
             return Err(refuse(r.into_api_error()));
         }
@@ -325,7 +339,12 @@ async fn limits_for(app: &AppState, p: &Principal) -> Result<Vec<Limit>, ApiErro
     let env = p.environment.as_str();
     let mut limits = Vec::with_capacity(4);
     if let (Some(r), PrincipalKind::ApiKey { key_id }) = (p.rate_limit, &p.kind) {
-        limits.push(Limit { name: "key", id: format!("key:{key_id}"), rate: r, kind: LimitKind::Rate });
+        limits.push(Limit {
+            name: "key",
+            id: format!("key:{key_id}"),
+            rate: r,
+            kind: LimitKind::Rate,
+        });
     }
     limits.push(Limit {
         name: "org",
@@ -334,7 +353,12 @@ async fn limits_for(app: &AppState, p: &Principal) -> Result<Vec<Limit>, ApiErro
         kind: LimitKind::Rate,
     });
     if let (Some(q), PrincipalKind::ApiKey { key_id }) = (p.quota, &p.kind) {
-        limits.push(Limit { name: "key_quota", id: format!("keyq:{key_id}"), rate: q, kind: LimitKind::Quota });
+        limits.push(Limit {
+            name: "key_quota",
+            id: format!("keyq:{key_id}"),
+            rate: q,
+            kind: LimitKind::Quota,
+        });
     }
     limits.push(Limit {
         name: "org_quota",
@@ -349,7 +373,9 @@ async fn deny(app: &AppState, meta: &RequestMeta, route: &str, r: Refusal) -> Re
     let code = r.error.code();
     metrics::counter!("rampart_guard_refusals_total", "code" => code).increment(1);
     let status = r.error.status();
-    if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && route.starts_with("/v1") {
+    if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+        && route.starts_with("/v1")
+    {
         let action = if status == StatusCode::UNAUTHORIZED {
             "auth.unauthenticated"
         } else {
@@ -382,7 +408,7 @@ async fn idempotent(
                 "idempotency_key_required",
                 "this route requires an Idempotency-Key header".into(),
             )
-            .into_response()
+            .into_response();
         }
         None => return next.run(Request::from_parts(parts, body)).await,
         Some(v) => match idempotency::parse_key(v) {
@@ -410,29 +436,35 @@ async fn idempotent(
                 field: "Idempotency-Key",
                 detail: "this Idempotency-Key was used with a different request".into(),
             }
-            .into_response()
+            .into_response();
         }
         Ok(Begin::InFlight) => {
             return ApiError::Conflict(
                 "idempotency_in_flight",
                 "a request with this Idempotency-Key is still running; retry shortly".into(),
             )
-            .into_response()
+            .into_response();
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
     let mut parts = parts;
     parts.extensions.insert(claim.clone());
-    let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let res = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     if res.extensions().get::<Completed>().is_some() {
         return res;
     }
     if res.status().is_success() {
         // A handler with nothing to commit: record its response now.
         let (rparts, rbody) = res.into_parts();
-        let bytes = axum::body::to_bytes(rbody, usize::MAX).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(rbody, usize::MAX)
+            .await
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Err(e) = idempotency::complete_detached(&app.db, &claim, rparts.status.as_u16(), &text).await {
+        if let Err(e) =
+            idempotency::complete_detached(&app.db, &claim, rparts.status.as_u16(), &text).await
+        {
             tracing::warn!(error = %e, "could not record an idempotent response");
         }
         return Response::from_parts(rparts, Body::from(bytes));

@@ -22,7 +22,9 @@ use crate::http::{ApiError, ApiResult, Checks, Json, OptionalJson, Path, Query, 
 use crate::traffic::idempotency::Idem;
 
 fn profile(p: Permission) -> Profile {
-    Profile::users(Scope::ApiKeys, p).billing(Billing::None).audited()
+    Profile::users(Scope::ApiKeys, p)
+        .billing(Billing::None)
+        .audited()
 }
 
 pub fn routes() -> Vec<Route> {
@@ -32,23 +34,39 @@ pub fn routes() -> Vec<Route> {
             .tag("developer")
             .body::<KeyIn>()
             .returns::<KeySecretOut>(201),
-        Route::get("/v1/developer/keys", Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None), list_keys)
-            .summary("List the org's API keys (never their secrets)")
-            .tag("developer")
-            .returns_list::<KeyOut>(),
-        Route::get("/v1/developer/keys/{id}", Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None), get_key)
-            .summary("Get an API key")
-            .tag("developer")
-            .returns::<KeyOut>(200),
-        Route::delete("/v1/developer/keys/{id}", profile(Permission::Delete), revoke_key)
-            .summary("Revoke an API key (effective on every instance within a second)")
-            .tag("developer")
-            .returns::<KeyOut>(200),
-        Route::post("/v1/developer/keys/{id}/rotate", profile(Permission::Write), rotate_key)
-            .summary("Replace an API key's secret; the old one may work for a grace period")
-            .tag("developer")
-            .body::<RotateIn>()
-            .returns::<KeySecretOut>(200),
+        Route::get(
+            "/v1/developer/keys",
+            Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None),
+            list_keys,
+        )
+        .summary("List the org's API keys (never their secrets)")
+        .tag("developer")
+        .returns_list::<KeyOut>(),
+        Route::get(
+            "/v1/developer/keys/{id}",
+            Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None),
+            get_key,
+        )
+        .summary("Get an API key")
+        .tag("developer")
+        .returns::<KeyOut>(200),
+        Route::delete(
+            "/v1/developer/keys/{id}",
+            profile(Permission::Delete),
+            revoke_key,
+        )
+        .summary("Revoke an API key (effective on every instance within a second)")
+        .tag("developer")
+        .returns::<KeyOut>(200),
+        Route::post(
+            "/v1/developer/keys/{id}/rotate",
+            profile(Permission::Write),
+            rotate_key,
+        )
+        .summary("Replace an API key's secret; the old one may work for a grace period")
+        .tag("developer")
+        .body::<RotateIn>()
+        .returns::<KeySecretOut>(200),
     ]
 }
 
@@ -76,26 +94,53 @@ impl Validate for KeyIn {
         let mut c = Checks::new();
         c.len("name", &self.name, 1, 100);
         c.printable("name", &self.name);
-        c.check(!self.scopes.is_empty(), "scopes", "at least one scope is required");
+        c.check(
+            !self.scopes.is_empty(),
+            "scopes",
+            "at least one scope is required",
+        );
         for (i, s) in self.scopes.iter().enumerate() {
             match Scope::parse(s) {
                 Some(sc) if sc.key_grantable() => {}
-                Some(_) => c.fail(&format!("scopes[{i}]"), format!("{s} cannot be granted to an API key")),
+                Some(_) => c.fail(
+                    &format!("scopes[{i}]"),
+                    format!("{s} cannot be granted to an API key"),
+                ),
                 None => c.fail(&format!("scopes[{i}]"), format!("unknown scope {s:?}")),
             }
         }
-        c.check(!self.permissions.is_empty(), "permissions", "at least one permission is required");
+        c.check(
+            !self.permissions.is_empty(),
+            "permissions",
+            "at least one permission is required",
+        );
         for (i, p) in self.permissions.iter().enumerate() {
-            c.check(Permission::parse(p).is_some(), &format!("permissions[{i}]"), format!("unknown permission {p:?}"));
+            c.check(
+                Permission::parse(p).is_some(),
+                &format!("permissions[{i}]"),
+                format!("unknown permission {p:?}"),
+            );
         }
         if let Some(e) = &self.environment {
-            c.check(Environment::parse(e).is_some(), "environment", "must be live or test");
+            c.check(
+                Environment::parse(e).is_some(),
+                "environment",
+                "must be live or test",
+            );
         }
         if let Some(r) = &self.rate_limit {
-            c.check(Rate::parse(r).is_some(), "rate_limit", "must look like 10/s, 600/min, 10000/h or 100000/day");
+            c.check(
+                Rate::parse(r).is_some(),
+                "rate_limit",
+                "must look like 10/s, 600/min, 10000/h or 100000/day",
+            );
         }
         if let Some(q) = &self.quota {
-            c.check(Rate::parse(q).is_some(), "quota", "must look like 10000/day");
+            c.check(
+                Rate::parse(q).is_some(),
+                "quota",
+                "must look like 10000/day",
+            );
         }
         if let Some(e) = &self.expires_at {
             match parse_rfc3339(e) {
@@ -190,20 +235,35 @@ async fn create_key(
     Json(body): Json<KeyIn>,
 ) -> ApiResult<Response> {
     let scopes: Vec<Scope> = body.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
-    let permissions: Vec<Permission> = body.permissions.iter().filter_map(|s| Permission::parse(s)).collect();
+    let permissions: Vec<Permission> = body
+        .permissions
+        .iter()
+        .filter_map(|s| Permission::parse(s))
+        .collect();
     // Least privilege: nobody grants what they do not hold.
     let mut c = Checks::new();
     for s in &scopes {
         for perm in &permissions {
             if !p.grants.allows(*s, *perm) {
-                c.fail("scopes", format!("you cannot grant {}:{} (your role lacks it)", s.as_str(), perm.as_str()));
+                c.fail(
+                    "scopes",
+                    format!(
+                        "you cannot grant {}:{} (your role lacks it)",
+                        s.as_str(),
+                        perm.as_str()
+                    ),
+                );
             }
         }
     }
     c.finish()?;
     let new = NewKey {
         name: body.name.trim().to_owned(),
-        environment: body.environment.as_deref().and_then(Environment::parse).unwrap_or(Environment::Live),
+        environment: body
+            .environment
+            .as_deref()
+            .and_then(Environment::parse)
+            .unwrap_or(Environment::Live),
         scopes,
         permissions,
         rate_limit: body.rate_limit.as_deref().and_then(Rate::parse),
@@ -221,8 +281,17 @@ async fn create_key(
             .details(json!({ "environment": key.environment, "scopes": key.scopes, "permissions": key.permissions })),
     )
     .await?;
-    crate::events::emit(&mut tx, &p.tenant(), "api_key.created", json!({ "id": key.id, "name": key.name, "environment": key.environment })).await?;
-    let out = KeySecretOut { key: KeyOut::from(&key), secret };
+    crate::events::emit(
+        &mut tx,
+        &p.tenant(),
+        "api_key.created",
+        json!({ "id": key.id, "name": key.name, "environment": key.environment }),
+    )
+    .await?;
+    let out = KeySecretOut {
+        key: KeyOut::from(&key),
+        secret,
+    };
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
@@ -239,9 +308,15 @@ async fn list_keys(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<KeyOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
     let rows = api_keys::list(&mut app.db.clone(), &p.org, &page).await?;
-    Ok(axum::Json(Page::from_rows(rows, page.limit, |k| k.id.as_str()).map(|k| KeyOut::from(&k))))
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |k| k.id.as_str()).map(|k| KeyOut::from(&k)),
+    ))
 }
 
 async fn get_key(
@@ -249,7 +324,9 @@ async fn get_key(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<KeyOut>> {
-    let key = api_keys::get(&mut app.db.clone(), &p.org, &id).await?.ok_or(ApiError::NotFound)?;
+    let key = api_keys::get(&mut app.db.clone(), &p.org, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(KeyOut::from(&key)))
 }
 
@@ -261,14 +338,22 @@ async fn revoke_key(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let mut tx = app.db.begin().await?;
-    let key = api_keys::revoke(&mut tx, &p.org, &id).await?.ok_or(ApiError::NotFound)?;
+    let key = api_keys::revoke(&mut tx, &p.org, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     audit::record(
         &mut tx,
         &meta,
         Entry::new(Some(&p.org), p.actor(), "api_key.revoked").target("api_key", &key.id),
     )
     .await?;
-    crate::events::emit(&mut tx, &p.tenant(), "api_key.revoked", json!({ "id": key.id, "name": key.name })).await?;
+    crate::events::emit(
+        &mut tx,
+        &p.tenant(),
+        "api_key.revoked",
+        json!({ "id": key.id, "name": key.name }),
+    )
+    .await?;
     let res = idem.commit(tx, StatusCode::OK, &KeyOut::from(&key)).await?;
     app.announce_key_change(&key.id).await;
     Ok(res)
@@ -287,7 +372,10 @@ async fn rotate_key(
     let Some((key, secret)) = api_keys::rotate(&mut tx, &p.org, &id, grace).await? else {
         // Revoked keys cannot be rotated; unknown ones do not exist.
         return match api_keys::get(&mut tx, &p.org, &id).await? {
-            Some(_) => Err(ApiError::Conflict("conflict", "a revoked key cannot be rotated".into())),
+            Some(_) => Err(ApiError::Conflict(
+                "conflict",
+                "a revoked key cannot be rotated".into(),
+            )),
             None => Err(ApiError::NotFound),
         };
     };
@@ -299,7 +387,10 @@ async fn rotate_key(
             .details(json!({ "grace_period_seconds": grace.as_secs() })),
     )
     .await?;
-    let out = KeySecretOut { key: KeyOut::from(&key), secret };
+    let out = KeySecretOut {
+        key: KeyOut::from(&key),
+        secret,
+    };
     let res = idem.commit(tx, StatusCode::OK, &out).await?;
     app.announce_key_change(&key.id).await;
     Ok(res)

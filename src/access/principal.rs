@@ -11,7 +11,9 @@ use crate::http::ApiError;
 use crate::ids::{OrgId, UserId};
 
 /// Live data, or the sandbox that `rk_test_` keys see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Live,

@@ -72,7 +72,8 @@ pub fn verify(keys: &Keys, token: &str) -> Result<Claims, TokenError> {
         return Err(TokenError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -159,10 +160,19 @@ mod tests {
         let good = sign(&k, &claims(60));
         let parts: Vec<&str> = good.split('.').collect();
         // alg: none with no signature.
-        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         assert_eq!(verify(&k, &none), Err(TokenError::Algorithm));
         // Algorithm confusion: claim RS256.
-        let rs = format!("{}.{}.{}", B64.encode(r#"{"alg":"RS256","typ":"JWT"}"#), parts[1], parts[2]);
+        let rs = format!(
+            "{}.{}.{}",
+            B64.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+            parts[1],
+            parts[2]
+        );
         assert_eq!(verify(&k, &rs), Err(TokenError::Algorithm));
         // Another key.
         let other = Keys::from_master(b"fedcba9876543210fedcba9876543210");
@@ -170,7 +180,12 @@ mod tests {
         // Tampered claims.
         let mut c = claims(60);
         c.role = "owner".into();
-        let forged = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&c).unwrap()), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(serde_json::to_vec(&c).unwrap()),
+            parts[2]
+        );
         assert_eq!(verify(&k, &forged), Err(TokenError::Signature));
         // Expired.
         assert_eq!(verify(&k, &sign(&k, &claims(-1))), Err(TokenError::Expired));

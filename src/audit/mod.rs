@@ -17,8 +17,8 @@ use crate::access::client_ip::ClientIp;
 use crate::access::principal::Actor;
 use crate::clock::now_ms;
 use crate::http::request_id;
-use crate::ids::{new_id, OrgId};
-use crate::store::{sql, DbResult, Exec, Q};
+use crate::ids::{OrgId, new_id};
+use crate::store::{DbResult, Exec, Q, sql};
 
 /// The chain of events that belong to no org (e.g. a failed login for an unknown email).
 pub const SYSTEM_CHAIN: &str = "_system";
@@ -151,14 +151,12 @@ impl Stored {
     /// different entries serialize alike, followed by the previous hash.
     pub fn compute_hash(&self) -> String {
         let mut h = Sha256::new();
-        let mut field = |s: Option<&str>| {
-            match s {
-                Some(s) => {
-                    h.update((s.len() as u64).to_be_bytes());
-                    h.update(s.as_bytes());
-                }
-                None => h.update(u64::MAX.to_be_bytes()),
+        let mut field = |s: Option<&str>| match s {
+            Some(s) => {
+                h.update((s.len() as u64).to_be_bytes());
+                h.update(s.as_bytes());
             }
+            None => h.update(u64::MAX.to_be_bytes()),
         };
         field(Some("rampart-audit-v1"));
         field(Some(&self.id));
@@ -372,22 +370,37 @@ pub async fn verify(ex: &mut impl Exec, chain: Option<&str>) -> DbResult<(u64, O
                     problem,
                 };
                 if s.seq != expected_seq {
-                    return Ok((checked, Some(Break {
-                        chain: c.clone(),
-                        seq: expected_seq,
-                        entry_id: None,
-                        problem: format!("entry {expected_seq} is missing (deleted); the next present is {}", s.seq),
-                    })));
+                    return Ok((
+                        checked,
+                        Some(Break {
+                            chain: c.clone(),
+                            seq: expected_seq,
+                            entry_id: None,
+                            problem: format!(
+                                "entry {expected_seq} is missing (deleted); the next present is {}",
+                                s.seq
+                            ),
+                        }),
+                    ));
                 }
                 if s.prev_hash != prev_hash {
-                    return Ok((checked, Some(brk(format!(
-                        "entry {} does not link to entry {} (deleted or reordered)",
-                        s.seq,
-                        s.seq - 1
-                    )))));
+                    return Ok((
+                        checked,
+                        Some(brk(format!(
+                            "entry {} does not link to entry {} (deleted or reordered)",
+                            s.seq,
+                            s.seq - 1
+                        ))),
+                    ));
                 }
                 if s.compute_hash() != s.hash {
-                    return Ok((checked, Some(brk(format!("entry {} was edited (its hash no longer matches its content)", s.seq)))));
+                    return Ok((
+                        checked,
+                        Some(brk(format!(
+                            "entry {} was edited (its hash no longer matches its content)",
+                            s.seq
+                        ))),
+                    ));
                 }
                 prev_hash = s.hash.clone();
                 expected_seq += 1;
@@ -398,15 +411,18 @@ pub async fn verify(ex: &mut impl Exec, chain: Option<&str>) -> DbResult<(u64, O
             let head_seq: i64 = h.get("seq")?;
             let head_hash: String = h.get("hash")?;
             if head_seq != expected_seq - 1 || (head_seq > 0 && head_hash != prev_hash) {
-                return Ok((checked, Some(Break {
-                    chain: c.clone(),
-                    seq: expected_seq,
-                    entry_id: None,
-                    problem: format!(
-                        "the chain ends at entry {} but its head records entry {head_seq} (entries deleted from the end)",
-                        expected_seq - 1
-                    ),
-                })));
+                return Ok((
+                    checked,
+                    Some(Break {
+                        chain: c.clone(),
+                        seq: expected_seq,
+                        entry_id: None,
+                        problem: format!(
+                            "the chain ends at entry {} but its head records entry {head_seq} (entries deleted from the end)",
+                            expected_seq - 1
+                        ),
+                    }),
+                ));
             }
         }
     }

@@ -12,17 +12,23 @@ use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, Query, Validate};
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::get(
-        "/v1/audit-logs",
-        Profile::api(Scope::AuditLogs, Permission::Read).billing(Billing::None),
-        list_audit_logs,
-    )
-    .summary("List the org's audit log, newest first (admins and keys with audit_logs:read)")
-    .tag("audit")
-    .returns_list::<AuditLogOut>()
-    .param("action", "string", "only this action, e.g. api_key.revoked")
-    .param("actor", "string", "only this actor id (usr_…, key_…)")
-    .param("since", "string", "RFC 3339 time: only entries at or after it")]
+    vec![
+        Route::get(
+            "/v1/audit-logs",
+            Profile::api(Scope::AuditLogs, Permission::Read).billing(Billing::None),
+            list_audit_logs,
+        )
+        .summary("List the org's audit log, newest first (admins and keys with audit_logs:read)")
+        .tag("audit")
+        .returns_list::<AuditLogOut>()
+        .param("action", "string", "only this action, e.g. api_key.revoked")
+        .param("actor", "string", "only this actor id (usr_…, key_…)")
+        .param(
+            "since",
+            "string",
+            "RFC 3339 time: only entries at or after it",
+        ),
+    ]
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,7 +125,14 @@ async fn list_audit_logs(
         actor_id: q.actor,
         since_ms,
     };
-    let rows = super::list(&mut app.db.clone(), &p.org, &filter, page.after, page.limit + 1).await?;
+    let rows = super::list(
+        &mut app.db.clone(),
+        &p.org,
+        &filter,
+        page.after,
+        page.limit + 1,
+    )
+    .await?;
     let page = Page::from_rows(rows, page.limit, |s| s.id.as_str());
     Ok(axum::Json(page.map(AuditLogOut::from)))
 }

@@ -9,10 +9,10 @@ use serde_json::json;
 
 use crate::access::api_keys::{self, NewKey};
 use crate::access::grants::{self, Role};
+use crate::access::password;
 use crate::access::principal::{Actor, Environment};
 use crate::audit::{self, Entry, RequestMeta};
 use crate::config::Rate;
-use crate::access::password;
 use crate::config::{Config, ConfigError};
 use crate::ids::OrgId;
 use crate::orgs::{self, SubStatus, Tier};
@@ -86,6 +86,12 @@ pub enum AdminAction {
         /// standard or full.
         #[arg(long)]
         tier: String,
+        /// Override the tier's per-org request rate, e.g. 50/s (`default` clears it).
+        #[arg(long)]
+        rate_limit: Option<String>,
+        /// Override the tier's per-org quota, e.g. 100000/day (`default` clears it).
+        #[arg(long)]
+        quota: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -200,7 +206,12 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
                 .ok_or_else(|| usage("--environment", "must be live or test"))?;
             let parse_rate = |flag: &str, v: Option<String>| -> anyhow::Result<Option<Rate>> {
                 v.map(|s| {
-                    Rate::parse(&s).ok_or_else(|| usage(flag, format!("expected N/s, N/min, N/h or N/day; got {s:?}")))
+                    Rate::parse(&s).ok_or_else(|| {
+                        usage(
+                            flag,
+                            format!("expected N/s, N/min, N/h or N/day; got {s:?}"),
+                        )
+                    })
                 })
                 .transpose()
             };
@@ -253,8 +264,26 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             org,
             status,
             tier,
+            rate_limit,
+            quota,
             json,
         } => {
+            // `None`: keep; `Some(None)`: back to the tier default; `Some(Some(r))`: override.
+            let parse_override =
+                |flag: &str, v: Option<String>| -> anyhow::Result<Option<Option<Rate>>> {
+                    match v.as_deref() {
+                        None => Ok(None),
+                        Some("default") => Ok(Some(None)),
+                        Some(s) => Rate::parse(s).map(|r| Some(Some(r))).ok_or_else(|| {
+                            usage(
+                                flag,
+                                format!("expected N/s, N/min, N/h, N/day or default; got {s:?}"),
+                            )
+                        }),
+                    }
+                };
+            let rate_limit = parse_override("--rate-limit", rate_limit)?;
+            let quota = parse_override("--quota", quota)?;
             let status = SubStatus::parse(&status).ok_or_else(|| {
                 usage(
                     "--status",
@@ -267,6 +296,12 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             let org = existing_org(&db, &org).await?;
             let mut tx = db.begin().await?;
             orgs::set_subscription(&mut tx, &org, status, tier, "admin", None).await?;
+            if let Some(r) = rate_limit {
+                orgs::set_plan_override(&mut tx, &org, "rate_limit", r).await?;
+            }
+            if let Some(q) = quota {
+                orgs::set_plan_override(&mut tx, &org, "quota", q).await?;
+            }
             tx.commit().await?;
             output(
                 json,

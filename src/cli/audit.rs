@@ -31,7 +31,10 @@ pub async fn verify(config: Config, org: Option<String>, json: bool) -> anyhow::
                 "BROKEN: chain {} at entry {}{}: {}",
                 b.chain,
                 b.seq,
-                b.entry_id.as_deref().map(|i| format!(" ({i})")).unwrap_or_default(),
+                b.entry_id
+                    .as_deref()
+                    .map(|i| format!(" ({i})"))
+                    .unwrap_or_default(),
                 b.problem
             ),
         }

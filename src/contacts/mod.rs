@@ -9,7 +9,7 @@ use crate::access::tokens::sha256_hex;
 use crate::clock::now_ms;
 use crate::http::pagination::PageParams;
 use crate::ids::new_id;
-use crate::store::{sql, sql_built, DbResult, Exec, Row};
+use crate::store::{DbResult, Exec, Row, sql, sql_built};
 
 #[derive(Debug, Clone)]
 pub struct Contact {
@@ -25,8 +25,7 @@ pub struct Contact {
     pub erased_at: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, external_key, name, email, phone, attributes, environment, created_at, updated_at, erased_at";
+const COLUMNS: &str = "id, external_key, name, email, phone, attributes, environment, created_at, updated_at, erased_at";
 
 impl Contact {
     fn from_row(r: &Row) -> DbResult<Contact> {
@@ -88,7 +87,11 @@ pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Co
     row.as_ref().map(Contact::from_row).transpose()
 }
 
-pub async fn by_external_key(ex: &mut impl Exec, t: &Tenant, key: &str) -> DbResult<Option<Contact>> {
+pub async fn by_external_key(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    key: &str,
+) -> DbResult<Option<Contact>> {
     let row = sql_built(format!(
         "SELECT {COLUMNS} FROM contacts WHERE org_id = $1 AND environment = $2 AND external_key = $3 AND erased_at IS NULL"
     ))
@@ -130,7 +133,12 @@ pub struct ContactPatch {
     pub attributes: Option<Map<String, Value>>,
 }
 
-pub async fn update(ex: &mut impl Exec, t: &Tenant, id: &str, p: &ContactPatch) -> DbResult<Option<Contact>> {
+pub async fn update(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    id: &str,
+    p: &ContactPatch,
+) -> DbResult<Option<Contact>> {
     let row = sql_built(format!(
         "UPDATE contacts SET
             name = CASE WHEN $4 THEN $5 ELSE name END,
@@ -150,7 +158,11 @@ pub async fn update(ex: &mut impl Exec, t: &Tenant, id: &str, p: &ContactPatch) 
     .bind(p.email.clone().flatten())
     .bind(p.phone.is_some())
     .bind(p.phone.clone().flatten())
-    .bind(p.attributes.as_ref().map(|a| Value::Object(a.clone()).to_string()))
+    .bind(
+        p.attributes
+            .as_ref()
+            .map(|a| Value::Object(a.clone()).to_string()),
+    )
     .bind(now_ms())
     .fetch_optional(ex)
     .await?;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::{Contact, ContactPatch, NewContact};
 use crate::access::grants::{Permission, Scope};
@@ -20,29 +20,53 @@ use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/v1/contacts", Profile::api(Scope::Contacts, Permission::Write), create_contact)
-            .summary("Create a contact (external_key is unique per org)")
-            .tag("contacts")
-            .body::<ContactIn>()
-            .returns::<ContactOut>(201),
-        Route::get("/v1/contacts", Profile::api(Scope::Contacts, Permission::Read), list_contacts)
-            .summary("List contacts, newest first")
-            .tag("contacts")
-            .returns_list::<ContactOut>()
-            .param("external_key", "string", "only the contact with this external key"),
-        Route::get("/v1/contacts/{id}", Profile::api(Scope::Contacts, Permission::Read), get_contact)
-            .summary("Get a contact")
-            .tag("contacts")
-            .returns::<ContactOut>(200),
-        Route::patch("/v1/contacts/{id}", Profile::api(Scope::Contacts, Permission::Write), update_contact)
-            .summary("Update a contact (absent fields are kept, null clears)")
-            .tag("contacts")
-            .body::<ContactPatchIn>()
-            .returns::<ContactOut>(200),
-        Route::delete("/v1/contacts/{id}", Profile::api(Scope::Contacts, Permission::Delete).audited(), delete_contact)
-            .summary("Delete a contact: its personal data is erased, a tombstone remains")
-            .tag("contacts")
-            .no_content(),
+        Route::post(
+            "/v1/contacts",
+            Profile::api(Scope::Contacts, Permission::Write),
+            create_contact,
+        )
+        .summary("Create a contact (external_key is unique per org)")
+        .tag("contacts")
+        .body::<ContactIn>()
+        .returns::<ContactOut>(201),
+        Route::get(
+            "/v1/contacts",
+            Profile::api(Scope::Contacts, Permission::Read),
+            list_contacts,
+        )
+        .summary("List contacts, newest first")
+        .tag("contacts")
+        .returns_list::<ContactOut>()
+        .param(
+            "external_key",
+            "string",
+            "only the contact with this external key",
+        ),
+        Route::get(
+            "/v1/contacts/{id}",
+            Profile::api(Scope::Contacts, Permission::Read),
+            get_contact,
+        )
+        .summary("Get a contact")
+        .tag("contacts")
+        .returns::<ContactOut>(200),
+        Route::patch(
+            "/v1/contacts/{id}",
+            Profile::api(Scope::Contacts, Permission::Write),
+            update_contact,
+        )
+        .summary("Update a contact (absent fields are kept, null clears)")
+        .tag("contacts")
+        .body::<ContactPatchIn>()
+        .returns::<ContactOut>(200),
+        Route::delete(
+            "/v1/contacts/{id}",
+            Profile::api(Scope::Contacts, Permission::Delete).audited(),
+            delete_contact,
+        )
+        .summary("Delete a contact: its personal data is erased, a tombstone remains")
+        .tag("contacts")
+        .no_content(),
     ]
 }
 
@@ -59,7 +83,12 @@ pub struct ContactIn {
     pub attributes: Option<Map<String, Value>>,
 }
 
-pub fn check_contact_fields(c: &mut Checks, name: Option<&str>, email: Option<&str>, phone: Option<&str>) {
+pub fn check_contact_fields(
+    c: &mut Checks,
+    name: Option<&str>,
+    email: Option<&str>,
+    phone: Option<&str>,
+) {
     if let Some(n) = name {
         c.len("name", n, 1, 200);
         c.printable("name", n);
@@ -82,7 +111,12 @@ impl Validate for ContactIn {
             "external_key",
             "must not start or end with whitespace",
         );
-        check_contact_fields(&mut c, self.name.as_deref(), self.email.as_deref(), self.phone.as_deref());
+        check_contact_fields(
+            &mut c,
+            self.name.as_deref(),
+            self.email.as_deref(),
+            self.phone.as_deref(),
+        );
         if let Some(a) = &self.attributes {
             check_object(&mut c, "attributes", a, 50, 16 * 1024);
         }
@@ -202,9 +236,21 @@ async fn list_contacts(
     State(app): State<AppState>,
     Query(q): Query<ContactQuery>,
 ) -> ApiResult<axum::Json<Page<ContactOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
-    let rows = super::list(&mut app.db.clone(), &p.tenant(), &page, q.external_key.as_deref()).await?;
-    Ok(axum::Json(Page::from_rows(rows, page.limit, |c| c.id.as_str()).map(ContactOut::from)))
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let rows = super::list(
+        &mut app.db.clone(),
+        &p.tenant(),
+        &page,
+        q.external_key.as_deref(),
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |c| c.id.as_str()).map(ContactOut::from),
+    ))
 }
 
 async fn get_contact(
@@ -212,7 +258,9 @@ async fn get_contact(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ContactOut>> {
-    let c = super::get(&mut app.db.clone(), &p.tenant(), &id).await?.ok_or(ApiError::NotFound)?;
+    let c = super::get(&mut app.db.clone(), &p.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(c.into()))
 }
 
@@ -230,7 +278,9 @@ async fn update_contact(
         attributes: body.attributes,
     };
     let mut tx = app.db.begin().await?;
-    let c = super::update(&mut tx, &p.tenant(), &id, &patch).await?.ok_or(ApiError::NotFound)?;
+    let c = super::update(&mut tx, &p.tenant(), &id, &patch)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     idem.commit(tx, StatusCode::OK, &ContactOut::from(c)).await
 }
 
@@ -243,13 +293,21 @@ async fn delete_contact(
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
-    let c = super::erase(&mut tx, &t, &id).await?.ok_or(ApiError::NotFound)?;
+    let c = super::erase(&mut tx, &t, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     audit::record(
         &mut tx,
         &meta,
         Entry::new(Some(&p.org), p.actor(), "contact.deleted").target("contact", &c.id),
     )
     .await?;
-    crate::events::emit(&mut tx, &t, "contact.deleted", json!({ "id": c.id, "livemode": c.livemode })).await?;
+    crate::events::emit(
+        &mut tx,
+        &t,
+        "contact.deleted",
+        json!({ "id": c.id, "livemode": c.livemode }),
+    )
+    .await?;
     idem.commit_empty(tx).await
 }

@@ -2,12 +2,12 @@
 //! outbox). Each becomes a webhook delivery job per subscribed endpoint in the same
 //! transaction, so no event can be lost between "saved" and "queued".
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::access::principal::Tenant;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::new_id;
-use crate::store::{sql, DbResult, Tx};
+use crate::store::{DbResult, Tx, sql};
 
 /// The event catalog (SPEC §6).
 pub const CATALOG: &[&str] = &[
@@ -57,7 +57,10 @@ pub struct Event {
 
 /// Records an event and queues its deliveries, inside `tx`.
 pub async fn emit(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
-    debug_assert!(CATALOG.contains(&event_type), "{event_type} is not in the catalog");
+    debug_assert!(
+        CATALOG.contains(&event_type),
+        "{event_type} is not in the catalog"
+    );
     let id = new_id("evt");
     let now = now_ms();
     let payload = json!({ "type": event_type, "timestamp": rfc3339(now), "data": data });

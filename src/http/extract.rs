@@ -57,6 +57,9 @@ where
 /// Parses JSON: malformed → 400 `bad_request`; well-formed but the wrong shape → 422
 /// `validation_failed` naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, so that malformed JSON is always 400 whatever its shape.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
@@ -65,8 +68,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = e.into_inner();
             return Err(match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let field = if path == "." { String::new() } else { path };
                     let message = strip_position(&inner.to_string());
+                    // serde names a missing field only in its message: "missing field `x`".
+                    let missing = message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.strip_suffix('`'))
+                        .map(str::to_owned);
+                    let field = match (path.as_str(), missing) {
+                        (".", Some(m)) => m,
+                        (".", None) => String::new(),
+                        (p, Some(m)) => format!("{p}.{m}"),
+                        (p, None) => p.to_owned(),
+                    };
                     ApiError::Validation {
                         detail: if field.is_empty() {
                             message.clone()

@@ -103,13 +103,22 @@ where
 }
 
 /// Checks a free-form JSON object: at most `max_keys` keys and `max_bytes` serialized.
-pub fn check_object(c: &mut Checks, field: &str, v: &serde_json::Map<String, serde_json::Value>, max_keys: usize, max_bytes: usize) {
+pub fn check_object(
+    c: &mut Checks,
+    field: &str,
+    v: &serde_json::Map<String, serde_json::Value>,
+    max_keys: usize,
+    max_bytes: usize,
+) {
     if v.len() > max_keys {
         c.fail(field, format!("must have at most {max_keys} keys"));
     }
     let size = serde_json::Value::Object(v.clone()).to_string().len();
     if size > max_bytes {
-        c.fail(field, format!("must be at most {max_bytes} bytes as JSON (is {size})"));
+        c.fail(
+            field,
+            format!("must be at most {max_bytes} bytes as JSON (is {size})"),
+        );
     }
     if v.keys().any(|k| k.is_empty() || k.len() > 100) {
         c.fail(field, "keys must be 1-100 characters");
@@ -120,7 +129,9 @@ pub fn check_object(c: &mut Checks, field: &str, v: &serde_json::Map<String, ser
 pub fn check_phone(c: &mut Checks, field: &str, v: &str) {
     let body = v.strip_prefix('+').unwrap_or(v);
     let ok = (3..=32).contains(&v.len())
-        && body.bytes().all(|b| b.is_ascii_digit() || b" -()".contains(&b))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b" -()".contains(&b))
         && body.bytes().filter(u8::is_ascii_digit).count() >= 3;
     c.check(ok, field, "must be a phone number such as +14155550123");
 }

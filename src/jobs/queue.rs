@@ -8,8 +8,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::clock::now_ms;
-use crate::ids::{new_id, OrgId};
-use crate::store::{sql, DbResult, Dialect, Exec, Tx};
+use crate::ids::{OrgId, new_id};
+use crate::store::{DbResult, Dialect, Exec, Tx, sql};
 
 /// The Postgres channel workers LISTEN on.
 pub const CHANNEL: &str = "rampart_jobs";
@@ -73,7 +73,9 @@ pub async fn enqueue(tx: &mut Tx, job: NewJob) -> DbResult<Option<String>> {
 pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
     if tx.dialect() == Dialect::Postgres {
         // Delivered by Postgres at commit, to every listening instance.
-        sql("SELECT pg_notify('rampart_jobs', '') AS n").fetch_one(tx).await?;
+        sql("SELECT pg_notify('rampart_jobs', '') AS n")
+            .fetch_one(tx)
+            .await?;
     }
     tx.after_commit(|| local_notify().notify_waiters());
     Ok(())

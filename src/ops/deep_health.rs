@@ -42,7 +42,41 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Value>) {
         status: if db_ok { Status::Pass } else { Status::Fail },
         output: (!db_ok).then(|| "unreachable".to_owned()),
     });
-    let alerts: Vec<Value> = Vec::new();
+    let mut alerts: Vec<Value> = Vec::new();
+    if let Some(redis) = state.limiter.redis() {
+        let t = Instant::now();
+        let ok = redis.ping().await;
+        checks.push(Check {
+            key: "redis:responseTime".into(),
+            component_type: "datastore",
+            value: json!(t.elapsed().as_secs_f64() * 1000.0),
+            unit: "ms",
+            // Redis is an accelerator: its loss degrades, never fails, the service.
+            status: if ok { Status::Pass } else { Status::Warn },
+            output: (!ok).then(|| "unreachable; limits local, quotas fail open".to_owned()),
+        });
+    }
+    let stats = &state.limiter.stats;
+    checks.push(Check {
+        key: "quota:failOpens".into(),
+        component_type: "component",
+        value: json!(
+            stats
+                .quota_fail_opens
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ),
+        unit: "requests",
+        status: Status::Pass,
+        output: None,
+    });
+    if state.limiter.degraded_within(60_000) {
+        alerts.push(json!({
+            "name": "quota_store_degraded",
+            "severity": "warning",
+            "message": "the shared limit store (Redis) is unreachable: rate limits are per instance and quotas fail open",
+            "observedValue": stats.quota_fail_opens.load(std::sync::atomic::Ordering::Relaxed),
+        }));
+    }
     let status = checks
         .iter()
         .map(|c| c.status)

@@ -152,6 +152,24 @@ pub async fn set_subscription(
     Ok(())
 }
 
+/// Sets (or with `None` clears) a per-org plan override: `rate_limit` or `quota`.
+pub async fn set_plan_override(
+    ex: &mut impl Exec,
+    org: &OrgId,
+    which: &str,
+    value: Option<crate::config::Rate>,
+) -> DbResult<()> {
+    let q = match which {
+        "rate_limit" => sql("UPDATE subscriptions SET rate_limit = $2 WHERE org_id = $1"),
+        _ => sql("UPDATE subscriptions SET quota = $2 WHERE org_id = $1"),
+    };
+    q.bind(org)
+        .bind(value.map(|r| r.render()))
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 pub async fn subscription(ex: &mut impl Exec, org: &OrgId) -> DbResult<Option<Subscription>> {
     let row = sql("SELECT status, tier FROM subscriptions WHERE org_id = $1")
         .bind(org)

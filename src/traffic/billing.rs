@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Rate};
-use crate::http::routes::Billing;
 use crate::http::ApiError;
+use crate::http::routes::Billing;
 use crate::ids::OrgId;
 use crate::orgs::{self, SubStatus, Subscription, Tier};
 use crate::store::{Db, DbResult};
@@ -26,10 +26,9 @@ impl Refusal {
             Refusal::Inactive => ApiError::PaymentRequired(
                 "the org's subscription is not active; update billing to continue".into(),
             ),
-            Refusal::TierInsufficient => ApiError::Forbidden(
-                "tier_insufficient",
-                "this route needs the full tier".into(),
-            ),
+            Refusal::TierInsufficient => {
+                ApiError::Forbidden("tier_insufficient", "this route needs the full tier".into())
+            }
         }
     }
 
@@ -94,15 +93,15 @@ const TTL: Duration = Duration::from_secs(2);
 
 impl PlanCache {
     pub async fn get(&self, db: &Db, org: &OrgId) -> DbResult<Plan> {
-        if let Some((p, at)) = self
+        let cached = self
             .entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(org)
-        {
-            if at.elapsed() < TTL {
-                return Ok(*p);
-            }
+            .filter(|(_, at)| at.elapsed() < TTL)
+            .map(|(p, _)| *p);
+        if let Some(p) = cached {
+            return Ok(p);
         }
         let plan = load(db, org).await?;
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -122,10 +121,12 @@ impl PlanCache {
 }
 
 async fn load(db: &Db, org: &OrgId) -> DbResult<Plan> {
-    let row = crate::store::sql("SELECT status, tier, rate_limit, quota FROM subscriptions WHERE org_id = $1")
-        .bind(org)
-        .fetch_optional(&mut db.clone())
-        .await?;
+    let row = crate::store::sql(
+        "SELECT status, tier, rate_limit, quota FROM subscriptions WHERE org_id = $1",
+    )
+    .bind(org)
+    .fetch_optional(&mut db.clone())
+    .await?;
     let Some(r) = row else {
         return Ok(Plan::default());
     };
@@ -134,13 +135,21 @@ async fn load(db: &Db, org: &OrgId) -> DbResult<Plan> {
         .map(|(status, tier)| Subscription { status, tier });
     Ok(Plan {
         subscription,
-        rate_limit: r.get::<Option<String>>("rate_limit")?.and_then(|s| Rate::parse(&s)),
-        quota: r.get::<Option<String>>("quota")?.and_then(|s| Rate::parse(&s)),
+        rate_limit: r
+            .get::<Option<String>>("rate_limit")?
+            .and_then(|s| Rate::parse(&s)),
+        quota: r
+            .get::<Option<String>>("quota")?
+            .and_then(|s| Rate::parse(&s)),
     })
 }
 
 /// The check background work makes right before billable execution (uncached).
-pub async fn assert_billable(db: &Db, config: &Config, org: &OrgId) -> DbResult<Result<(), Refusal>> {
+pub async fn assert_billable(
+    db: &Db,
+    config: &Config,
+    org: &OrgId,
+) -> DbResult<Result<(), Refusal>> {
     if !config.billing_enforce {
         return Ok(Ok(()));
     }
@@ -160,10 +169,25 @@ mod tests {
     fn the_rule() {
         assert_eq!(rule(None, Billing::None), Ok(()));
         assert_eq!(rule(None, Billing::Standard), Err(Refusal::Inactive));
-        assert_eq!(rule(sub(SubStatus::Trialing, Tier::Standard), Billing::Standard), Ok(()));
-        assert_eq!(rule(sub(SubStatus::PastDue, Tier::Full), Billing::Standard), Err(Refusal::Inactive));
-        assert_eq!(rule(sub(SubStatus::Canceled, Tier::Full), Billing::Full), Err(Refusal::Inactive));
-        assert_eq!(rule(sub(SubStatus::Active, Tier::Standard), Billing::Full), Err(Refusal::TierInsufficient));
-        assert_eq!(rule(sub(SubStatus::Active, Tier::Full), Billing::Full), Ok(()));
+        assert_eq!(
+            rule(sub(SubStatus::Trialing, Tier::Standard), Billing::Standard),
+            Ok(())
+        );
+        assert_eq!(
+            rule(sub(SubStatus::PastDue, Tier::Full), Billing::Standard),
+            Err(Refusal::Inactive)
+        );
+        assert_eq!(
+            rule(sub(SubStatus::Canceled, Tier::Full), Billing::Full),
+            Err(Refusal::Inactive)
+        );
+        assert_eq!(
+            rule(sub(SubStatus::Active, Tier::Standard), Billing::Full),
+            Err(Refusal::TierInsufficient)
+        );
+        assert_eq!(
+            rule(sub(SubStatus::Active, Tier::Full), Billing::Full),
+            Ok(())
+        );
     }
 }

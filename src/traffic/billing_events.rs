@@ -21,11 +21,17 @@ use crate::store::sql;
 pub const TOLERANCE_S: i64 = 300;
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::post("/v1/billing/events", Profile::public(), receive_billing_event)
+    vec![
+        Route::post(
+            "/v1/billing/events",
+            Profile::public(),
+            receive_billing_event,
+        )
         .summary("Receive a Stripe subscription event (verified with Stripe-Signature)")
         .tag("billing")
         .body::<BillingEventIn>()
-        .returns::<BillingEventOut>(200)]
+        .returns::<BillingEventOut>(200),
+    ]
 }
 
 /// The parts of a Stripe event Rampart reads.
@@ -52,11 +58,18 @@ pub struct BillingEventOut {
 }
 
 /// Verifies a `Stripe-Signature` header for `payload` at time `now_s`.
-pub fn verify_signature(secret: &str, header: &str, payload: &[u8], now_s: i64) -> Result<(), &'static str> {
+pub fn verify_signature(
+    secret: &str,
+    header: &str,
+    payload: &[u8],
+    now_s: i64,
+) -> Result<(), &'static str> {
     let mut t: Option<i64> = None;
     let mut sigs: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
-        let Some((k, v)) = part.trim().split_once('=') else { continue };
+        let Some((k, v)) = part.trim().split_once('=') else {
+            continue;
+        };
         match k {
             "t" => t = v.parse().ok(),
             "v1" => {
@@ -77,7 +90,10 @@ pub fn verify_signature(secret: &str, header: &str, payload: &[u8], now_s: i64) 
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let mut signed = format!("{t}.").into_bytes();
     signed.extend_from_slice(payload);
-    if sigs.iter().any(|s| ring::hmac::verify(&key, &signed, s).is_ok()) {
+    if sigs
+        .iter()
+        .any(|s| ring::hmac::verify(&key, &signed, s).is_ok())
+    {
         Ok(())
     } else {
         Err("no signature matches")
@@ -85,7 +101,7 @@ pub fn verify_signature(secret: &str, header: &str, payload: &[u8], now_s: i64) 
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -119,7 +135,12 @@ async fn receive_billing_event(
     let sig = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Invalid("invalid_signature", "the Stripe-Signature header is missing".into()))?;
+        .ok_or_else(|| {
+            ApiError::Invalid(
+                "invalid_signature",
+                "the Stripe-Signature header is missing".into(),
+            )
+        })?;
     verify_signature(secret.expose(), sig, &body, now_ms() / 1000)
         .map_err(|m| ApiError::Invalid("invalid_signature", m.into()))?;
     let event: BillingEventIn = crate::http::extract::parse_json(&body)?;
@@ -154,8 +175,15 @@ async fn receive_billing_event(
         if !event.type_.starts_with("customer.subscription.") {
             return Err("not a subscription event");
         }
-        let org = org.clone().ok_or("the subscription has no metadata.org_id naming an org")?;
-        if orgs::get(&mut tx, org.as_str()).await.ok().flatten().is_none() {
+        let org = org
+            .clone()
+            .ok_or("the subscription has no metadata.org_id naming an org")?;
+        if orgs::get(&mut tx, org.as_str())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
             return Err("metadata.org_id names no org of this deployment");
         }
         let status = if event.type_ == "customer.subscription.deleted" {
@@ -239,10 +267,20 @@ mod tests {
         let good = sign("whsec_x", now, "{}");
         assert!(verify_signature("whsec_x", &format!("t={now},v1={good}"), b"{}", now).is_ok());
         // Several v1 values (secret rolling): any match is enough.
-        assert!(verify_signature("whsec_x", &format!("t={now},v1=00ff,v1={good},v0=abc"), b"{}", now).is_ok());
+        assert!(
+            verify_signature(
+                "whsec_x",
+                &format!("t={now},v1=00ff,v1={good},v0=abc"),
+                b"{}",
+                now
+            )
+            .is_ok()
+        );
         assert!(verify_signature("whsec_y", &format!("t={now},v1={good}"), b"{}", now).is_err());
         assert!(verify_signature("whsec_x", &format!("t={now},v1={good}"), b"{ }", now).is_err());
-        assert!(verify_signature("whsec_x", &format!("t={now},v1={good}"), b"{}", now + 301).is_err());
+        assert!(
+            verify_signature("whsec_x", &format!("t={now},v1={good}"), b"{}", now + 301).is_err()
+        );
         assert!(verify_signature("whsec_x", &format!("v1={good}"), b"{}", now).is_err());
     }
 }

@@ -41,7 +41,11 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
         headers.insert(POLICY.clone(), v);
     }
     if let Some(o) = closest {
-        let t = if o.allowed { o.reset_s } else { o.retry_after_s };
+        let t = if o.allowed {
+            o.reset_s
+        } else {
+            o.retry_after_s
+        };
         if let Ok(v) = HeaderValue::from_str(&format!("\"{}\";r={};t={}", o.name, o.remaining, t)) {
             headers.insert(RATELIMIT.clone(), v);
         }
@@ -58,14 +62,36 @@ mod tests {
     fn formats_policies_and_the_closest_limit() {
         let d = Decision {
             outcomes: vec![
-                Outcome { name: "key", kind: LimitKind::Rate, rate: Rate::per_second(10), allowed: true, remaining: 2, reset_s: 1, retry_after_s: 0 },
-                Outcome { name: "quota", kind: LimitKind::Quota, rate: Rate { count: 1000, period_ms: 86_400_000 }, allowed: true, remaining: 900, reset_s: 3600, retry_after_s: 0 },
+                Outcome {
+                    name: "key",
+                    kind: LimitKind::Rate,
+                    rate: Rate::per_second(10),
+                    allowed: true,
+                    remaining: 2,
+                    reset_s: 1,
+                    retry_after_s: 0,
+                },
+                Outcome {
+                    name: "quota",
+                    kind: LimitKind::Quota,
+                    rate: Rate {
+                        count: 1000,
+                        period_ms: 86_400_000,
+                    },
+                    allowed: true,
+                    remaining: 900,
+                    reset_s: 3600,
+                    retry_after_s: 0,
+                },
             ],
             failed_open: false,
         };
         let mut h = HeaderMap::new();
         apply(&mut h, &d);
-        assert_eq!(h["ratelimit-policy"], "\"key\";q=10;w=1, \"quota\";q=1000;w=86400");
+        assert_eq!(
+            h["ratelimit-policy"],
+            "\"key\";q=10;w=1, \"quota\";q=1000;w=86400"
+        );
         assert_eq!(h["ratelimit"], "\"key\";r=2;t=1");
     }
 }

@@ -13,7 +13,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -22,7 +22,7 @@ use crate::access::tokens::sha256_hex;
 use crate::clock::now_ms;
 use crate::http::ApiError;
 use crate::ids::new_id;
-use crate::store::{sql, Db, DbResult, Tx};
+use crate::store::{Db, DbResult, Tx, sql};
 
 pub static HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -148,7 +148,9 @@ pub async fn begin(
         return Ok(Begin::Replay {
             status: u16::try_from(row.get::<Option<i64>>("response_status")?.unwrap_or(200))
                 .unwrap_or(200),
-            body: row.get::<Option<String>>("response_body")?.unwrap_or_default(),
+            body: row
+                .get::<Option<String>>("response_body")?
+                .unwrap_or_default(),
         });
     }
     let locked_at: i64 = row.get("locked_at")?;
@@ -193,14 +195,16 @@ pub async fn complete_detached(db: &Db, claim: &Claim, status: u16, body: &str) 
 }
 
 async fn record(tx: &mut Tx, claim: &Claim, status: u16, body: &str) -> DbResult<bool> {
-    let n = sql("UPDATE idempotency_keys SET status = 'completed', response_status = $3, response_body = $4
-                 WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'")
-        .bind(&claim.id)
-        .bind(claim.locked_at)
-        .bind(i64::from(status))
-        .bind(body)
-        .execute(tx)
-        .await?;
+    let n = sql(
+        "UPDATE idempotency_keys SET status = 'completed', response_status = $3, response_body = $4
+                 WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'",
+    )
+    .bind(&claim.id)
+    .bind(claim.locked_at)
+    .bind(i64::from(status))
+    .bind(body)
+    .execute(tx)
+    .await?;
     Ok(n == 1)
 }
 
@@ -232,45 +236,45 @@ impl Idem {
     /// response. Without a key it just commits.
     pub async fn commit<T: Serialize>(
         self,
-        mut tx: Tx,
+        tx: Tx,
         status: StatusCode,
         body: &T,
     ) -> Result<Response, ApiError> {
         let text = serde_json::to_string(body).map_err(ApiError::internal)?;
-        if let Some(claim) = &self.0 {
-            if !record(&mut tx, claim, status.as_u16(), &text).await? {
-                tx.rollback().await?;
-                return Err(ApiError::Conflict(
-                    "idempotency_in_flight",
-                    "another request took over this Idempotency-Key".into(),
-                ));
-            }
-        }
-        tx.commit().await?;
-        let mut res = (status, text).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if self.0.is_some() {
-            res.extensions_mut().insert(Completed);
-        }
-        Ok(res)
+        self.finish(tx, status, text).await
     }
 
     /// As [`Idem::commit`] for an empty `204 No Content`.
-    pub async fn commit_empty(self, mut tx: Tx) -> Result<Response, ApiError> {
-        if let Some(claim) = &self.0 {
-            if !record(&mut tx, claim, 204, "").await? {
-                tx.rollback().await?;
-                return Err(ApiError::Conflict(
-                    "idempotency_in_flight",
-                    "another request took over this Idempotency-Key".into(),
-                ));
-            }
+    pub async fn commit_empty(self, tx: Tx) -> Result<Response, ApiError> {
+        self.finish(tx, StatusCode::NO_CONTENT, String::new()).await
+    }
+
+    async fn finish(
+        self,
+        mut tx: Tx,
+        status: StatusCode,
+        text: String,
+    ) -> Result<Response, ApiError> {
+        if let Some(claim) = &self.0
+            && !record(&mut tx, claim, status.as_u16(), &text).await?
+        {
+            tx.rollback().await?;
+            return Err(ApiError::Conflict(
+                "idempotency_in_flight",
+                "another request took over this Idempotency-Key".into(),
+            ));
         }
         tx.commit().await?;
-        let mut res = StatusCode::NO_CONTENT.into_response();
+        let mut res = if text.is_empty() {
+            status.into_response()
+        } else {
+            let mut r = (status, text).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        };
         if self.0.is_some() {
             res.extensions_mut().insert(Completed);
         }

@@ -168,7 +168,8 @@ impl Local {
     fn prune(&mut self, now_ms: i64) {
         let now_us = now_ms * 1000;
         self.tats.retain(|_, tat| *tat > now_us);
-        self.windows.retain(|_, (w, _)| *w + 86_400_000 * 31 > now_ms);
+        self.windows
+            .retain(|_, (w, _)| *w + 86_400_000 * 31 > now_ms);
     }
 }
 
@@ -214,11 +215,13 @@ impl Limiter {
                     return Decision {
                         outcomes,
                         failed_open: false,
-                    }
+                    };
                 }
                 Err(e) => {
                     self.stats.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    self.stats.last_degraded_ms.store(now_ms(), Ordering::Relaxed);
+                    self.stats
+                        .last_degraded_ms
+                        .store(now_ms(), Ordering::Relaxed);
                     metrics::counter!("rampart_limiter_redis_fallback_total").increment(1);
                     let has_quota = limits.iter().any(|l| l.kind == LimitKind::Quota);
                     if has_quota {
@@ -302,10 +305,22 @@ mod tests {
             ..lim(LimitKind::Rate, 1, 60_000)
         };
         let now = 1_700_000_000_000;
-        assert!(l.check(&[q.clone(), r.clone()], now, true).iter().all(|o| o.allowed));
+        assert!(
+            l.check(&[q.clone(), r.clone()], now, true)
+                .iter()
+                .all(|o| o.allowed)
+        );
         // The rate limit refuses: the quota must not be consumed.
-        assert!(!l.check(&[q.clone(), r.clone()], now, true).iter().all(|o| o.allowed));
-        assert!(l.check(&[q.clone()], now, true).iter().all(|o| o.allowed));
+        assert!(
+            !l.check(&[q.clone(), r.clone()], now, true)
+                .iter()
+                .all(|o| o.allowed)
+        );
+        assert!(
+            l.check(std::slice::from_ref(&q), now, true)
+                .iter()
+                .all(|o| o.allowed)
+        );
         let third = l.check(&[q], now, true);
         assert!(!third[0].allowed);
         assert!(third[0].retry_after_s > 0);

@@ -201,7 +201,11 @@ impl RedisStore {
                         LimitKind::Rate => 1,
                         LimitKind::Quota => 2,
                     };
-                    inv.key(format!("rampart:{}:{}", if kind == 1 { "rl" } else { "q" }, l.id));
+                    inv.key(format!(
+                        "rampart:{}:{}",
+                        if kind == 1 { "rl" } else { "q" },
+                        l.id
+                    ));
                     inv.arg(kind).arg(l.rate.count).arg(l.rate.period_ms);
                 }
                 async move { inv.invoke_async(&mut c).await }
@@ -226,12 +230,32 @@ impl RedisStore {
             .collect())
     }
 
+    /// Whether Redis answers a PING within the timeout (deep health).
+    pub async fn ping(&self) -> bool {
+        let conn = self.conn.read().ok().and_then(|c| c.clone());
+        let Some(mut c) = conn else { return false };
+        matches!(
+            tokio::time::timeout(
+                self.timeout.max(Duration::from_millis(200)),
+                redis::cmd("PING").query_async::<String>(&mut c)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Publishes `message` on `channel` (best effort; failures are logged).
     pub async fn publish(&self, channel: &str, message: &str) {
         let r: Result<i64, String> = self
             .call(|mut c| {
                 let (ch, msg) = (channel.to_owned(), message.to_owned());
-                async move { redis::cmd("PUBLISH").arg(ch).arg(msg).query_async(&mut c).await }
+                async move {
+                    redis::cmd("PUBLISH")
+                        .arg(ch)
+                        .arg(msg)
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await;
         if let Err(e) = r {

@@ -5,7 +5,7 @@ use crate::access::principal::Tenant;
 use crate::clock::now_ms;
 use crate::events::Event;
 use crate::ids::new_id;
-use crate::store::{sql, DbResult, Tx};
+use crate::store::{DbResult, Tx, sql};
 
 /// Opens a dead letter for a webhook delivery.
 #[allow(clippy::too_many_arguments)]

@@ -6,18 +6,16 @@ use serde_json::json;
 
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
-use crate::events::{matches, Event};
+use crate::events::{Event, matches};
 use crate::ids::new_id;
-use crate::jobs::queue::{enqueue, NewJob};
-use crate::store::{sql, DbResult, Tx};
+use crate::jobs::queue::{NewJob, enqueue};
+use crate::store::{DbResult, Tx, sql};
 
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
 pub async fn fan_out(tx: &mut Tx, tenant: &Tenant, event: &Event) -> DbResult<()> {
-    let endpoints = sql(
-        "SELECT id, events, status FROM webhook_endpoints
-         WHERE org_id = $1 AND environment = $2 AND kind = 'events' AND status <> 'disabled'",
-    )
+    let endpoints = sql("SELECT id, events, status FROM webhook_endpoints
+         WHERE org_id = $1 AND environment = $2 AND kind = 'events' AND status <> 'disabled'")
     .bind(tenant.org())
     .bind(tenant.env().as_str())
     .fetch_all(tx)
@@ -60,11 +58,25 @@ pub async fn create_delivery(
         .execute(tx)
         .await?;
     if endpoint_failed {
-        crate::webhooks::dead_letters::open_for_delivery(tx, tenant, &id, endpoint_id, event, "endpoint_failed", 0, None).await?;
+        crate::webhooks::dead_letters::open_for_delivery(
+            tx,
+            tenant,
+            &id,
+            endpoint_id,
+            event,
+            "endpoint_failed",
+            0,
+            None,
+        )
+        .await?;
     } else {
         enqueue(
             tx,
-            NewJob::now(DELIVER_JOB, Some(tenant.org().clone()), json!({ "delivery_id": id })),
+            NewJob::now(
+                DELIVER_JOB,
+                Some(tenant.org().clone()),
+                json!({ "delivery_id": id }),
+            ),
         )
         .await?;
     }

@@ -16,7 +16,101 @@ crate::plain_tests![
     routes_json_lists_every_route_with_a_profile,
     admin_commands_print_json,
     serve_exits_0_on_sigterm,
+    sigterm_lets_an_in_flight_request_finish,
+    audit_verify_names_the_first_broken_entry,
 ];
+
+async fn sigterm_lets_an_in_flight_request_finish() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let env = sqlite_env(&dir);
+    let (mut child, addr) = start_server(&env).await;
+    // A request whose body is still arriving when the signal comes.
+    let body = br#"{"email":"nobody@example.com","password":"correct horse battery staple"}"#;
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused while the old one is served.
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "stopped accepting"
+    );
+    s.write_all(&body[10..]).await.unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+async fn audit_verify_names_the_first_broken_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = sqlite_env(&dir);
+    let (code, out, _) = run_bin(
+        &["admin", "create-org", "--name", "A"],
+        &as_refs(&env),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    let org = out.trim().to_owned();
+    for _ in 0..3 {
+        let (code, _, err) = run_bin(
+            &[
+                "admin",
+                "create-key",
+                "--org",
+                &org,
+                "--scopes",
+                "contacts",
+                "--permissions",
+                "read",
+                "--json",
+            ],
+            &as_refs(&env),
+            None,
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, _) = run_bin(&["audit", "verify"], &as_refs(&env), None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: 3 audit entries"), "{out}");
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("r.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("UPDATE audit_logs SET actor_id = 'someone-else' WHERE seq = 2")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
+    let (code, out, _) = run_bin(&["audit", "verify", "--org", &org], &as_refs(&env), None).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("BROKEN") && out.contains("entry 2") && out.contains("edited"),
+        "{out}"
+    );
+    let (code, out, _) = run_bin(&["audit", "verify", "--json"], &as_refs(&env), None).await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["first_break"]["seq"], 2);
+}
 
 async fn every_command_has_help() {
     for args in [

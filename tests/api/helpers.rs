@@ -342,9 +342,13 @@ impl TestApp {
     /// Creates an org (trialing/standard, as `create-org` does) straight in the store.
     pub async fn org(&self, name: &str) -> Org {
         let mut tx = self.state.db.begin().await.unwrap();
-        let org = rampart::orgs::create(&mut tx, name, false, None).await.unwrap();
+        let org = rampart::orgs::create(&mut tx, name, false, None)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
-        Org { id: org.id.to_string() }
+        Org {
+            id: org.id.to_string(),
+        }
     }
 
     pub async fn set_subscription(&self, org: &Org, status: &str, tier: &str) {
@@ -360,7 +364,9 @@ impl TestApp {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        self.state.plans.forget(&rampart::ids::OrgId::parse(&org.id).unwrap());
+        self.state
+            .plans
+            .forget(&rampart::ids::OrgId::parse(&org.id).unwrap());
     }
 
     /// Creates an API key straight in the store; returns (id, secret).
@@ -378,7 +384,10 @@ impl TestApp {
             name: "test".into(),
             environment: rampart::access::principal::Environment::parse(env).unwrap(),
             scopes: scopes.iter().map(|s| Scope::parse(s).unwrap()).collect(),
-            permissions: perms.iter().map(|p| Permission::parse(p).unwrap()).collect(),
+            permissions: perms
+                .iter()
+                .map(|p| Permission::parse(p).unwrap())
+                .collect(),
             rate_limit: rate_limit.map(|r| rampart::config::Rate::parse(r).unwrap()),
             quota: quota.map(|r| rampart::config::Rate::parse(r).unwrap()),
             expires_at: None,
@@ -400,7 +409,17 @@ impl TestApp {
     pub async fn full_key(&self, org: &Org) -> String {
         self.key_with(
             org,
-            &["messages", "contacts", "conversations", "scheduled_messages", "webhooks", "dead_letters", "audit_logs", "exports", "gdpr"],
+            &[
+                "messages",
+                "contacts",
+                "conversations",
+                "scheduled_messages",
+                "webhooks",
+                "dead_letters",
+                "audit_logs",
+                "exports",
+                "gdpr",
+            ],
             &["read", "write", "delete"],
             "live",
             None,
@@ -411,12 +430,16 @@ impl TestApp {
     }
 
     pub async fn key(&self, org: &Org, scopes: &[&str], perms: &[&str]) -> String {
-        self.key_with(org, scopes, perms, "live", None, None).await.1
+        self.key_with(org, scopes, perms, "live", None, None)
+            .await
+            .1
     }
 
     /// Creates a user with `role` in `org` (argon2 hashing included); returns the user id.
     pub async fn user(&self, org: &Org, email: &str, role: &str, password: &str) -> String {
-        let hash = rampart::access::password::hash(password.to_owned()).await.unwrap();
+        let hash = rampart::access::password::hash(password.to_owned())
+            .await
+            .unwrap();
         let mut tx = self.state.db.begin().await.unwrap();
         let existing = rampart::users::by_email(&mut tx, email).await.unwrap();
         let id = match existing {
@@ -457,17 +480,25 @@ impl TestApp {
     /// Logs in through the API; returns the token response.
     pub async fn login(&self, email: &str, password: &str) -> Value {
         let res = self
-            .post_json("/v1/auth/login", &serde_json::json!({ "email": email, "password": password }))
+            .post_json(
+                "/v1/auth/login",
+                &serde_json::json!({ "email": email, "password": password }),
+            )
             .await;
         json_of(res, 200).await
     }
 
     pub fn req(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(token)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
     }
 
     pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
-        self.req(reqwest::Method::GET, path, token).send().await.unwrap()
+        self.req(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
@@ -480,18 +511,28 @@ impl TestApp {
     }
 
     pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
-        self.req(reqwest::Method::DELETE, path, token).send().await.unwrap()
+        self.req(reqwest::Method::DELETE, path, token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The org's audit entries, newest first, as the store holds them.
     pub async fn audit_actions(&self, org: &Org) -> Vec<(String, String)> {
-        let rows = rampart::store::sql("SELECT action, outcome FROM audit_logs WHERE org_id = $1 ORDER BY chain, seq DESC")
-            .bind(org.id.as_str())
-            .fetch_all(&mut self.state.db.clone())
-            .await
-            .unwrap();
+        let rows = rampart::store::sql(
+            "SELECT action, outcome FROM audit_logs WHERE org_id = $1 ORDER BY chain, seq DESC",
+        )
+        .bind(org.id.as_str())
+        .fetch_all(&mut self.state.db.clone())
+        .await
+        .unwrap();
         rows.iter()
-            .map(|r| (r.get::<String>("action").unwrap(), r.get::<String>("outcome").unwrap()))
+            .map(|r| {
+                (
+                    r.get::<String>("action").unwrap(),
+                    r.get::<String>("outcome").unwrap(),
+                )
+            })
             .collect()
     }
 }

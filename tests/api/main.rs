@@ -9,6 +9,8 @@ mod helpers;
 mod cli;
 mod conventions;
 mod identity;
+mod matrix;
+mod traffic;
 
 use helpers::Store;
 use libtest_mimic::{Arguments, Trial};
@@ -54,17 +56,30 @@ fn main() {
     }
     let pg = helpers::postgres_url();
     let mut trials = Vec::new();
-    let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
-        vec![("conventions", conventions::scenarios()), ("identity", identity::scenarios())];
-    for (module, list) in groups {
+    let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
+        ("conventions", conventions::scenarios()),
+        ("identity", identity::scenarios()),
+        ("matrix", matrix::scenarios()),
+        ("traffic", traffic::scenarios()),
+    ];
+    // Scenarios that need a real Redis besides the store.
+    let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
+        vec![("traffic", traffic::redis_scenarios())];
+    let redis = helpers::redis_url();
+    let all = groups
+        .into_iter()
+        .map(|g| (g, false))
+        .chain(redis_groups.into_iter().map(|g| (g, true)));
+    for ((module, list), needs_redis) in all {
+        let no_redis = needs_redis && redis.is_none();
         for (name, f) in list {
-            trials.push(Trial::test(
-                format!("sqlite::{module}::{name}"),
-                move || {
+            trials.push(
+                Trial::test(format!("sqlite::{module}::{name}"), move || {
                     runtime().block_on(f(Store::Sqlite));
                     Ok(())
-                },
-            ));
+                })
+                .with_ignored_flag(no_redis),
+            );
             trials.push(
                 Trial::test(format!("postgres::{module}::{name}"), move || {
                     if helpers::postgres_url().is_none() {
@@ -73,7 +88,7 @@ fn main() {
                     runtime().block_on(f(Store::Postgres));
                     Ok(())
                 })
-                .with_ignored_flag(pg.is_none()),
+                .with_ignored_flag(pg.is_none() || no_redis),
             );
         }
     }
@@ -86,6 +101,11 @@ fn main() {
                 Ok(())
             }));
         }
+    }
+    if redis.is_none() {
+        eprintln!();
+        eprintln!(" NOTE: the Redis scenarios did NOT run (shown as `ignored`): set");
+        eprintln!(" RAMPART_TEST_REDIS_URL=redis://127.0.0.1:6379 (.ci/run does).");
     }
     if pg.is_none() {
         eprintln!();
