@@ -86,6 +86,8 @@ pub fn all_routes() -> Vec<Route> {
     r.extend(crate::audit::routes::routes());
     r.extend(crate::traffic::billing_events::routes());
     r.extend(crate::contacts::routes::routes());
+    #[cfg(feature = "bench-routes")]
+    r.extend(crate::bench_routes::routes());
     r
 }
 

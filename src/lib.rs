@@ -4,6 +4,8 @@
 pub mod access;
 pub mod app;
 pub mod audit;
+#[cfg(feature = "bench-routes")]
+pub mod bench_routes;
 pub mod cli;
 pub mod cli_support;
 pub mod clock;
