@@ -36,6 +36,7 @@ pub struct AppInner {
     pub key_cache: crate::access::api_keys::KeyCache,
     pub plans: crate::traffic::billing::PlanCache,
     pub limiter: crate::traffic::limits::Limiter,
+    pub webhooks: crate::webhooks::client::WebhookClient,
     /// Set once migrations are applied (they may wait for a database that is still down).
     pub migrated: AtomicBool,
     /// Set when shutdown starts: `/health/ready` turns 503 so load balancers drain us.
@@ -86,6 +87,12 @@ pub fn all_routes() -> Vec<Route> {
     r.extend(crate::audit::routes::routes());
     r.extend(crate::traffic::billing_events::routes());
     r.extend(crate::contacts::routes::routes());
+    r.extend(crate::conversations::routes());
+    r.extend(crate::messages::routes::routes());
+    r.extend(crate::scheduled::routes::routes());
+    r.extend(crate::webhooks::routes::routes());
+    r.extend(crate::webhooks::dead_letter_routes::routes());
+    r.extend(crate::webhooks::sandbox::routes());
     #[cfg(feature = "bench-routes")]
     r.extend(crate::bench_routes::routes());
     r
@@ -160,8 +167,10 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-impl App {
-    pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<App> {
+impl AppState {
+    /// Opens the store, loads the keys and builds the shared state, without listeners: what
+    /// `serve` and `worker` both start from.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
         install_crypto_provider();
         crate::ops::metrics::handle();
         let db = Db::connect(
@@ -172,12 +181,7 @@ impl App {
             },
         )
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                config.database_url.redacted()
-            )
-        })?;
+        .with_context(|| format!("cannot open the database {}", config.database_url.redacted()))?;
         let keys = crate::access::secrets::Keys::load(&config)?;
         let redis = match &config.redis_url {
             Some(u) => Some(
@@ -186,29 +190,48 @@ impl App {
             ),
             None => None,
         };
-        let state = AppState(Arc::new(AppInner {
+        let webhooks = crate::webhooks::client::WebhookClient::new(
+            crate::webhooks::ssrf::Policy {
+                allow_private: config.webhook_allow_private,
+                allowed: config.webhook_allowed_targets.clone(),
+            },
+            config.webhook_timeout,
+        );
+        Ok(AppState(Arc::new(AppInner {
             config,
             db,
             keys,
             key_cache: Default::default(),
             plans: Default::default(),
             limiter: crate::traffic::limits::Limiter::new(redis),
+            webhooks,
             migrated: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             started_at_ms: crate::clock::now_ms(),
             openapi: OnceLock::new(),
-        }));
+        })))
+    }
+}
 
-        match prepare_database(&state).await {
-            Ok(()) => {}
-            Err(StartError::Unavailable(e)) => {
-                tracing::error!(error = %e, "database unavailable at start-up; serving not-ready and retrying");
-                tokio::spawn(retry_prepare(state.clone()));
-            }
-            Err(StartError::Fatal(e)) => return Err(e),
+/// Migrates and checks the secret key; a database that is down is waited for in the
+/// background (the instance reports not-ready meanwhile), drift is fatal.
+pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
+    match prepare_database(state).await {
+        Ok(()) => Ok(()),
+        Err(StartError::Unavailable(e)) => {
+            tracing::error!(error = %e, "database unavailable at start-up; not ready, retrying");
+            tokio::spawn(retry_prepare(state.clone()));
+            Ok(())
         }
+        Err(StartError::Fatal(e)) => Err(e),
+    }
+}
 
+impl App {
+    pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<App> {
+        let state = AppState::open(config).await?;
+        prepare(&state).await?;
         let api = TcpListener::bind(state.config.listen)
             .await
             .with_context(|| {
@@ -264,6 +287,14 @@ impl App {
         );
         let stop = state.shutdown.clone();
         let background = spawn_background(&state);
+        let worker = (!options.no_worker).then(|| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::jobs::runner::run(state).await {
+                    tracing::error!(error = %e, "the in-process worker stopped with an error");
+                }
+            })
+        });
         let bridge = {
             let stop = stop.clone();
             let state = state.clone();
@@ -306,6 +337,10 @@ impl App {
         {
             tracing::warn!("shutdown timeout reached; abandoning remaining requests");
         }
+        if let Some(w) = worker {
+            // The worker drains within the same bound, then hands back what it could not finish.
+            let _ = tokio::time::timeout(state.config.shutdown_timeout + Duration::from_secs(2), w).await;
+        }
         bridge.abort();
         for t in background {
             t.abort();
@@ -321,7 +356,7 @@ impl App {
 
 /// Housekeeping every instance runs: Redis connection and revocation fan-out, batched key
 /// last-use writes, limiter pruning.
-fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let stop = state.shutdown.clone();
     if let Some(redis) = state.limiter.redis() {

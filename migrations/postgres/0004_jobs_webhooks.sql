@@ -57,7 +57,8 @@ CREATE TABLE webhook_endpoints (
     previous_secret_expires_at BIGINT,
     consecutive_failures BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    deleted_at BIGINT
 );
 CREATE INDEX webhook_endpoints_org ON webhook_endpoints (org_id, environment, id);
 
@@ -73,6 +74,8 @@ CREATE TABLE deliveries (
     next_attempt_at BIGINT,
     last_status_code BIGINT,
     last_error TEXT,
+    -- Set when this delivery replays a dead letter: success resolves it.
+    dead_letter_id TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
@@ -117,3 +120,18 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_org ON dead_letters (org_id, environment, status, id);
 CREATE INDEX dead_letters_created ON dead_letters (created_at);
+
+-- Test-mode deliveries: recorded here, never sent over the network.
+CREATE TABLE sandbox_deliveries (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs (id),
+    endpoint_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    url TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX sandbox_deliveries_org ON sandbox_deliveries (org_id, id);

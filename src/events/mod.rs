@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::access::principal::Tenant;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::new_id;
-use crate::store::{DbResult, Tx, sql};
+use crate::store::{Arg, DbResult, Tx, insert_many};
 
 /// The event catalog (SPEC §6).
 pub const CATALOG: &[&str] = &[
@@ -57,29 +57,48 @@ pub struct Event {
 
 /// Records an event and queues its deliveries, inside `tx`.
 pub async fn emit(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
-    debug_assert!(
-        CATALOG.contains(&event_type),
-        "{event_type} is not in the catalog"
-    );
-    let id = new_id("evt");
+    let mut events = emit_many(tx, tenant, vec![(event_type, data)]).await?;
+    Ok(events.remove(0))
+}
+
+/// Records several events of one tenant and queues their deliveries, with a constant number
+/// of statements whatever their count (the scheduler dispatches in batches).
+pub async fn emit_many(tx: &mut Tx, tenant: &Tenant, items: Vec<(&str, Value)>) -> DbResult<Vec<Event>> {
+    let events = record_many(tx, tenant, items).await?;
+    crate::webhooks::fanout::fan_out_many(tx, tenant, &events).await?;
+    Ok(events)
+}
+
+/// Records an event without fanning it out (a test ping goes to one endpoint only).
+pub async fn record_only(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
+    let mut events = record_many(tx, tenant, vec![(event_type, data)]).await?;
+    Ok(events.remove(0))
+}
+
+async fn record_many(tx: &mut Tx, tenant: &Tenant, items: Vec<(&str, Value)>) -> DbResult<Vec<Event>> {
     let now = now_ms();
-    let payload = json!({ "type": event_type, "timestamp": rfc3339(now), "data": data });
-    sql("INSERT INTO events (id, org_id, environment, type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&id)
-        .bind(tenant.org())
-        .bind(tenant.env().as_str())
-        .bind(event_type)
-        .bind(payload.to_string())
-        .bind(now)
-        .execute(tx)
-        .await?;
-    let event = Event {
-        id,
-        event_type: event_type.to_owned(),
-        payload,
-    };
-    crate::webhooks::fanout::fan_out(tx, tenant, &event).await?;
-    Ok(event)
+    let mut events = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    for (event_type, data) in items {
+        debug_assert!(CATALOG.contains(&event_type), "{event_type} is not in the catalog");
+        let id = new_id("evt");
+        let payload = json!({ "type": event_type, "timestamp": rfc3339(now), "data": data });
+        rows.push(vec![
+            Arg::from(&id),
+            Arg::from(tenant.org()),
+            Arg::from(tenant.env().as_str()),
+            Arg::from(event_type),
+            Arg::from(&payload),
+            Arg::from(now),
+        ]);
+        events.push(Event {
+            id,
+            event_type: event_type.to_owned(),
+            payload,
+        });
+    }
+    insert_many(tx, "INSERT INTO events (id, org_id, environment, type, payload, created_at)", "", rows).await?;
+    Ok(events)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::clock::now_ms;
 use crate::ids::{OrgId, new_id};
-use crate::store::{DbResult, Dialect, Exec, Tx, sql};
+use crate::store::{Arg, DbResult, Dialect, Exec, Tx, insert_many, sql};
 
 /// The Postgres channel workers LISTEN on.
 pub const CHANNEL: &str = "rampart_jobs";
@@ -69,6 +69,38 @@ pub async fn enqueue(tx: &mut Tx, job: NewJob) -> DbResult<Option<String>> {
     Ok(Some(id))
 }
 
+/// Inserts many jobs (without unique keys) in a constant number of statements.
+pub async fn enqueue_many(tx: &mut Tx, jobs: Vec<NewJob>) -> DbResult<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let rows = jobs
+        .into_iter()
+        .map(|j| {
+            debug_assert!(j.unique_key.is_none(), "unique jobs go through enqueue");
+            vec![
+                Arg::from(new_id("job")),
+                Arg::from(j.kind),
+                Arg::from(j.org.as_ref().map(|o| o.to_string())),
+                Arg::from(&j.payload),
+                Arg::from("queued"),
+                Arg::from(j.run_at),
+                Arg::from(now),
+                Arg::from(now),
+            ]
+        })
+        .collect();
+    insert_many(
+        tx,
+        "INSERT INTO jobs (id, kind, org_id, payload, status, run_at, created_at, updated_at)",
+        "",
+        rows,
+    )
+    .await?;
+    wake_after_commit(tx).await
+}
+
 /// Arranges for workers to wake when `tx` commits.
 pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
     if tx.dialect() == Dialect::Postgres {
@@ -79,4 +111,186 @@ pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
     }
     tx.after_commit(|| local_notify().notify_waiters());
     Ok(())
+}
+
+/// Claims up to `limit` due jobs (queued and due, or running with an expired lease) for
+/// `worker`, with a fresh lease token. Postgres skips rows other workers hold; SQLite
+/// serializes writers, so its single statement is atomic.
+pub async fn claim(
+    db: &crate::store::Db,
+    worker: &str,
+    limit: i64,
+    lease_ms: i64,
+) -> DbResult<Vec<super::ClaimedJob>> {
+    let now = now_ms();
+    let token = new_id("lease");
+    let rows = crate::store::Q::dialect(
+        "UPDATE jobs SET status = 'running', lease_owner = $1, lease_token = $2, lease_expires_at = $3,
+                attempts = attempts + 1, updated_at = $4
+         WHERE id IN (SELECT id FROM jobs
+                      WHERE (status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_expires_at < $4)
+                      ORDER BY run_at LIMIT $5)
+         RETURNING id, kind, org_id, payload, attempts",
+        "UPDATE jobs SET status = 'running', lease_owner = $1, lease_token = $2, lease_expires_at = $3,
+                attempts = attempts + 1, updated_at = $4
+         WHERE id IN (SELECT id FROM jobs
+                      WHERE (status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_expires_at < $4)
+                      ORDER BY run_at LIMIT $5 FOR UPDATE SKIP LOCKED)
+         RETURNING id, kind, org_id, payload, attempts",
+    )
+    .bind(worker)
+    .bind(&token)
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut db.clone())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(super::ClaimedJob {
+                id: r.get("id")?,
+                kind: r.get("kind")?,
+                org_id: r.get("org_id")?,
+                payload: r.json("payload")?,
+                attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
+                lease_token: token.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Opens the transaction that finishes `job`, after proving the lease is still ours (and, on
+/// Postgres, locking the row so no takeover can interleave). `None`: the lease was lost.
+pub async fn begin_fenced(db: &crate::store::Db, job: &super::ClaimedJob) -> DbResult<Option<Tx>> {
+    let mut tx = db.begin().await?;
+    let held = crate::store::Q::dialect(
+        "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+        "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND status = 'running' FOR UPDATE",
+    )
+    .bind(&job.id)
+    .bind(&job.lease_token)
+    .fetch_optional(&mut tx)
+    .await?;
+    if held.is_none() {
+        tx.rollback().await?;
+        metrics::counter!("rampart_jobs_lease_lost_total").increment(1);
+        return Ok(None);
+    }
+    Ok(Some(tx))
+}
+
+/// Writes how `job` ended, inside its fenced transaction.
+pub async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion) -> DbResult<()> {
+    use super::Completion;
+    let now = now_ms();
+    let outcome = match c {
+        Completion::Done => {
+            sql("DELETE FROM jobs WHERE id = $1 AND lease_token = $2")
+                .bind(&job.id)
+                .bind(&job.lease_token)
+                .execute(tx)
+                .await?;
+            "done"
+        }
+        Completion::Retry { at_ms, error } => {
+            sql("UPDATE jobs SET status = 'queued', run_at = $3, last_error = $4, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $5
+                 WHERE id = $1 AND lease_token = $2")
+                .bind(&job.id)
+                .bind(&job.lease_token)
+                .bind(*at_ms)
+                .bind(truncate(error, 1000))
+                .bind(now)
+                .execute(tx)
+                .await?;
+            wake_after_commit(tx).await?;
+            "retry"
+        }
+        Completion::Defer { at_ms } => {
+            sql("UPDATE jobs SET status = 'queued', run_at = $3, attempts = attempts - 1, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4
+                 WHERE id = $1 AND lease_token = $2")
+                .bind(&job.id)
+                .bind(&job.lease_token)
+                .bind(*at_ms)
+                .bind(now)
+                .execute(tx)
+                .await?;
+            wake_after_commit(tx).await?;
+            "deferred"
+        }
+        Completion::Dead { error } => {
+            sql("UPDATE jobs SET status = 'dead', last_error = $3, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4
+                 WHERE id = $1 AND lease_token = $2")
+                .bind(&job.id)
+                .bind(&job.lease_token)
+                .bind(truncate(error, 1000))
+                .bind(now)
+                .execute(tx)
+                .await?;
+            "dead"
+        }
+    };
+    metrics::counter!("rampart_jobs_finished_total", "kind" => job.kind.clone(), "outcome" => outcome)
+        .increment(1);
+    Ok(())
+}
+
+/// Extends the leases of every job `worker` still runs.
+pub async fn renew_leases(db: &crate::store::Db, worker: &str, lease_ms: i64) -> DbResult<u64> {
+    sql("UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'running'")
+        .bind(worker)
+        .bind(now_ms() + lease_ms)
+        .execute(&mut db.clone())
+        .await
+}
+
+/// Hands back the jobs `worker` still holds (graceful stop): queued again at once, the
+/// interrupted attempt not counted.
+pub async fn release_all(db: &crate::store::Db, worker: &str) -> DbResult<u64> {
+    let n = sql("UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $2
+                 WHERE lease_owner = $1 AND status = 'running'")
+        .bind(worker)
+        .bind(now_ms())
+        .execute(&mut db.clone())
+        .await?;
+    if n > 0 {
+        local_notify().notify_waiters();
+    }
+    Ok(n)
+}
+
+/// When the next queued job is due, if any.
+pub async fn next_due(db: &crate::store::Db) -> DbResult<Option<i64>> {
+    sql("SELECT MIN(run_at) AS t FROM jobs WHERE status = 'queued'")
+        .fetch_one(&mut db.clone())
+        .await?
+        .get("t")
+}
+
+/// Queued and running jobs by kind, and how many are due now (metrics, deep health).
+pub async fn depth(db: &crate::store::Db) -> DbResult<Vec<(String, String, i64)>> {
+    let rows = sql("SELECT kind, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running', 'dead') GROUP BY kind, status")
+        .fetch_all(&mut db.clone())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.get("kind")?, r.get("status")?, r.get("n")?)))
+        .collect()
+}
+
+pub async fn due_backlog(db: &crate::store::Db) -> DbResult<i64> {
+    sql("SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND run_at <= $1")
+        .bind(now_ms())
+        .fetch_one(&mut db.clone())
+        .await?
+        .get("n")
+}
+
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }

@@ -1,14 +1,287 @@
-//! The job runner.
+//! The worker: claims due jobs in batches, runs them concurrently under leases it renews,
+//! heartbeats, and stops gracefully (finishes what it can within the shutdown bound, then hands
+//! back the rest at once rather than letting their leases run out).
 
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::queue::{self, local_notify, NewJob};
+use super::retry::{Policy, INTERNAL_JOB_ATTEMPTS};
+use super::{ClaimedJob, Completion};
+use crate::app::AppState;
+use crate::clock::now_ms;
 use crate::config::Config;
+use crate::ids::new_id;
+use crate::store::sql;
 
-/// `rampart worker`: a worker process without listeners.
+/// How long an idle worker sleeps before looking again when nobody wakes it.
+const POLL: Duration = Duration::from_millis(500);
+const MAX_BATCH: usize = 100;
+
+/// `rampart worker`: a worker (and scheduler) without listeners.
 pub async fn run_standalone(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let db = crate::cli_support::open_db(&config).await?;
-    tracing::info!(store = db.dialect().name(), "worker started");
-    shutdown.cancelled().await;
-    db.close().await;
+    let state = crate::app::AppState::open(config).await?;
+    crate::app::prepare(&state).await?;
+    let bg = crate::app::spawn_background(&state);
+    let token = state.shutdown.clone();
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        s.cancelled().await;
+        token.cancel();
+    });
+    let result = run(state.clone()).await;
+    for t in bg {
+        t.abort();
+    }
+    state.db.close().await;
+    result
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn heartbeat(state: &AppState, worker: &str, started_at: i64) -> crate::store::DbResult<()> {
+    sql("INSERT INTO workers (worker_id, build_id, hostname, started_at, last_seen) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen, stopped_at = NULL")
+        .bind(worker)
+        .bind(&state.config.build_id)
+        .bind(hostname())
+        .bind(started_at)
+        .bind(now_ms())
+        .execute(&mut state.db.clone())
+        .await?;
     Ok(())
+}
+
+/// Runs a worker until `state.shutdown` fires.
+pub async fn run(state: AppState) -> anyhow::Result<()> {
+    let worker = new_id("wrk");
+    let started_at = now_ms();
+    let lease_ms = i64::try_from(state.config.job_lease.as_millis()).unwrap_or(60_000);
+    heartbeat(&state, &worker, started_at).await?;
+    tracing::info!(worker = %worker, build_id = %state.config.build_id, concurrency = state.config.worker_concurrency, "worker started");
+    let stop = state.shutdown.clone();
+
+    // Heartbeat and lease renewal, a third of a lease apart at most.
+    let hb = {
+        let (state, worker) = (state.clone(), worker.clone());
+        let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(20_000)).min(Duration::from_secs(2));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = heartbeat(&state, &worker, started_at).await {
+                    tracing::warn!(error = %e, "worker heartbeat failed");
+                }
+                if let Err(e) = queue::renew_leases(&state.db, &worker, lease_ms).await {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                }
+            }
+        })
+    };
+    let listener = state.db.pg_pool().cloned().map(|pool| tokio::spawn(listen(pool, stop.clone())));
+    let periodic = tokio::spawn(schedule_periodic(state.clone()));
+    let scheduler = tokio::spawn(crate::scheduled::run(state.clone(), worker.clone()));
+
+    let permits = Arc::new(Semaphore::new(state.config.worker_concurrency as usize));
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut failures = 0u32;
+    loop {
+        if stop.is_cancelled() {
+            break;
+        }
+        while running.try_join_next().is_some() {}
+        // Register for a wake-up before looking, so a job enqueued meanwhile is not missed.
+        let notified = local_notify().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        let free = permits.available_permits().min(MAX_BATCH);
+        let mut claimed_all = false;
+        if free > 0 {
+            match queue::claim(&state.db, &worker, free as i64, lease_ms).await {
+                Ok(jobs) => {
+                    failures = 0;
+                    claimed_all = jobs.len() == free;
+                    for job in jobs {
+                        let permit = permits.clone().acquire_owned().await?;
+                        let state = state.clone();
+                        running.spawn(async move {
+                            execute(&state, job).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "claiming jobs failed");
+                }
+            }
+        }
+        if claimed_all && failures == 0 {
+            continue; // there may be more due right now
+        }
+        let wait = if failures > 0 {
+            Duration::from_millis(200 * u64::from(failures.min(25)))
+        } else {
+            match queue::next_due(&state.db).await {
+                Ok(Some(t)) => Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL),
+                _ => POLL,
+            }
+        };
+        if wait.is_zero() && permits.available_permits() > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+            Some(_) = running.join_next(), if permits.available_permits() == 0 => {}
+        }
+    }
+
+    tracing::info!(worker = %worker, running = running.len(), "worker stopping: finishing running jobs");
+    let drain = async { while running.join_next().await.is_some() {} };
+    if tokio::time::timeout(state.config.shutdown_timeout, drain).await.is_err() {
+        running.abort_all();
+    }
+    let released = queue::release_all(&state.db, &worker).await.unwrap_or(0);
+    if released > 0 {
+        tracing::info!(released, "unfinished jobs handed back");
+    }
+    let _ = sql("UPDATE workers SET stopped_at = $2, last_seen = $2 WHERE worker_id = $1")
+        .bind(&worker)
+        .bind(now_ms())
+        .execute(&mut state.db.clone())
+        .await;
+    let _ = scheduler.await;
+    hb.abort();
+    periodic.abort();
+    if let Some(l) = listener {
+        l.abort();
+    }
+    tracing::info!(worker = %worker, "worker stopped");
+    Ok(())
+}
+
+/// Wakes this process's workers on Postgres `NOTIFY rampart_jobs` (sent at commit by any
+/// instance), reconnecting as needed.
+async fn listen(pool: sqlx::PgPool, stop: CancellationToken) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut l) => {
+                if l.listen(queue::CHANNEL).await.is_ok() {
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            n = l.recv() => match n {
+                                Ok(_) => local_notify().notify_waiters(),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "LISTEN connection failed; polling meanwhile"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Enqueues the periodic jobs; the unique key makes it one per deployment, whatever the number
+/// of workers.
+async fn schedule_periodic(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let result = async {
+            let mut tx = state.db.begin().await?;
+            for (kind, unique) in [(super::maintenance::PURGE, "periodic:maintenance.purge")] {
+                queue::enqueue(
+                    &mut tx,
+                    NewJob {
+                        unique_key: Some(unique.into()),
+                        ..NewJob::now(kind, None, serde_json::json!({}))
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "could not schedule periodic jobs");
+        }
+    }
+}
+
+/// Runs one job with panics caught; a failing or panicking job is retried under the policy.
+async fn execute(state: &AppState, job: ClaimedJob) {
+    let started = std::time::Instant::now();
+    let kind = job.kind.clone();
+    let result = AssertUnwindSafe(dispatch(state, &job)).catch_unwind().await;
+    metrics::histogram!("rampart_job_duration_seconds", "kind" => kind.clone()).record(started.elapsed().as_secs_f64());
+    let error = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("panicked: {msg}")
+        }
+    };
+    tracing::warn!(job = %job.id, kind = %kind, attempt = job.attempts, error = %error, "job failed");
+    let policy = Policy {
+        base: state.config.retry_base_delay,
+        max: state.config.retry_max_delay,
+    };
+    let completion = if job.attempts >= INTERNAL_JOB_ATTEMPTS {
+        Completion::Dead { error }
+    } else {
+        let at = now_ms() + i64::try_from(policy.next_delay(job.attempts).as_millis()).unwrap_or(60_000);
+        Completion::Retry { at_ms: at, error }
+    };
+    let fin = async {
+        if let Some(mut tx) = queue::begin_fenced(&state.db, &job).await? {
+            queue::finish(&mut tx, &job, &completion).await?;
+            tx.commit().await?;
+        }
+        Ok::<_, crate::store::DbError>(())
+    };
+    if let Err(e) = fin.await {
+        // The lease will run out and another worker will take the job over.
+        tracing::error!(job = %job.id, error = %e, "could not record a job failure");
+    }
+}
+
+async fn dispatch(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+    match job.kind.as_str() {
+        crate::webhooks::fanout::DELIVER_JOB => crate::webhooks::delivery::run(state, job).await,
+        super::maintenance::PURGE => super::maintenance::purge(state, job).await,
+        other => anyhow::bail!("unknown job kind {other}"),
+    }
 }

@@ -241,6 +241,52 @@ impl Q {
     }
 }
 
+/// Inserts many rows with multi-row `INSERT … VALUES (…), (…)` statements: one round trip per
+/// chunk instead of one per row. `head` is `INSERT INTO t (a, b, c)`; every row has the same
+/// number of values; `tail` (e.g. `ON CONFLICT DO NOTHING`) follows each chunk.
+pub async fn insert_many(ex: &mut impl Exec, head: &str, tail: &str, rows: Vec<Vec<Arg>>) -> DbResult<u64> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(0);
+    };
+    // Well under SQLite's 32766 and Postgres's 65535 bind limits.
+    let per_chunk = (30_000 / width.max(1)).clamp(1, 1000);
+    let mut total = 0;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_chunk).collect();
+        let mut text = String::with_capacity(head.len() + chunk.len() * width * 5);
+        text.push_str(head);
+        text.push_str(" VALUES ");
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push('(');
+            for j in 0..width {
+                if j > 0 {
+                    text.push(',');
+                }
+                n += 1;
+                text.push('$');
+                text.push_str(&n.to_string());
+            }
+            text.push(')');
+        }
+        text.push(' ');
+        text.push_str(tail);
+        let mut q = sql_built(text);
+        for row in chunk {
+            debug_assert_eq!(row.len(), width);
+            for a in row {
+                q = q.bind(a);
+            }
+        }
+        total += q.execute(ex).await?;
+    }
+    Ok(total)
+}
+
 /// A value that decodes from a column of either store.
 pub trait Col:
     for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>

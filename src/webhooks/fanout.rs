@@ -1,84 +1,103 @@
-//! Turning an event into deliveries: one per subscribed endpoint, each with its job, in the
-//! event's own transaction. A `failed` endpoint receives nothing: its events become open dead
+//! Turning events into deliveries: one per subscribed endpoint, each with its job, in the
+//! events' own transaction. A `failed` endpoint receives nothing: its events become open dead
 //! letters at once (`endpoint_failed`), so a bulk replay after re-enabling loses nothing.
 
 use serde_json::json;
 
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
-use crate::events::{Event, matches};
+use crate::events::{matches, Event};
 use crate::ids::new_id;
-use crate::jobs::queue::{NewJob, enqueue};
-use crate::store::{DbResult, Tx, sql};
+use crate::jobs::queue::{enqueue_many, NewJob};
+use crate::store::{insert_many, sql, Arg, DbResult, Tx};
 
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
-pub async fn fan_out(tx: &mut Tx, tenant: &Tenant, event: &Event) -> DbResult<()> {
-    let endpoints = sql("SELECT id, events, status FROM webhook_endpoints
-         WHERE org_id = $1 AND environment = $2 AND kind = 'events' AND status <> 'disabled'")
+/// Queues the deliveries of `events` to every subscribed `events` endpoint of the tenant.
+pub async fn fan_out_many(tx: &mut Tx, tenant: &Tenant, events: &[Event]) -> DbResult<()> {
+    let endpoints = sql(
+        "SELECT id, events, status FROM webhook_endpoints
+         WHERE org_id = $1 AND environment = $2 AND kind = 'events' AND status <> 'disabled' AND deleted_at IS NULL",
+    )
     .bind(tenant.org())
     .bind(tenant.env().as_str())
     .fetch_all(tx)
     .await?;
+    let mut live = Vec::new();
+    let mut failed = Vec::new();
     for ep in endpoints {
-        let patterns: Vec<String> =
-            serde_json::from_str(&ep.get::<String>("events")?).unwrap_or_default();
-        if !patterns.iter().any(|p| matches(p, &event.event_type)) {
-            continue;
+        let patterns: Vec<String> = serde_json::from_str(&ep.get::<String>("events")?).unwrap_or_default();
+        let id: String = ep.get("id")?;
+        let is_failed = ep.get::<String>("status")? == "failed";
+        for event in events {
+            if patterns.iter().any(|p| matches(p, &event.event_type)) {
+                if is_failed {
+                    failed.push((id.clone(), event));
+                } else {
+                    live.push((id.clone(), event));
+                }
+            }
         }
-        let endpoint_id: String = ep.get("id")?;
-        let status: String = ep.get("status")?;
-        create_delivery(tx, tenant, &endpoint_id, event, status == "failed").await?;
     }
+    create_deliveries(tx, tenant, &live, false).await?;
+    create_deliveries(tx, tenant, &failed, true).await?;
     Ok(())
 }
 
 /// Creates one delivery of `event` to an endpoint: queued, or (for a failed endpoint) straight
-/// to the dead-letter queue.
-pub async fn create_delivery(
+/// to the dead-letter queue. Returns its id.
+pub async fn create_delivery(tx: &mut Tx, tenant: &Tenant, endpoint_id: &str, event: &Event, endpoint_failed: bool) -> DbResult<String> {
+    let mut ids = create_deliveries(tx, tenant, &[(endpoint_id.to_owned(), event)], endpoint_failed).await?;
+    Ok(ids.remove(0))
+}
+
+/// Creates deliveries (and their jobs, or dead letters) in a constant number of statements.
+pub async fn create_deliveries(
     tx: &mut Tx,
     tenant: &Tenant,
-    endpoint_id: &str,
-    event: &Event,
+    targets: &[(String, &Event)],
     endpoint_failed: bool,
-) -> DbResult<String> {
-    let id = new_id("dlv");
-    let now = now_ms();
-    sql("INSERT INTO deliveries (id, org_id, environment, endpoint_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
-        .bind(&id)
-        .bind(tenant.org())
-        .bind(tenant.env().as_str())
-        .bind(endpoint_id)
-        .bind(&event.id)
-        .bind(&event.event_type)
-        .bind(if endpoint_failed { "dead" } else { "pending" })
-        .bind(if endpoint_failed { None } else { Some(now) })
-        .bind(now)
-        .execute(tx)
-        .await?;
-    if endpoint_failed {
-        crate::webhooks::dead_letters::open_for_delivery(
-            tx,
-            tenant,
-            &id,
-            endpoint_id,
-            event,
-            "endpoint_failed",
-            0,
-            None,
-        )
-        .await?;
-    } else {
-        enqueue(
-            tx,
-            NewJob::now(
-                DELIVER_JOB,
-                Some(tenant.org().clone()),
-                json!({ "delivery_id": id }),
-            ),
-        )
-        .await?;
+) -> DbResult<Vec<String>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(id)
+    let now = now_ms();
+    let ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
+    let rows = targets
+        .iter()
+        .zip(&ids)
+        .map(|((endpoint_id, event), id)| {
+            vec![
+                Arg::from(id),
+                Arg::from(tenant.org()),
+                Arg::from(tenant.env().as_str()),
+                Arg::from(endpoint_id),
+                Arg::from(&event.id),
+                Arg::from(&event.event_type),
+                Arg::from(if endpoint_failed { "dead" } else { "pending" }),
+                Arg::from((!endpoint_failed).then_some(now)),
+                Arg::from(now),
+                Arg::from(now),
+            ]
+        })
+        .collect();
+    insert_many(
+        tx,
+        "INSERT INTO deliveries (id, org_id, environment, endpoint_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)",
+        "",
+        rows,
+    )
+    .await?;
+    if endpoint_failed {
+        for ((endpoint_id, event), id) in targets.iter().zip(&ids) {
+            crate::webhooks::dead_letters::open_for_delivery(tx, tenant, id, endpoint_id, event, "endpoint_failed", 0, None).await?;
+        }
+    } else {
+        let jobs = ids
+            .iter()
+            .map(|id| NewJob::now(DELIVER_JOB, Some(tenant.org().clone()), json!({ "delivery_id": id })))
+            .collect();
+        enqueue_many(tx, jobs).await?;
+    }
+    Ok(ids)
 }

@@ -1,0 +1,62 @@
+//! The periodic purge: retention windows for delivery logs, settled deliveries and events,
+//! resolved dead letters, idempotency records, dead jobs and worker rows. Each statement
+//! deletes a bounded batch, so a large backlog drains over several runs without long locks.
+
+use super::queue::{begin_fenced, finish};
+use super::{ClaimedJob, Completion};
+use crate::app::AppState;
+use crate::clock::now_ms;
+use crate::store::{sql, Q};
+
+pub const PURGE: &str = "maintenance.purge";
+const BATCH: i64 = 5_000;
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+pub async fn purge(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+    let now = now_ms();
+    let logs_before = now - ms(state.config.retention_delivery_logs);
+    let dl_before = now - ms(state.config.retention_dead_letters);
+    let mut db = state.db.clone();
+    let mut total = crate::traffic::idempotency::purge(&state.db).await?;
+    let steps: Vec<(&str, Q, i64)> = vec![
+        ("delivery_attempts", sql("DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE created_at < $1 LIMIT $2)"), logs_before),
+        ("sandbox_deliveries", sql("DELETE FROM sandbox_deliveries WHERE id IN (SELECT id FROM sandbox_deliveries WHERE created_at < $1 LIMIT $2)"), logs_before),
+        (
+            "deliveries",
+            sql("DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.updated_at < $1
+                   AND NOT EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id)
+                   AND NOT EXISTS (SELECT 1 FROM dead_letters l WHERE l.delivery_id = d.id AND l.status <> 'resolved')
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.delivery_id = d.id) LIMIT $2)"),
+            logs_before,
+        ),
+        (
+            "events",
+            sql("DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT $2)"),
+            logs_before,
+        ),
+        ("dead_letters", sql("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE status = 'resolved' AND resolved_at < $1 LIMIT $2)"), dl_before),
+        ("jobs", sql("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'dead' AND updated_at < $1 LIMIT $2)"), now - 7 * 86_400_000),
+        ("workers", sql("DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM workers WHERE last_seen < $1 LIMIT $2)"), now - 86_400_000),
+        ("health_samples", Q::dialect(
+            "DELETE FROM health_samples WHERE rowid IN (SELECT rowid FROM health_samples WHERE taken_at < $1 LIMIT $2)",
+            "DELETE FROM health_samples WHERE ctid IN (SELECT ctid FROM health_samples WHERE taken_at < $1 LIMIT $2)",
+        ), now - 91 * 86_400_000),
+    ];
+    for (table, q, before) in steps {
+        let n = q.bind(before).bind(BATCH).execute(&mut db).await?;
+        if n > 0 {
+            tracing::info!(table, purged = n, "retention purge");
+        }
+        total += n;
+    }
+    metrics::counter!("rampart_retention_purged_total").increment(total);
+    if let Some(mut tx) = begin_fenced(&state.db, job).await? {
+        finish(&mut tx, job, &Completion::Done).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! Scheduled messages, and the scheduler that dispatches them.
+//!
+//! The `scheduled_messages` table is its own queue: a worker claims due items in batches under
+//! a lease (Postgres `SKIP LOCKED`; SQLite's single writer), sleeping until the next `send_at`
+//! rather than ticking by the minute. A batch is dispatched in one transaction with a constant
+//! number of statements (message rows, events, deliveries and jobs inserted many rows at a
+//! time), fenced by the lease so that an item is dispatched exactly once. If the batch fails,
+//! each item is retried on its own, so one poisoned item never holds up the others; it alone
+//! fails, with a dead letter.
+
+pub mod routes;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::access::principal::{Environment, Tenant};
+use crate::app::AppState;
+use crate::clock::{now_ms, rfc3339};
+use crate::ids::{new_id, OrgId};
+use crate::jobs::queue::local_notify;
+use crate::store::{insert_many, sql, Arg, DbResult, Exec, Q, Row, Tx};
+use crate::webhooks::dead_letters::DeadLetter;
+
+/// Items claimed and dispatched together.
+pub const BATCH: i64 = 500;
+const POLL: Duration = Duration::from_millis(500);
+/// Long enough for any batch; a dead worker's items are taken over after it.
+const LEASE_MS: i64 = 30_000;
+
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub id: String,
+    pub conversation_id: String,
+    pub body: Option<String>,
+    pub metadata: Value,
+    pub send_at: i64,
+    pub status: String,
+    pub message_id: Option<String>,
+    pub last_error: Option<String>,
+    pub livemode: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub dispatched_at: Option<i64>,
+}
+
+pub const COLUMNS: &str = "id, conversation_id, body, metadata, send_at, status, message_id, last_error, environment, created_at, updated_at, dispatched_at";
+
+impl Scheduled {
+    fn from_row(r: &Row) -> DbResult<Scheduled> {
+        Ok(Scheduled {
+            id: r.get("id")?,
+            conversation_id: r.get("conversation_id")?,
+            body: r.get("body")?,
+            metadata: r.json("metadata")?,
+            send_at: r.get("send_at")?,
+            status: r.get("status")?,
+            message_id: r.get("message_id")?,
+            last_error: r.get("last_error")?,
+            livemode: r.get::<String>("environment")? == "live",
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+            dispatched_at: r.get("dispatched_at")?,
+        })
+    }
+}
+
+pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Scheduled>> {
+    let row = crate::store::sql_built(format!(
+        "SELECT {COLUMNS} FROM scheduled_messages WHERE org_id = $1 AND environment = $2 AND id = $3"
+    ))
+    .bind(t.org())
+    .bind(t.env().as_str())
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(Scheduled::from_row).transpose()
+}
+
+pub async fn insert(ex: &mut impl Exec, t: &Tenant, conversation_id: &str, body: &str, metadata: &Map<String, Value>, send_at: i64) -> DbResult<Scheduled> {
+    let now = now_ms();
+    let row = crate::store::sql_built(format!(
+        "INSERT INTO scheduled_messages (id, org_id, environment, conversation_id, body, metadata, send_at, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) RETURNING {COLUMNS}"
+    ))
+    .bind(new_id("sch"))
+    .bind(t.org())
+    .bind(t.env().as_str())
+    .bind(conversation_id)
+    .bind(body)
+    .bind(Value::Object(metadata.clone()).to_string())
+    .bind(send_at)
+    .bind(now)
+    .fetch_one(ex)
+    .await?;
+    Scheduled::from_row(&row)
+}
+
+/// Cancels a pending item. `false`: it is no longer pending (the dispatcher may have it).
+pub async fn cancel(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<bool> {
+    let n = sql("UPDATE scheduled_messages SET status = 'canceled', updated_at = $4 WHERE org_id = $1 AND environment = $2 AND id = $3 AND status = 'pending'")
+        .bind(t.org())
+        .bind(t.env().as_str())
+        .bind(id)
+        .bind(now_ms())
+        .execute(ex)
+        .await?;
+    Ok(n == 1)
+}
+
+/// A claimed item.
+#[derive(Debug, Clone)]
+struct Item {
+    id: String,
+    tenant: Tenant,
+    conversation_id: String,
+    body: Option<String>,
+    metadata: Map<String, Value>,
+    send_at: i64,
+    dead_letter_id: Option<String>,
+}
+
+async fn claim(state: &AppState, worker: &str, token: &str) -> DbResult<Vec<Item>> {
+    let now = now_ms();
+    let rows = Q::dialect(
+        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = $1, lease_token = $2, lease_expires_at = $3, updated_at = $4
+         WHERE id IN (SELECT id FROM scheduled_messages
+                      WHERE (status = 'pending' AND send_at <= $4) OR (status = 'dispatching' AND lease_expires_at < $4)
+                      ORDER BY send_at LIMIT $5)
+         RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id",
+        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = $1, lease_token = $2, lease_expires_at = $3, updated_at = $4
+         WHERE id IN (SELECT id FROM scheduled_messages
+                      WHERE (status = 'pending' AND send_at <= $4) OR (status = 'dispatching' AND lease_expires_at < $4)
+                      ORDER BY send_at LIMIT $5 FOR UPDATE SKIP LOCKED)
+         RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id",
+    )
+    .bind(worker)
+    .bind(token)
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .bind(BATCH)
+    .fetch_all(&mut state.db.clone())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let env = Environment::parse(&r.get::<String>("environment")?).unwrap_or(Environment::Test);
+            Ok(Item {
+                id: r.get("id")?,
+                tenant: Tenant::for_background(OrgId::from_trusted(r.get("org_id")?), env),
+                conversation_id: r.get("conversation_id")?,
+                body: r.get("body")?,
+                metadata: r.json("metadata")?.as_object().cloned().unwrap_or_default(),
+                send_at: r.get("send_at")?,
+                dead_letter_id: r.get("dead_letter_id")?,
+            })
+        })
+        .collect()
+}
+
+/// The scheduler loop of a worker: runs until shutdown.
+pub async fn run(state: AppState, worker: String) {
+    let stop = state.shutdown.clone();
+    let mut failures = 0u32;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let notified = local_notify().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let token = new_id("lease");
+        match claim(&state, &worker, &token).await {
+            Ok(items) => {
+                failures = 0;
+                let full = items.len() as i64 == BATCH;
+                if !items.is_empty() {
+                    dispatch_claimed(&state, items, &token).await;
+                }
+                if full {
+                    continue;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "claiming scheduled messages failed");
+            }
+        }
+        let wait = if failures > 0 {
+            Duration::from_millis(200 * u64::from(failures.min(25)))
+        } else {
+            next_due(&state).await.unwrap_or(POLL)
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn next_due(state: &AppState) -> DbResult<Duration> {
+    let t: Option<i64> = sql("SELECT MIN(send_at) AS t FROM scheduled_messages WHERE status = 'pending'")
+        .fetch_one(&mut state.db.clone())
+        .await?
+        .get("t")?;
+    Ok(match t {
+        Some(t) => Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL),
+        None => POLL,
+    })
+}
+
+/// Dispatches a claimed batch: all at once, else item by item.
+async fn dispatch_claimed(state: &AppState, items: Vec<Item>, token: &str) {
+    let mut groups: BTreeMap<(String, &'static str), Vec<Item>> = BTreeMap::new();
+    for i in items {
+        groups.entry((i.tenant.org().to_string(), i.tenant.env().as_str())).or_default().push(i);
+    }
+    for (_, group) in groups {
+        match dispatch_group(state, &group, token).await {
+            Ok(n) => record_dispatched(&group, n),
+            Err(e) => {
+                tracing::warn!(error = %e, items = group.len(), "batch dispatch failed; isolating items");
+                for item in group {
+                    let one = std::slice::from_ref(&item);
+                    match dispatch_group(state, one, token).await {
+                        Ok(n) => record_dispatched(one, n),
+                        Err(e) => {
+                            if let Err(e2) = fail_item(state, &item, token, "dispatch_failed", &e.to_string()).await {
+                                tracing::error!(error = %e2, item = %item.id, "could not record a dispatch failure; the lease will expire and it will be retried");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn record_dispatched(items: &[Item], n: usize) {
+    let now = now_ms();
+    for i in items.iter().take(n) {
+        let late = (now - i.send_at).max(0) as f64 / 1000.0;
+        metrics::histogram!("rampart_scheduled_dispatch_lateness_seconds").record(late);
+    }
+    metrics::counter!("rampart_scheduled_dispatched_total").increment(n as u64);
+}
+
+/// Dispatches items of one tenant in one transaction; returns how many were dispatched.
+async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow::Result<usize> {
+    let t = items[0].tenant.clone();
+    let mut tx = state.db.begin().await?;
+    // Fence: only items still leased to this batch go on.
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let held = still_held(&mut tx, &ids, token).await?;
+    let items: Vec<&Item> = items.iter().filter(|i| held.contains(&i.id)).collect();
+    if items.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    // Erased since scheduling: nothing to send.
+    let (erased, items): (Vec<&Item>, Vec<&Item>) = items.into_iter().partition(|i| i.body.is_none());
+    for i in &erased {
+        set_status(&mut tx, &i.id, "canceled", None, Some("the contact's data was erased")).await?;
+    }
+    // The billing rule again, at execution.
+    if let Err(r) = crate::traffic::billing::assert_billable(&state.db, &state.config, t.org()).await? {
+        for i in &items {
+            fail_in(&mut tx, i, r.code(), "the org's subscription is not active").await?;
+        }
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let Some(channel) = crate::webhooks::endpoints::channel(&mut tx, &t).await? else {
+        for i in &items {
+            fail_in(&mut tx, i, "channel_not_configured", "the org has no channel endpoint").await?;
+        }
+        tx.commit().await?;
+        return Ok(0);
+    };
+    let now = now_ms();
+    // Messages: the id derives from the scheduled message's, so an item can never produce two.
+    let messages: Vec<crate::messages::Message> = items
+        .iter()
+        .map(|i| crate::messages::Message {
+            id: format!("msg_{}", i.id.trim_start_matches("sch_")),
+            conversation_id: i.conversation_id.clone(),
+            direction: "outbound".into(),
+            body: i.body.clone(),
+            metadata: Value::Object(i.metadata.clone()),
+            status: "queued".into(),
+            delivery_id: None,
+            scheduled_message_id: Some(i.id.clone()),
+            error: None,
+            livemode: t.livemode(),
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+        })
+        .collect();
+    let mut event_items = Vec::with_capacity(items.len() * 2);
+    for (i, m) in items.iter().zip(&messages) {
+        event_items.push(("message.created", m.event_data()));
+        event_items.push((
+            "scheduled_message.dispatched",
+            json!({ "id": i.id, "message_id": m.id, "send_at": rfc3339(i.send_at), "livemode": t.livemode() }),
+        ));
+    }
+    let events = crate::events::emit_many(&mut tx, &t, event_items).await?;
+    let dead = matches!(channel.status.as_str(), "failed" | "disabled");
+    let created: Vec<(String, &crate::events::Event)> = events
+        .iter()
+        .filter(|e| e.event_type == "message.created")
+        .map(|e| (channel.id.clone(), e))
+        .collect();
+    let deliveries = crate::webhooks::fanout::create_deliveries(&mut tx, &t, &created, dead).await?;
+    let rows = messages
+        .iter()
+        .zip(&deliveries)
+        .map(|(m, d)| {
+            vec![
+                Arg::from(&m.id),
+                Arg::from(t.org()),
+                Arg::from(t.env().as_str()),
+                Arg::from(&m.conversation_id),
+                Arg::from("outbound"),
+                Arg::from(m.body.clone()),
+                Arg::from(&m.metadata),
+                Arg::from(if dead { "failed" } else { "queued" }),
+                Arg::from(d),
+                Arg::from(m.scheduled_message_id.clone()),
+                Arg::from(now),
+                Arg::from(now),
+            ]
+        })
+        .collect();
+    insert_many(
+        &mut tx,
+        "INSERT INTO messages (id, org_id, environment, conversation_id, direction, body, metadata, status, delivery_id, scheduled_message_id, created_at, updated_at)",
+        "",
+        rows,
+    )
+    .await?;
+    // Mark dispatched, fenced by the lease once more (under the transaction's lock now).
+    let mut q = crate::store::sql_built(format!(
+        "UPDATE scheduled_messages SET status = 'dispatched', message_id = 'msg_' || substr(id, 5), dispatched_at = $2, updated_at = $2,
+                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE lease_token = $1 AND status = 'dispatching' AND id IN ({})",
+        placeholders(3, items.len())
+    ))
+    .bind(token)
+    .bind(now);
+    for i in &items {
+        q = q.bind(&i.id);
+    }
+    let n = q.execute(&mut tx).await?;
+    if n as usize != items.len() {
+        anyhow::bail!("lease lost for {} of {} items", items.len() - n as usize, items.len());
+    }
+    for i in &items {
+        if let Some(dl) = &i.dead_letter_id {
+            crate::webhooks::dead_letters::resolve(&mut tx, dl).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(items.len())
+}
+
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+async fn still_held(tx: &mut Tx, ids: &[&str], token: &str) -> DbResult<Vec<String>> {
+    let mut q = crate::store::sql_built(format!(
+        "SELECT id FROM scheduled_messages WHERE lease_token = $1 AND status = 'dispatching' AND id IN ({})",
+        placeholders(2, ids.len())
+    ))
+    .bind(token);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.fetch_all(tx).await?.iter().map(|r| r.get("id")).collect()
+}
+
+async fn set_status(tx: &mut Tx, id: &str, status: &str, dead_letter: Option<&str>, error: Option<&str>) -> DbResult<()> {
+    sql("UPDATE scheduled_messages SET status = $2, last_error = $3, dead_letter_id = COALESCE($4, dead_letter_id), updated_at = $5,
+            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .bind(error.map(str::to_owned))
+        .bind(dead_letter.map(str::to_owned))
+        .bind(now_ms())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Fails one item inside `tx`: status `failed`, a dead letter (or its replay's dead letter
+/// reopened) and the `scheduled_message.failed` event.
+async fn fail_in(tx: &mut Tx, i: &Item, reason: &str, error: &str) -> DbResult<()> {
+    let payload = json!({
+        "scheduled_message_id": i.id, "conversation_id": i.conversation_id,
+        "send_at": rfc3339(i.send_at), "body": i.body, "metadata": i.metadata,
+    });
+    let dl = match &i.dead_letter_id {
+        Some(dl) => {
+            crate::webhooks::dead_letters::reopen(tx, dl, reason, 1, Some(error)).await?;
+            dl.clone()
+        }
+        None => {
+            let id = new_id("dl");
+            let now = now_ms();
+            sql("INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, last_error, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'scheduled_message', 'scheduled_message.failed', $4, $5, 'open', 1, $6, $7, $7)")
+                .bind(&id)
+                .bind(i.tenant.org())
+                .bind(i.tenant.env().as_str())
+                .bind(&payload)
+                .bind(reason)
+                .bind(error)
+                .bind(now)
+                .execute(tx)
+                .await?;
+            metrics::counter!("rampart_dead_letters_total", "reason" => reason.to_owned()).increment(1);
+            id
+        }
+    };
+    set_status(tx, &i.id, "failed", Some(&dl), Some(error)).await?;
+    crate::events::emit(tx, &i.tenant, "scheduled_message.failed", json!({ "id": i.id, "reason": reason, "error": error })).await?;
+    Ok(())
+}
+
+/// Fails one item in a transaction of its own (after its batch failed).
+async fn fail_item(state: &AppState, i: &Item, token: &str, reason: &str, error: &str) -> DbResult<()> {
+    let mut tx = state.db.begin().await?;
+    if still_held(&mut tx, &[i.id.as_str()], token).await?.is_empty() {
+        return tx.rollback().await;
+    }
+    tracing::warn!(item = %i.id, reason, error, "scheduled message failed");
+    fail_in(&mut tx, i, reason, error).await?;
+    tx.commit().await
+}
+
+/// Replays a scheduled message's dead letter: the item is pending again, due now.
+pub async fn replay_dead_letter(tx: &mut Tx, t: &Tenant, dl: &DeadLetter) -> DbResult<Option<String>> {
+    let Some(id) = dl.payload["scheduled_message_id"].as_str() else {
+        return Ok(None);
+    };
+    let n = sql("UPDATE scheduled_messages SET status = 'pending', send_at = $4, last_error = NULL, dead_letter_id = $5, updated_at = $4
+                 WHERE org_id = $1 AND environment = $2 AND id = $3 AND status = 'failed'")
+        .bind(t.org())
+        .bind(t.env().as_str())
+        .bind(id)
+        .bind(now_ms())
+        .bind(&dl.id)
+        .execute(tx)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    crate::jobs::queue::wake_after_commit(tx).await?;
+    Ok(Some(id.to_owned()))
+}

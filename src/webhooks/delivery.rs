@@ -1,0 +1,373 @@
+//! The `webhook.deliver` job: one attempt of one delivery, and everything that follows from its
+//! outcome, written in the job's fenced transaction (attempt log, retry schedule, dead letter,
+//! endpoint health) so that a worker that lost its lease changes nothing.
+
+use serde_json::json;
+
+use super::endpoints::{self, Endpoint};
+use super::signing;
+use crate::access::principal::{Actor, Environment, Tenant};
+use crate::app::AppState;
+use crate::audit::{self, Entry, RequestMeta};
+use crate::clock::now_ms;
+use crate::events::Event;
+use crate::ids::{new_id, OrgId};
+use crate::jobs::queue::{begin_fenced, finish, truncate};
+use crate::jobs::retry::{parse_retry_after, Policy};
+use crate::jobs::{ClaimedJob, Completion};
+use crate::store::{sql, DbResult, Tx};
+use crate::traffic::limits::{Limit, LimitKind};
+
+/// How long a paused endpoint's deliveries wait before looking again.
+const PAUSED_RECHECK_MS: i64 = 5_000;
+
+/// The delivery being attempted.
+pub(crate) struct Loaded {
+    pub id: String,
+    pub tenant: Tenant,
+    pub endpoint_id: String,
+    pub event: Event,
+    pub status: String,
+    pub dead_letter_id: Option<String>,
+}
+
+pub(crate) async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Loaded>> {
+    let row = sql(
+        "SELECT d.id, d.org_id, d.environment, d.endpoint_id, d.event_id, d.event_type, d.status, d.dead_letter_id, e.payload
+         FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = $1",
+    )
+    .bind(delivery_id)
+    .fetch_optional(&mut app.db.clone())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let env = Environment::parse(&r.get::<String>("environment")?).unwrap_or(Environment::Test);
+    Ok(Some(Loaded {
+        id: r.get("id")?,
+        tenant: Tenant::for_background(OrgId::from_trusted(r.get("org_id")?), env),
+        endpoint_id: r.get("endpoint_id")?,
+        event: Event {
+            id: r.get("event_id")?,
+            event_type: r.get("event_type")?,
+            payload: r.json("payload")?,
+        },
+        status: r.get("status")?,
+        dead_letter_id: r.get("dead_letter_id")?,
+    }))
+}
+
+/// The endpoint, even if deleted since the delivery was queued.
+async fn endpoint_any(app: &AppState, t: &Tenant, id: &str) -> DbResult<Option<(Endpoint, bool)>> {
+    let row = crate::store::sql_built(format!(
+        "SELECT {}, deleted_at FROM webhook_endpoints WHERE org_id = $1 AND id = $2",
+        endpoints::COLUMNS
+    ))
+    .bind(t.org())
+    .bind(id)
+    .fetch_optional(&mut app.db.clone())
+    .await?;
+    row.map(|r| Ok((Endpoint::from_row(&r)?, r.get::<Option<i64>>("deleted_at")?.is_some())))
+        .transpose()
+}
+
+pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+    let delivery_id = job.payload["delivery_id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("job payload has no delivery_id"))?;
+    let Some(d) = load(app, delivery_id).await? else {
+        return done(app, job).await;
+    };
+    if d.status != "pending" {
+        // Already settled (a duplicate run after a takeover): nothing to do.
+        return done(app, job).await;
+    }
+    let Some((ep, deleted)) = endpoint_any(app, &d.tenant, &d.endpoint_id).await? else {
+        anyhow::bail!("delivery {} names an unknown endpoint", d.id);
+    };
+    if deleted {
+        return settle_dead(app, job, &d, &ep, "endpoint_deleted", None, false).await;
+    }
+    if ep.kind == "channel"
+        && let Err(r) = crate::traffic::billing::assert_billable(&app.db, &app.config, d.tenant.org()).await?
+    {
+        // Sending is billable: checked again now, not only when the message was accepted.
+        return settle_dead(app, job, &d, &ep, r.code(), Some("the org's subscription is not active"), true).await;
+    }
+    match ep.status.as_str() {
+        "paused" => return defer(app, job, now_ms() + PAUSED_RECHECK_MS).await,
+        "failed" => return settle_dead(app, job, &d, &ep, "endpoint_failed", None, true).await,
+        "disabled" => return settle_dead(app, job, &d, &ep, "endpoint_disabled", None, true).await,
+        _ => {}
+    }
+    if let Some(rate) = ep.rate_limit {
+        let decision = app
+            .limiter
+            .check(&[Limit {
+                name: "endpoint",
+                id: format!("ep:{}", ep.id),
+                rate: crate::config::Rate::per_second(u32::try_from(rate).unwrap_or(1)),
+                kind: LimitKind::Rate,
+            }])
+            .await;
+        if let Some(o) = decision.refusal() {
+            let wait = i64::try_from(o.retry_after_s.max(1) * 1000).unwrap_or(1000);
+            return defer(app, job, now_ms() + wait.min(1000)).await;
+        }
+    }
+    attempt(app, job, &d, &ep).await
+}
+
+/// The Standard Webhooks request: headers and body.
+pub(crate) fn build_request(
+    app: &AppState,
+    ep: &Endpoint,
+    event: &Event,
+    request_id: &str,
+) -> (Vec<(&'static str, String)>, Vec<u8>) {
+    let body = event.payload.to_string().into_bytes();
+    let now = now_ms();
+    let ts = now / 1000;
+    let secrets = ep.signing_secrets(&app.keys, now);
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("webhook-id", event.id.clone()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", signing::header(&secrets, &event.id, ts, &body)),
+        ("x-request-id", request_id.to_owned()),
+    ];
+    (headers, body)
+}
+
+async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) -> anyhow::Result<()> {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let (headers, body) = build_request(app, ep, &d.event, &request_id);
+    let n = i64::from(job.attempts);
+
+    if !d.tenant.env().is_live() {
+        // Test mode: recorded in the sandbox sink, never sent.
+        let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+        sql("INSERT INTO sandbox_deliveries (id, org_id, endpoint_id, delivery_id, event_id, event_type, url, headers, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(new_id("sbx"))
+            .bind(d.tenant.org())
+            .bind(&ep.id)
+            .bind(&d.id)
+            .bind(&d.event.id)
+            .bind(&d.event.event_type)
+            .bind(&ep.url)
+            .bind(serde_json::to_string(&headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<std::collections::BTreeMap<_, _>>())?)
+            .bind(String::from_utf8_lossy(&body).into_owned())
+            .bind(now_ms())
+            .execute(&mut tx)
+            .await?;
+        log_attempt(&mut tx, d, &ep.id, n, None, 0, Some("sandbox"), Some("test mode: recorded, not sent"), None, &request_id).await?;
+        mark_succeeded(&mut tx, d, n, None).await?;
+        on_delivered(app, &mut tx, d).await?;
+        finish(&mut tx, job, &Completion::Done).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+
+    let header_refs: Vec<(&str, String)> = headers.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let result = app.webhooks.post(&ep.url, &header_refs, body).await;
+    let latency_ms = i64::try_from(result.latency.as_millis()).unwrap_or(i64::MAX);
+    metrics::histogram!("rampart_webhook_attempt_duration_seconds").record(result.latency.as_secs_f64());
+    let outcome = if result.succeeded() {
+        "succeeded"
+    } else {
+        result.error_class.unwrap_or("error")
+    };
+    metrics::counter!("rampart_webhook_attempts_total", "outcome" => outcome).increment(1);
+
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+        tracing::warn!(delivery = %d.id, "lease lost during the attempt; its outcome is discarded");
+        return Ok(());
+    };
+    log_attempt(
+        &mut tx,
+        d,
+        &ep.id,
+        n,
+        result.status.map(i64::from),
+        latency_ms,
+        result.error_class,
+        result.error.as_deref(),
+        result.excerpt.as_deref(),
+        &request_id,
+    )
+    .await?;
+    if result.succeeded() {
+        mark_succeeded(&mut tx, d, n, result.status).await?;
+        sql("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures > 0")
+            .bind(&ep.id)
+            .execute(&mut tx)
+            .await?;
+        on_delivered(app, &mut tx, d).await?;
+        finish(&mut tx, job, &Completion::Done).await?;
+    } else if result.status == Some(410) {
+        // The receiver says the endpoint is gone for good: stop at once.
+        disable_endpoint(&mut tx, &d.tenant, ep, "disabled", "the endpoint answered 410 Gone").await?;
+        dead_letter(&mut tx, d, ep, "endpoint_disabled", n, result.error.as_deref()).await?;
+        finish(&mut tx, job, &Completion::Done).await?;
+    } else if n <= ep.max_retries {
+        let policy = Policy {
+            base: app.config.retry_base_delay,
+            max: app.config.retry_max_delay,
+        };
+        let delay = Policy::with_retry_after(
+            policy.next_delay(job.attempts),
+            result.retry_after.as_deref().and_then(|v| parse_retry_after(v, now_ms())),
+        );
+        let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        sql("UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6 WHERE id = $1")
+            .bind(&d.id)
+            .bind(n)
+            .bind(at)
+            .bind(result.status.map(i64::from))
+            .bind(result.error.clone())
+            .bind(now_ms())
+            .execute(&mut tx)
+            .await?;
+        finish(&mut tx, job, &Completion::Retry { at_ms: at, error: result.error.clone().unwrap_or_default() }).await?;
+    } else {
+        dead_letter(&mut tx, d, ep, "retries_exhausted", n, result.error.as_deref()).await?;
+        let failures: i64 = sql("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 RETURNING consecutive_failures")
+            .bind(&ep.id)
+            .fetch_one(&mut tx)
+            .await?
+            .get("consecutive_failures")?;
+        if failures >= i64::from(app.config.endpoint_failure_threshold) && ep.status == "active" {
+            let why = format!("{failures} deliveries in a row exhausted their retry budget");
+            disable_endpoint(&mut tx, &d.tenant, ep, "failed", &why).await?;
+        }
+        finish(&mut tx, job, &Completion::Done).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn log_attempt(
+    tx: &mut Tx,
+    d: &Loaded,
+    endpoint_id: &str,
+    attempt: i64,
+    status_code: Option<i64>,
+    latency_ms: i64,
+    error_class: Option<&str>,
+    error: Option<&str>,
+    excerpt: Option<&str>,
+    request_id: &str,
+) -> DbResult<()> {
+    sql("INSERT INTO delivery_attempts (id, delivery_id, org_id, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+        .bind(new_id("att"))
+        .bind(&d.id)
+        .bind(d.tenant.org())
+        .bind(endpoint_id)
+        .bind(attempt)
+        .bind(status_code)
+        .bind(latency_ms)
+        .bind(error_class.map(str::to_owned))
+        .bind(error.map(|e| truncate(e, 1000)))
+        .bind(excerpt.map(|e| truncate(e, super::client::EXCERPT_LIMIT)))
+        .bind(request_id)
+        .bind(now_ms())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+async fn mark_succeeded(tx: &mut Tx, d: &Loaded, attempts: i64, status: Option<u16>) -> DbResult<()> {
+    sql("UPDATE deliveries SET status = 'succeeded', attempts = $2, last_status_code = $3, last_error = NULL, next_attempt_at = NULL, updated_at = $4 WHERE id = $1")
+        .bind(&d.id)
+        .bind(attempts)
+        .bind(status.map(i64::from))
+        .bind(now_ms())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A delivered replay resolves its dead letter; a delivered channel message is `sent`.
+async fn on_delivered(app: &AppState, tx: &mut Tx, d: &Loaded) -> DbResult<()> {
+    if let Some(dl) = &d.dead_letter_id {
+        super::dead_letters::resolve(tx, dl).await?;
+    }
+    crate::messages::on_delivery_settled(app, tx, &d.tenant, &d.id, true).await
+}
+
+/// Settles a delivery as dead: a dead letter (or, for a replay, its dead letter reopened).
+async fn dead_letter(tx: &mut Tx, d: &Loaded, ep: &Endpoint, reason: &str, attempts: i64, error: Option<&str>) -> DbResult<()> {
+    sql("UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3, next_attempt_at = NULL, updated_at = $4 WHERE id = $1")
+        .bind(&d.id)
+        .bind(attempts)
+        .bind(error.map(str::to_owned))
+        .bind(now_ms())
+        .execute(tx)
+        .await?;
+    match &d.dead_letter_id {
+        Some(dl) => super::dead_letters::reopen(tx, dl, reason, attempts, error).await?,
+        None => {
+            super::dead_letters::open_for_delivery(tx, &d.tenant, &d.id, &ep.id, &d.event, reason, attempts, error).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Turns an endpoint `failed` or `disabled`, audits it and announces `endpoint.failed`.
+async fn disable_endpoint(tx: &mut Tx, t: &Tenant, ep: &Endpoint, status: &str, why: &str) -> DbResult<()> {
+    if !endpoints::set_status(tx, t, &ep.id, status, why).await? {
+        return Ok(());
+    }
+    tracing::warn!(endpoint = %ep.id, status, reason = why, "webhook endpoint stopped");
+    audit::record(
+        tx,
+        &RequestMeta::system(),
+        Entry::new(Some(t.org()), Actor::System, "webhook_endpoint.failed")
+            .target("webhook_endpoint", &ep.id)
+            .details(json!({ "status": status, "reason": why })),
+    )
+    .await?;
+    crate::events::emit(tx, t, "endpoint.failed", json!({ "id": ep.id, "url": ep.url, "status": status, "reason": why })).await?;
+    Ok(())
+}
+
+async fn settle_dead(
+    app: &AppState,
+    job: &ClaimedJob,
+    d: &Loaded,
+    ep: &Endpoint,
+    reason: &str,
+    error: Option<&str>,
+    keep: bool,
+) -> anyhow::Result<()> {
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+    if keep {
+        dead_letter(&mut tx, d, ep, reason, i64::from(job.attempts) - 1, error).await?;
+    } else {
+        sql("UPDATE deliveries SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1")
+            .bind(&d.id)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&mut tx)
+            .await?;
+    }
+    crate::messages::on_delivery_settled(app, &mut tx, &d.tenant, &d.id, false).await?;
+    finish(&mut tx, job, &Completion::Done).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn defer(app: &AppState, job: &ClaimedJob, at_ms: i64) -> anyhow::Result<()> {
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+    finish(&mut tx, job, &Completion::Defer { at_ms }).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn done(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+    finish(&mut tx, job, &Completion::Done).await?;
+    tx.commit().await?;
+    Ok(())
+}
