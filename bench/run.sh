@@ -122,6 +122,9 @@ admin() {
     env "${admin_env[@]}" "$BIN" admin "$@" --json
 }
 
+# quiet: wait (bounded) until nothing else is using the CPU; this machine may be shared.
+quiet() { "$LOAD" wait-idle --max-busy "${BENCH_QUIET_CPU:-0.25}" --timeout "${BENCH_QUIET_WAIT:-10m}"; }
+
 # Numeric helpers (bash has no floats).
 calc() { awk "BEGIN { print $* }"; }
 fmt() { printf "%.${2:-1}f" "$1"; }
@@ -140,6 +143,7 @@ section_stamp() {
 bench_startup() {
     log "startup ($STARTUP_RUNS runs)"
     local json=$RESULTS/startup.json
+    quiet
     "$LOAD" startup --bin "$BIN" --runs "$STARTUP_RUNS" --json >"$json"
     local ready_med ready_max rss_med rss_max
     ready_med=$(j .ready_ms_median "$json")
@@ -172,6 +176,7 @@ bench_startup() {
 load() {
     local out=$1
     shift
+    quiet
     pinned "$LOAD_CPUS" "$LOAD" http --json --duration "$DURATION" --warmup "$WARMUP" \
         --server-pid "$SERVER_PID" "$@" >"$out"
     jq -r '"   \(.url | sub("http://[^/]+"; "")) \(.mode)\(if .target_rate then " @\(.target_rate)/s" else "" end): \(.throughput_rps | round) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, status \(.status | tostring), errors \(.errors), server CPU \(.server_cpu), generator CPU \(.generator_cpu)"' "$out" >&2
@@ -261,11 +266,12 @@ bench_guard() {
         echo
         echo "### Every run"
         echo
-        echo "Latency in ms. Closed loop: send → response. Open loop: scheduled send → response; *lag p99* is how late the generator got requests out relative to the schedule (its own timer and scheduling jitter, included in the latency). CPU in cores over the measured window."
+        echo "Latency in ms. Closed loop: send → response. Open loop: scheduled send → response; *lag p99* is how late the generator got requests out relative to the schedule (its own timer and scheduling jitter, and any queueing; included in the latency), and *send→resp p99* is the latency without it. CPU in cores over the measured window; *rest* is the whole machine minus server and generator (Redis, the kernel, anything else running)."
         echo
-        echo "| Store | Route | Mode | req/s | Statuses | Errors | p50 | p90 | p99 | p99.9 | max | Lag p99 | Server CPU | Generator CPU |"
-        echo "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        jq -r '.[] | "| \(.store) | \(.route) | \(if .mode == "open" then "open @\(.target_rate)/s" else "closed ×\(.concurrency)" end) | \(.throughput_rps | round) | \(.status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.errors + .unsent) | \(.latency_ms.p50 * 1000 | round / 1000) | \(.latency_ms.p90 * 1000 | round / 1000) | \(.latency_ms.p99 * 1000 | round / 1000) | \(.latency_ms.p999 * 1000 | round / 1000) | \(.latency_ms.max * 1000 | round / 1000) | \(if .send_lag_ms then (.send_lag_ms.p99 * 1000 | round / 1000) else "-" end) | \(.server_cpu * 100 | round / 100) | \(.generator_cpu * 100 | round / 100) |"' "$json"
+        echo "| Store | Route | Mode | req/s | Statuses | Errors | p50 | p90 | p99 | p99.9 | max | Lag p99 | Send→resp p99 | CPU server | CPU generator | CPU rest |"
+        echo "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        jq -r 'def r3: . * 1000 | round / 1000; def r2: . * 100 | round / 100;
+            .[] | "| \(.store) | \(.route) | \(if .mode == "open" then "open @\(.target_rate)/s" else "closed ×\(.concurrency)" end) | \(.throughput_rps | round) | \(.status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.errors + .unsent) | \(.latency_ms.p50 | r3) | \(.latency_ms.p90 | r3) | \(.latency_ms.p99 | r3) | \(.latency_ms.p999 | r3) | \(.latency_ms.max | r3) | \(if .send_lag_ms then (.send_lag_ms.p99 | r3) else "-" end) | \(if .service_ms then (.service_ms.p99 | r3) else "-" end) | \(.server_cpu | r2) | \(.generator_cpu | r2) | \(.machine_cpu - .server_cpu - .generator_cpu | r2) |"' "$json"
     } >"$RESULTS/guard.md"
 }
 
@@ -311,6 +317,7 @@ bench_limits() {
             pids+=("$SERVER_PID")
         done
         local out=$dir/$kind-$store.json
+        quiet
         # shellcheck disable=SC2086
         "$LOAD" limits --urls "$(IFS=,; echo "${urls[*]}")" -H "Authorization: Bearer $key" \
             --total 400 --concurrency 32 $expect --json >"$out"

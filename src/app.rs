@@ -181,7 +181,12 @@ impl AppState {
             },
         )
         .await
-        .with_context(|| format!("cannot open the database {}", config.database_url.redacted()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config.database_url.redacted()
+            )
+        })?;
         let keys = crate::access::secrets::Keys::load(&config)?;
         let redis = match &config.redis_url {
             Some(u) => Some(
@@ -339,7 +344,8 @@ impl App {
         }
         if let Some(w) = worker {
             // The worker drains within the same bound, then hands back what it could not finish.
-            let _ = tokio::time::timeout(state.config.shutdown_timeout + Duration::from_secs(2), w).await;
+            let _ = tokio::time::timeout(state.config.shutdown_timeout + Duration::from_secs(2), w)
+                .await;
         }
         bridge.abort();
         for t in background {

@@ -24,7 +24,10 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
-#[command(name = "rampart-bench", about = "Load generator for Rampart's benchmarks")]
+#[command(
+    name = "rampart-bench",
+    about = "Load generator for Rampart's benchmarks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +41,8 @@ enum Command {
     Startup(StartupArgs),
     /// Fire --total requests across several instances; count admitted against refused.
     Limits(LimitsArgs),
+    /// Wait until the machine is quiet (other work would skew a measurement on a shared box).
+    WaitIdle(WaitIdleArgs),
 }
 
 #[derive(Args)]
@@ -140,6 +145,16 @@ struct LimitsArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct WaitIdleArgs {
+    /// Quiet means the whole machine used at most this many cores over a 1 s sample.
+    #[arg(long, default_value_t = 0.25)]
+    max_busy: f64,
+    /// Give up (exit 0 with a warning, so a run can proceed and report the noise) after this.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // reqwest is built without a default crypto provider; plain http never uses it, but the
@@ -149,6 +164,35 @@ async fn main() -> anyhow::Result<()> {
         Command::Http(a) => http(a).await,
         Command::Startup(a) => startup(a).await,
         Command::Limits(a) => limits(a).await,
+        Command::WaitIdle(a) => wait_idle(a).await,
+    }
+}
+
+async fn wait_idle(a: WaitIdleArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let (t0, b0) = (Instant::now(), machine_busy().context("no /proc/stat")?);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b1 = machine_busy().context("no /proc/stat")?;
+        let busy = b1.saturating_sub(b0).as_secs_f64() / t0.elapsed().as_secs_f64();
+        if busy <= a.max_busy {
+            if said {
+                eprintln!("machine quiet ({busy:.2} cores busy)");
+            }
+            return Ok(());
+        }
+        if started.elapsed() > a.timeout {
+            eprintln!(
+                "warning: machine still busy ({busy:.2} cores) after {:?}; measuring anyway",
+                a.timeout
+            );
+            return Ok(());
+        }
+        if !said {
+            eprintln!("waiting for the machine to be quiet ({busy:.2} cores busy)...");
+            said = true;
+        }
     }
 }
 
@@ -162,6 +206,8 @@ struct Tally {
     latencies: Vec<u64>,
     /// Open loop: how late each request left relative to its scheduled time (ns).
     lags: Vec<u64>,
+    /// Open loop: from the actual send to the response (ns), i.e. without the lag.
+    service: Vec<u64>,
     status: BTreeMap<u16, u64>,
     errors: u64,
     first_error: Option<String>,
@@ -171,6 +217,7 @@ impl Tally {
     fn merge(&mut self, o: Tally) {
         self.latencies.extend(o.latencies);
         self.lags.extend(o.lags);
+        self.service.extend(o.service);
         for (k, v) in o.status {
             *self.status.entry(k).or_default() += v;
         }
@@ -251,9 +298,13 @@ struct HttpReport {
     latency_ms: Option<Percentiles>,
     /// Open loop: how late requests left relative to their schedule (generator + queueing).
     send_lag_ms: Option<Percentiles>,
-    /// CPU used over the window, in cores (1.0 = one core busy throughout).
+    /// Open loop: from the actual send to the response, i.e. `latency_ms` without the lag.
+    service_ms: Option<Percentiles>,
+    /// CPU used over the window, in cores (1.0 = one core busy throughout): this generator,
+    /// the `--server-pid` process, and the whole machine (so the rest is everything else).
     generator_cpu: Option<f64>,
     server_cpu: Option<f64>,
+    machine_cpu: Option<f64>,
 }
 
 async fn http(a: HttpArgs) -> anyhow::Result<()> {
@@ -380,7 +431,12 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
                 let result = conn.send().await;
                 let done = Instant::now();
                 if due >= start && due < end {
-                    tally.lags.push(sent.saturating_duration_since(due).as_nanos() as u64);
+                    if result.is_ok() {
+                        tally
+                            .lags
+                            .push(sent.saturating_duration_since(due).as_nanos() as u64);
+                        tally.service.push((done - sent).as_nanos() as u64);
+                    }
                     tally.record(result, done.saturating_duration_since(due));
                 }
             }
@@ -403,19 +459,35 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
     ))
 }
 
-/// CPU used by this process and by `server` between `start` and `end`, in cores.
-async fn cpu_over(server: Option<u32>, start: Instant, end: Instant) -> (Option<f64>, Option<f64>) {
+/// CPU used over a window, in cores.
+struct CpuUse {
+    generator: Option<f64>,
+    server: Option<f64>,
+    machine: Option<f64>,
+}
+
+/// Measures CPU use between `start` and `end`: this process, `server`, the whole machine.
+async fn cpu_over(server: Option<u32>, start: Instant, end: Instant) -> CpuUse {
     let own = std::process::id();
+    let sample = move || (cpu_time(own), server.and_then(cpu_time), machine_busy());
     tokio::time::sleep_until(start.into()).await;
-    let before = (cpu_time(own), server.and_then(cpu_time));
+    let before = sample();
     tokio::time::sleep_until(end.into()).await;
-    let after = (cpu_time(own), server.and_then(cpu_time));
+    let after = sample();
     let window = (end - start).as_secs_f64();
     let cores = |b: Option<Duration>, a: Option<Duration>| {
         Some(a?.saturating_sub(b?).as_secs_f64() / window)
     };
-    (cores(before.0, after.0), cores(before.1, after.1))
+    CpuUse {
+        generator: cores(before.0, after.0),
+        server: cores(before.1, after.1),
+        machine: cores(before.2, after.2),
+    }
 }
+
+/// Milliseconds per USER_HZ tick, the unit of /proc CPU times (USER_HZ is 100 on every Linux
+/// ABI this runs on).
+const TICK_MS: u64 = 10;
 
 /// CPU time (user + system, all threads) a process has used, from `/proc/<pid>/stat`.
 fn cpu_time(pid: u32) -> Option<Duration> {
@@ -424,8 +496,19 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     // where field 3 (state) starts; utime and stime are fields 14 and 15.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every Linux ABI this runs on.
-    Some(Duration::from_millis(ticks * 10))
+    Some(Duration::from_millis(ticks * TICK_MS))
+}
+
+/// Busy CPU time of the whole machine (user, nice, system, irq, softirq), from `/proc/stat`.
+fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
+    Some(Duration::from_millis(ticks * TICK_MS))
 }
 
 fn finish(
@@ -434,7 +517,7 @@ fn finish(
     rate: Option<f64>,
     mut tally: Tally,
     unsent: u64,
-    (generator_cpu, server_cpu): (Option<f64>, Option<f64>),
+    cpu: CpuUse,
 ) -> HttpReport {
     let window = a.duration;
     let requests = tally.status.values().sum::<u64>();
@@ -457,8 +540,10 @@ fn finish(
         unsent,
         latency_ms: Percentiles::of(&mut tally.latencies),
         send_lag_ms: Percentiles::of(&mut tally.lags),
-        generator_cpu,
-        server_cpu,
+        service_ms: Percentiles::of(&mut tally.service),
+        generator_cpu: cpu.generator,
+        server_cpu: cpu.server,
+        machine_cpu: cpu.machine,
     }
 }
 
@@ -494,17 +579,18 @@ fn print_http(r: &HttpReport) {
             l.p50, l.p90, l.p99, l.p999, l.max, l.mean
         );
     }
-    if let Some(l) = &r.send_lag_ms {
+    if let (Some(l), Some(s)) = (&r.send_lag_ms, &r.service_ms) {
         println!(
-            "  send lag   p50 {:.3}  p99 {:.3}  max {:.3} ms",
-            l.p50, l.p99, l.max
+            "  send lag   p50 {:.3}  p99 {:.3}  max {:.3} ms; send->response p50 {:.3}  p99 {:.3} ms",
+            l.p50, l.p99, l.max, s.p50, s.p99
         );
     }
     let cores = |c: Option<f64>| c.map_or_else(|| "-".to_owned(), |c| format!("{c:.2}"));
     println!(
-        "  CPU cores  generator {}, server {}",
+        "  CPU cores  generator {}, server {}, whole machine {}",
         cores(r.generator_cpu),
-        cores(r.server_cpu)
+        cores(r.server_cpu),
+        cores(r.machine_cpu)
     );
 }
 
@@ -736,7 +822,11 @@ impl RawConn {
             let before = self.end;
             if let Err(e) = self.fill().await {
                 // Nothing at all came back on a reused connection: it was stale.
-                return Err(if before == self.start { Stale.into() } else { e });
+                return Err(if before == self.start {
+                    Stale.into()
+                } else {
+                    e
+                });
             }
         };
         let head = std::str::from_utf8(&self.buf[self.start..head_end])
@@ -1083,7 +1173,8 @@ async fn limits(a: LimitsArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency.max(1) {
-        let (http, headers, next, urls) = (http.clone(), headers.clone(), next.clone(), urls.clone());
+        let (http, headers, next, urls) =
+            (http.clone(), headers.clone(), next.clone(), urls.clone());
         let total = a.total;
         tasks.push(tokio::spawn(async move {
             let mut status: BTreeMap<u16, u64> = BTreeMap::new();
@@ -1168,10 +1259,20 @@ async fn limits(a: LimitsArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "{} requests over {} instances in {:.0} ms: admitted {}, refused (429) {}, other {}",
-            report.total, report.instances, report.elapsed_ms, report.admitted, report.refused, report.other
+            report.total,
+            report.instances,
+            report.elapsed_ms,
+            report.admitted,
+            report.refused,
+            report.other
         );
-        println!("  admitted per instance: {:?}", report.admitted_per_instance);
-        if let (Some(l), Some(m), Some(o)) = (&report.limit, report.max_allowed, report.over_admitted) {
+        println!(
+            "  admitted per instance: {:?}",
+            report.admitted_per_instance
+        );
+        if let (Some(l), Some(m), Some(o)) =
+            (&report.limit, report.max_allowed, report.over_admitted)
+        {
             println!("  limit {l}: at most {m} allowed; over-admitted {o}");
         }
         if let Some(e) = &report.first_error {

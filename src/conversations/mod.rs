@@ -14,7 +14,7 @@ use crate::http::pagination::{Page, PageParams, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Checks, Json, Path, Query, Validate};
 use crate::ids::new_id;
-use crate::store::{sql, DbResult, Exec, Row};
+use crate::store::{DbResult, Exec, Row, sql};
 use crate::traffic::idempotency::Idem;
 
 #[derive(Debug, Clone)]
@@ -48,7 +48,12 @@ pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Co
     row.as_ref().map(Conversation::from_row).transpose()
 }
 
-pub async fn list(ex: &mut impl Exec, t: &Tenant, page: &PageParams, contact: Option<&str>) -> DbResult<Vec<Conversation>> {
+pub async fn list(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    page: &PageParams,
+    contact: Option<&str>,
+) -> DbResult<Vec<Conversation>> {
     let rows = sql(
         "SELECT id, contact_id, channel, environment, created_at FROM conversations
          WHERE org_id = $1 AND environment = $2 AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR contact_id = $4)
@@ -66,20 +71,32 @@ pub async fn list(ex: &mut impl Exec, t: &Tenant, page: &PageParams, contact: Op
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/v1/conversations", Profile::api(Scope::Conversations, Permission::Write), create_conversation)
-            .summary("Start a conversation with a contact on a channel")
-            .tag("conversations")
-            .body::<ConversationIn>()
-            .returns::<ConversationOut>(201),
-        Route::get("/v1/conversations", Profile::api(Scope::Conversations, Permission::Read), list_conversations)
-            .summary("List conversations, newest first")
-            .tag("conversations")
-            .returns_list::<ConversationOut>()
-            .param("contact_id", "string", "only this contact's conversations"),
-        Route::get("/v1/conversations/{id}", Profile::api(Scope::Conversations, Permission::Read), get_conversation)
-            .summary("Get a conversation")
-            .tag("conversations")
-            .returns::<ConversationOut>(200),
+        Route::post(
+            "/v1/conversations",
+            Profile::api(Scope::Conversations, Permission::Write),
+            create_conversation,
+        )
+        .summary("Start a conversation with a contact on a channel")
+        .tag("conversations")
+        .body::<ConversationIn>()
+        .returns::<ConversationOut>(201),
+        Route::get(
+            "/v1/conversations",
+            Profile::api(Scope::Conversations, Permission::Read),
+            list_conversations,
+        )
+        .summary("List conversations, newest first")
+        .tag("conversations")
+        .returns_list::<ConversationOut>()
+        .param("contact_id", "string", "only this contact's conversations"),
+        Route::get(
+            "/v1/conversations/{id}",
+            Profile::api(Scope::Conversations, Permission::Read),
+            get_conversation,
+        )
+        .summary("Get a conversation")
+        .tag("conversations")
+        .returns::<ConversationOut>(200),
     ]
 }
 
@@ -94,10 +111,16 @@ pub struct ConversationIn {
 impl Validate for ConversationIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.check(crate::ids::is_id(&self.contact_id, "con"), "contact_id", "must be a contact id (con_…)");
+        c.check(
+            crate::ids::is_id(&self.contact_id, "con"),
+            "contact_id",
+            "must be a contact id (con_…)",
+        );
         c.check(
             (1..=32).contains(&self.channel.len())
-                && self.channel.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
+                && self.channel.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                }),
             "channel",
             "must be 1-32 characters of a-z, 0-9, _ and -",
         );
@@ -136,7 +159,10 @@ async fn create_conversation(
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
-    if crate::contacts::get(&mut tx, &t, &body.contact_id).await?.is_none() {
+    if crate::contacts::get(&mut tx, &t, &body.contact_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::field("contact_id", "no such contact in this org"));
     }
     let id = new_id("cnv");
@@ -152,7 +178,13 @@ async fn create_conversation(
         .await?;
     let conv = get(&mut tx, &t, &id).await?.ok_or(ApiError::NotFound)?;
     let out = ConversationOut::from(conv);
-    crate::events::emit(&mut tx, &t, "conversation.created", json!({ "id": out.id, "contact_id": out.contact_id, "channel": out.channel })).await?;
+    crate::events::emit(
+        &mut tx,
+        &t,
+        "conversation.created",
+        json!({ "id": out.id, "contact_id": out.contact_id, "channel": out.channel }),
+    )
+    .await?;
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
@@ -165,13 +197,35 @@ pub struct ListQuery {
 }
 impl Validate for ListQuery {}
 
-async fn list_conversations(p: Principal, State(app): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Page<ConversationOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
-    let rows = list(&mut app.db.clone(), &p.tenant(), &page, q.contact_id.as_deref()).await?;
-    Ok(axum::Json(Page::from_rows(rows, page.limit, |c| c.id.as_str()).map(ConversationOut::from)))
+async fn list_conversations(
+    p: Principal,
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<ConversationOut>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let rows = list(
+        &mut app.db.clone(),
+        &p.tenant(),
+        &page,
+        q.contact_id.as_deref(),
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |c| c.id.as_str()).map(ConversationOut::from),
+    ))
 }
 
-async fn get_conversation(p: Principal, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<ConversationOut>> {
-    let c = get(&mut app.db.clone(), &p.tenant(), &id).await?.ok_or(ApiError::NotFound)?;
+async fn get_conversation(
+    p: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ConversationOut>> {
+    let c = get(&mut app.db.clone(), &p.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(c.into()))
 }

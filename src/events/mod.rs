@@ -63,24 +63,40 @@ pub async fn emit(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -
 
 /// Records several events of one tenant and queues their deliveries, with a constant number
 /// of statements whatever their count (the scheduler dispatches in batches).
-pub async fn emit_many(tx: &mut Tx, tenant: &Tenant, items: Vec<(&str, Value)>) -> DbResult<Vec<Event>> {
+pub async fn emit_many(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    items: Vec<(&str, Value)>,
+) -> DbResult<Vec<Event>> {
     let events = record_many(tx, tenant, items).await?;
     crate::webhooks::fanout::fan_out_many(tx, tenant, &events).await?;
     Ok(events)
 }
 
 /// Records an event without fanning it out (a test ping goes to one endpoint only).
-pub async fn record_only(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
+pub async fn record_only(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    event_type: &str,
+    data: Value,
+) -> DbResult<Event> {
     let mut events = record_many(tx, tenant, vec![(event_type, data)]).await?;
     Ok(events.remove(0))
 }
 
-async fn record_many(tx: &mut Tx, tenant: &Tenant, items: Vec<(&str, Value)>) -> DbResult<Vec<Event>> {
+async fn record_many(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    items: Vec<(&str, Value)>,
+) -> DbResult<Vec<Event>> {
     let now = now_ms();
     let mut events = Vec::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     for (event_type, data) in items {
-        debug_assert!(CATALOG.contains(&event_type), "{event_type} is not in the catalog");
+        debug_assert!(
+            CATALOG.contains(&event_type),
+            "{event_type} is not in the catalog"
+        );
         let id = new_id("evt");
         let payload = json!({ "type": event_type, "timestamp": rfc3339(now), "data": data });
         rows.push(vec![
@@ -97,7 +113,13 @@ async fn record_many(tx: &mut Tx, tenant: &Tenant, items: Vec<(&str, Value)>) ->
             payload,
         });
     }
-    insert_many(tx, "INSERT INTO events (id, org_id, environment, type, payload, created_at)", "", rows).await?;
+    insert_many(
+        tx,
+        "INSERT INTO events (id, org_id, environment, type, payload, created_at)",
+        "",
+        rows,
+    )
+    .await?;
     Ok(events)
 }
 

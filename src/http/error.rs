@@ -403,7 +403,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         422,
         "the org has no active channel endpoint",
     ),
-    ("not_replayable", 409, "the dead letter is not open, or its endpoint is not active"),
+    (
+        "not_replayable",
+        409,
+        "the dead letter is not open, or its endpoint is not active",
+    ),
     (
         "invalid_signature",
         400,

@@ -6,7 +6,7 @@ use super::queue::{begin_fenced, finish};
 use super::{ClaimedJob, Completion};
 use crate::app::AppState;
 use crate::clock::now_ms;
-use crate::store::{sql, Q};
+use crate::store::{Q, sql};
 
 pub const PURGE: &str = "maintenance.purge";
 const BATCH: i64 = 5_000;

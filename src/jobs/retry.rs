@@ -58,7 +58,9 @@ pub fn parse_retry_after(v: &str, now_ms: i64) -> Option<Duration> {
     }
     let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?;
-    Some(Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0)))
+    Some(Duration::from_millis(
+        u64::try_from(ms - now_ms).unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
@@ -74,7 +76,9 @@ mod tests {
         let steps: Vec<u64> = (1..=15).map(|n| p.step(n).as_secs()).collect();
         assert_eq!(
             steps,
-            [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 36000, 36000]
+            [
+                5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 36000, 36000
+            ]
         );
         for n in 1..=15 {
             let s = p.step(n);
@@ -95,8 +99,14 @@ mod tests {
         let d = Duration::from_secs(10);
         assert_eq!(Policy::with_retry_after(d, None), d);
         assert_eq!(Policy::with_retry_after(d, Some(Duration::from_secs(1))), d);
-        assert_eq!(Policy::with_retry_after(d, Some(Duration::from_secs(15))), Duration::from_secs(15));
-        assert_eq!(Policy::with_retry_after(d, Some(Duration::from_secs(3600))), Duration::from_secs(20));
+        assert_eq!(
+            Policy::with_retry_after(d, Some(Duration::from_secs(15))),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            Policy::with_retry_after(d, Some(Duration::from_secs(3600))),
+            Duration::from_secs(20)
+        );
         assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
         assert!(parse_retry_after("soon", 0).is_none());
     }

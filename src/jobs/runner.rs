@@ -11,8 +11,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{self, local_notify, NewJob};
-use super::retry::{Policy, INTERNAL_JOB_ATTEMPTS};
+use super::queue::{self, NewJob, local_notify};
+use super::retry::{INTERNAL_JOB_ATTEMPTS, Policy};
 use super::{ClaimedJob, Completion};
 use crate::app::AppState;
 use crate::clock::now_ms;
@@ -77,7 +77,8 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     // Heartbeat and lease renewal, a third of a lease apart at most.
     let hb = {
         let (state, worker) = (state.clone(), worker.clone());
-        let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(20_000)).min(Duration::from_secs(2));
+        let every = Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(20_000))
+            .min(Duration::from_secs(2));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -94,7 +95,11 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
             }
         })
     };
-    let listener = state.db.pg_pool().cloned().map(|pool| tokio::spawn(listen(pool, stop.clone())));
+    let listener = state
+        .db
+        .pg_pool()
+        .cloned()
+        .map(|pool| tokio::spawn(listen(pool, stop.clone())));
     let periodic = tokio::spawn(schedule_periodic(state.clone()));
     let scheduler = tokio::spawn(crate::scheduled::run(state.clone(), worker.clone()));
 
@@ -140,7 +145,9 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
             Duration::from_millis(200 * u64::from(failures.min(25)))
         } else {
             match queue::next_due(&state.db).await {
-                Ok(Some(t)) => Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL),
+                Ok(Some(t)) => {
+                    Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL)
+                }
                 _ => POLL,
             }
         };
@@ -157,7 +164,10 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
 
     tracing::info!(worker = %worker, running = running.len(), "worker stopping: finishing running jobs");
     let drain = async { while running.join_next().await.is_some() {} };
-    if tokio::time::timeout(state.config.shutdown_timeout, drain).await.is_err() {
+    if tokio::time::timeout(state.config.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
         running.abort_all();
     }
     let released = queue::release_all(&state.db, &worker).await.unwrap_or(0);
@@ -241,7 +251,8 @@ async fn execute(state: &AppState, job: ClaimedJob) {
     let started = std::time::Instant::now();
     let kind = job.kind.clone();
     let result = AssertUnwindSafe(dispatch(state, &job)).catch_unwind().await;
-    metrics::histogram!("rampart_job_duration_seconds", "kind" => kind.clone()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("rampart_job_duration_seconds", "kind" => kind.clone())
+        .record(started.elapsed().as_secs_f64());
     let error = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("{e:#}"),
@@ -262,7 +273,8 @@ async fn execute(state: &AppState, job: ClaimedJob) {
     let completion = if job.attempts >= INTERNAL_JOB_ATTEMPTS {
         Completion::Dead { error }
     } else {
-        let at = now_ms() + i64::try_from(policy.next_delay(job.attempts).as_millis()).unwrap_or(60_000);
+        let at =
+            now_ms() + i64::try_from(policy.next_delay(job.attempts).as_millis()).unwrap_or(60_000);
         Completion::Retry { at_ms: at, error }
     };
     let fin = async {

@@ -4,7 +4,7 @@
 
 pub mod routes;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::access::principal::Tenant;
 use crate::app::AppState;
@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::http::ApiError;
 use crate::http::pagination::PageParams;
 use crate::ids::new_id;
-use crate::store::{sql, DbResult, Exec, Row, Tx};
+use crate::store::{DbResult, Exec, Row, Tx, sql};
 use crate::webhooks::endpoints;
 
 #[derive(Debug, Clone)]
@@ -80,7 +80,12 @@ pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Me
     row.as_ref().map(Message::from_row).transpose()
 }
 
-pub async fn list(ex: &mut impl Exec, t: &Tenant, page: &PageParams, conversation: Option<&str>) -> DbResult<Vec<Message>> {
+pub async fn list(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    page: &PageParams,
+    conversation: Option<&str>,
+) -> DbResult<Vec<Message>> {
     let rows = crate::store::sql_built(format!(
         "SELECT {COLUMNS} FROM messages WHERE org_id = $1 AND environment = $2
            AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR conversation_id = $4)
@@ -150,7 +155,8 @@ pub async fn create_outbound(
     let mut msg = Message::from_row(&row)?;
     let event = crate::events::emit(tx, t, "message.created", msg.event_data()).await?;
     let dead = matches!(channel.status.as_str(), "failed" | "disabled");
-    let delivery = crate::webhooks::fanout::create_delivery(tx, t, &channel.id, &event, dead).await?;
+    let delivery =
+        crate::webhooks::fanout::create_delivery(tx, t, &channel.id, &event, dead).await?;
     sql("UPDATE messages SET delivery_id = $2 WHERE id = $1")
         .bind(&id)
         .bind(&delivery)
@@ -158,14 +164,27 @@ pub async fn create_outbound(
         .await?;
     msg.delivery_id = Some(delivery.clone());
     if dead {
-        mark(tx, t, &delivery, false, Some("the channel endpoint is not active")).await?;
+        mark(
+            tx,
+            t,
+            &delivery,
+            false,
+            Some("the channel endpoint is not active"),
+        )
+        .await?;
         msg.status = "failed".into();
     }
     Ok(Ok(msg))
 }
 
 /// Settles the message carried by `delivery_id`, if any: `sent` or `failed`, with its event.
-async fn mark(tx: &mut Tx, t: &Tenant, delivery_id: &str, ok: bool, error: Option<&str>) -> DbResult<()> {
+async fn mark(
+    tx: &mut Tx,
+    t: &Tenant,
+    delivery_id: &str,
+    ok: bool,
+    error: Option<&str>,
+) -> DbResult<()> {
     let now = now_ms();
     let row = crate::store::sql_built(format!(
         "UPDATE messages SET status = $2, sent_at = CASE WHEN $3 THEN $4 ELSE sent_at END, error = $5, updated_at = $4
@@ -182,30 +201,44 @@ async fn mark(tx: &mut Tx, t: &Tenant, delivery_id: &str, ok: bool, error: Optio
         let m = Message::from_row(&r)?;
         let kind = if ok { "message.sent" } else { "message.failed" };
         crate::events::emit(tx, t, kind, m.event_data()).await?;
-        metrics::counter!("rampart_messages_total", "status" => if ok { "sent" } else { "failed" }).increment(1);
+        metrics::counter!("rampart_messages_total", "status" => if ok { "sent" } else { "failed" })
+            .increment(1);
     }
     Ok(())
 }
 
 /// Called when a delivery settles (delivered, or dead).
-pub async fn on_delivery_settled(_app: &AppState, tx: &mut Tx, t: &Tenant, delivery_id: &str, ok: bool) -> DbResult<()> {
+pub async fn on_delivery_settled(
+    _app: &AppState,
+    tx: &mut Tx,
+    t: &Tenant,
+    delivery_id: &str,
+    ok: bool,
+) -> DbResult<()> {
     let error = (!ok).then_some("the channel did not accept the message within its retry budget");
     mark(tx, t, delivery_id, ok, error).await
 }
 
 /// A dead letter of a message's delivery is replayed: the message is queued again on the new
 /// delivery.
-pub async fn on_replay(tx: &mut Tx, t: &Tenant, old_delivery: Option<&str>, new_delivery: &str) -> DbResult<()> {
+pub async fn on_replay(
+    tx: &mut Tx,
+    t: &Tenant,
+    old_delivery: Option<&str>,
+    new_delivery: &str,
+) -> DbResult<()> {
     if let Some(old) = old_delivery {
-        sql("UPDATE messages SET delivery_id = $4, status = 'queued', error = NULL, updated_at = $5
-             WHERE org_id = $1 AND environment = $2 AND delivery_id = $3")
-            .bind(t.org())
-            .bind(t.env().as_str())
-            .bind(old)
-            .bind(new_delivery)
-            .bind(now_ms())
-            .execute(tx)
-            .await?;
+        sql(
+            "UPDATE messages SET delivery_id = $4, status = 'queued', error = NULL, updated_at = $5
+             WHERE org_id = $1 AND environment = $2 AND delivery_id = $3",
+        )
+        .bind(t.org())
+        .bind(t.env().as_str())
+        .bind(old)
+        .bind(new_delivery)
+        .bind(now_ms())
+        .execute(tx)
+        .await?;
     }
     Ok(())
 }
@@ -213,15 +246,17 @@ pub async fn on_replay(tx: &mut Tx, t: &Tenant, old_delivery: Option<&str>, new_
 /// Erases the content of every message of a contact (GDPR); returns how many.
 pub async fn erase_for_contact(tx: &mut Tx, t: &Tenant, contact_id: &str) -> DbResult<u64> {
     let now = now_ms();
-    let n = sql("UPDATE messages SET body = NULL, metadata = '{}', erased_at = $4, updated_at = $4
+    let n = sql(
+        "UPDATE messages SET body = NULL, metadata = '{}', erased_at = $4, updated_at = $4
                  WHERE org_id = $1 AND environment = $2 AND erased_at IS NULL
-                   AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $3)")
-        .bind(t.org())
-        .bind(t.env().as_str())
-        .bind(contact_id)
-        .bind(now)
-        .execute(tx)
-        .await?;
+                   AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $3)",
+    )
+    .bind(t.org())
+    .bind(t.env().as_str())
+    .bind(contact_id)
+    .bind(now)
+    .execute(tx)
+    .await?;
     sql("UPDATE scheduled_messages SET body = NULL, metadata = '{}', status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END, updated_at = $4
          WHERE org_id = $1 AND environment = $2
            AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $3)")

@@ -29,20 +29,36 @@ pub fn routes() -> Vec<Route> {
         .tag("messages")
         .body::<MessageIn>()
         .returns::<MessageOut>(202),
-        Route::get("/v1/messages", Profile::api(Scope::Messages, Permission::Read), list_messages)
-            .summary("List messages, newest first")
-            .tag("messages")
-            .returns_list::<MessageOut>()
-            .param("conversation_id", "string", "only this conversation's messages"),
-        Route::get("/v1/messages/{id}", Profile::api(Scope::Messages, Permission::Read), get_message)
-            .summary("Get a message")
-            .tag("messages")
-            .returns::<MessageOut>(200),
-        Route::post("/v1/messages/inbound", Profile::api(Scope::Messages, Permission::Write), receive_message)
-            .summary("Report a message received on the channel (emits message.received)")
-            .tag("messages")
-            .body::<MessageIn>()
-            .returns::<MessageOut>(201),
+        Route::get(
+            "/v1/messages",
+            Profile::api(Scope::Messages, Permission::Read),
+            list_messages,
+        )
+        .summary("List messages, newest first")
+        .tag("messages")
+        .returns_list::<MessageOut>()
+        .param(
+            "conversation_id",
+            "string",
+            "only this conversation's messages",
+        ),
+        Route::get(
+            "/v1/messages/{id}",
+            Profile::api(Scope::Messages, Permission::Read),
+            get_message,
+        )
+        .summary("Get a message")
+        .tag("messages")
+        .returns::<MessageOut>(200),
+        Route::post(
+            "/v1/messages/inbound",
+            Profile::api(Scope::Messages, Permission::Write),
+            receive_message,
+        )
+        .summary("Report a message received on the channel (emits message.received)")
+        .tag("messages")
+        .body::<MessageIn>()
+        .returns::<MessageOut>(201),
     ]
 }
 
@@ -69,7 +85,11 @@ pub fn check_content(c: &mut Checks, body: &str, metadata: Option<&Map<String, V
 impl Validate for MessageIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.check(crate::ids::is_id(&self.conversation_id, "cnv"), "conversation_id", "must be a conversation id (cnv_…)");
+        c.check(
+            crate::ids::is_id(&self.conversation_id, "cnv"),
+            "conversation_id",
+            "must be a conversation id (cnv_…)",
+        );
         check_content(&mut c, &self.body, self.metadata.as_ref());
         c.finish()
     }
@@ -116,10 +136,18 @@ impl From<Message> for MessageOut {
     }
 }
 
-async fn send_message(p: Principal, State(app): State<AppState>, idem: Idem, Json(body): Json<MessageIn>) -> ApiResult<Response> {
+async fn send_message(
+    p: Principal,
+    State(app): State<AppState>,
+    idem: Idem,
+    Json(body): Json<MessageIn>,
+) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
-    if crate::conversations::get(&mut tx, &t, &body.conversation_id).await?.is_none() {
+    if crate::conversations::get(&mut tx, &t, &body.conversation_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::Rule {
             code: "conversation_not_found",
             field: "conversation_id",
@@ -127,16 +155,32 @@ async fn send_message(p: Principal, State(app): State<AppState>, idem: Idem, Jso
         });
     }
     let empty = Map::new();
-    let msg = super::create_outbound(&mut tx, &t, &body.conversation_id, &body.body, body.metadata.as_ref().unwrap_or(&empty), None)
-        .await?
-        .map_err(super::SendRefusal::into_api_error)?;
-    idem.commit(tx, StatusCode::ACCEPTED, &MessageOut::from(msg)).await
+    let msg = super::create_outbound(
+        &mut tx,
+        &t,
+        &body.conversation_id,
+        &body.body,
+        body.metadata.as_ref().unwrap_or(&empty),
+        None,
+    )
+    .await?
+    .map_err(super::SendRefusal::into_api_error)?;
+    idem.commit(tx, StatusCode::ACCEPTED, &MessageOut::from(msg))
+        .await
 }
 
-async fn receive_message(p: Principal, State(app): State<AppState>, idem: Idem, Json(body): Json<MessageIn>) -> ApiResult<Response> {
+async fn receive_message(
+    p: Principal,
+    State(app): State<AppState>,
+    idem: Idem,
+    Json(body): Json<MessageIn>,
+) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
-    if crate::conversations::get(&mut tx, &t, &body.conversation_id).await?.is_none() {
+    if crate::conversations::get(&mut tx, &t, &body.conversation_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::Rule {
             code: "conversation_not_found",
             field: "conversation_id",
@@ -159,7 +203,8 @@ async fn receive_message(p: Principal, State(app): State<AppState>, idem: Idem, 
     .await?;
     let msg = Message::from_row(&row)?;
     crate::events::emit(&mut tx, &t, "message.received", msg.event_data()).await?;
-    idem.commit(tx, StatusCode::CREATED, &MessageOut::from(msg)).await
+    idem.commit(tx, StatusCode::CREATED, &MessageOut::from(msg))
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,13 +216,35 @@ pub struct ListQuery {
 }
 impl Validate for ListQuery {}
 
-async fn list_messages(p: Principal, State(app): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Page<MessageOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
-    let rows = super::list(&mut app.db.clone(), &p.tenant(), &page, q.conversation_id.as_deref()).await?;
-    Ok(axum::Json(Page::from_rows(rows, page.limit, |m| m.id.as_str()).map(MessageOut::from)))
+async fn list_messages(
+    p: Principal,
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<MessageOut>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let rows = super::list(
+        &mut app.db.clone(),
+        &p.tenant(),
+        &page,
+        q.conversation_id.as_deref(),
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |m| m.id.as_str()).map(MessageOut::from),
+    ))
 }
 
-async fn get_message(p: Principal, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<MessageOut>> {
-    let m = super::get(&mut app.db.clone(), &p.tenant(), &id).await?.ok_or(ApiError::NotFound)?;
+async fn get_message(
+    p: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<MessageOut>> {
+    let m = super::get(&mut app.db.clone(), &p.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(m.into()))
 }

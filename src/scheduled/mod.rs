@@ -13,14 +13,14 @@ pub mod routes;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::access::principal::{Environment, Tenant};
 use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
-use crate::ids::{new_id, OrgId};
+use crate::ids::{OrgId, new_id};
 use crate::jobs::queue::local_notify;
-use crate::store::{insert_many, sql, Arg, DbResult, Exec, Q, Row, Tx};
+use crate::store::{Arg, DbResult, Exec, Q, Row, Tx, insert_many, sql};
 use crate::webhooks::dead_letters::DeadLetter;
 
 /// Items claimed and dispatched together.
@@ -78,7 +78,14 @@ pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Sc
     row.as_ref().map(Scheduled::from_row).transpose()
 }
 
-pub async fn insert(ex: &mut impl Exec, t: &Tenant, conversation_id: &str, body: &str, metadata: &Map<String, Value>, send_at: i64) -> DbResult<Scheduled> {
+pub async fn insert(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    conversation_id: &str,
+    body: &str,
+    metadata: &Map<String, Value>,
+    send_at: i64,
+) -> DbResult<Scheduled> {
     let now = now_ms();
     let row = crate::store::sql_built(format!(
         "INSERT INTO scheduled_messages (id, org_id, environment, conversation_id, body, metadata, send_at, status, created_at, updated_at)
@@ -144,7 +151,8 @@ async fn claim(state: &AppState, worker: &str, token: &str) -> DbResult<Vec<Item
     .await?;
     rows.iter()
         .map(|r| {
-            let env = Environment::parse(&r.get::<String>("environment")?).unwrap_or(Environment::Test);
+            let env =
+                Environment::parse(&r.get::<String>("environment")?).unwrap_or(Environment::Test);
             Ok(Item {
                 id: r.get("id")?,
                 tenant: Tenant::for_background(OrgId::from_trusted(r.get("org_id")?), env),
@@ -203,10 +211,11 @@ pub async fn run(state: AppState, worker: String) {
 }
 
 async fn next_due(state: &AppState) -> DbResult<Duration> {
-    let t: Option<i64> = sql("SELECT MIN(send_at) AS t FROM scheduled_messages WHERE status = 'pending'")
-        .fetch_one(&mut state.db.clone())
-        .await?
-        .get("t")?;
+    let t: Option<i64> =
+        sql("SELECT MIN(send_at) AS t FROM scheduled_messages WHERE status = 'pending'")
+            .fetch_one(&mut state.db.clone())
+            .await?
+            .get("t")?;
     Ok(match t {
         Some(t) => Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)).min(POLL),
         None => POLL,
@@ -217,7 +226,10 @@ async fn next_due(state: &AppState) -> DbResult<Duration> {
 async fn dispatch_claimed(state: &AppState, items: Vec<Item>, token: &str) {
     let mut groups: BTreeMap<(String, &'static str), Vec<Item>> = BTreeMap::new();
     for i in items {
-        groups.entry((i.tenant.org().to_string(), i.tenant.env().as_str())).or_default().push(i);
+        groups
+            .entry((i.tenant.org().to_string(), i.tenant.env().as_str()))
+            .or_default()
+            .push(i);
     }
     for (_, group) in groups {
         match dispatch_group(state, &group, token).await {
@@ -229,7 +241,10 @@ async fn dispatch_claimed(state: &AppState, items: Vec<Item>, token: &str) {
                     match dispatch_group(state, one, token).await {
                         Ok(n) => record_dispatched(one, n),
                         Err(e) => {
-                            if let Err(e2) = fail_item(state, &item, token, "dispatch_failed", &e.to_string()).await {
+                            if let Err(e2) =
+                                fail_item(state, &item, token, "dispatch_failed", &e.to_string())
+                                    .await
+                            {
                                 tracing::error!(error = %e2, item = %item.id, "could not record a dispatch failure; the lease will expire and it will be retried");
                             }
                         }
@@ -262,12 +277,22 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
         return Ok(0);
     }
     // Erased since scheduling: nothing to send.
-    let (erased, items): (Vec<&Item>, Vec<&Item>) = items.into_iter().partition(|i| i.body.is_none());
+    let (erased, items): (Vec<&Item>, Vec<&Item>) =
+        items.into_iter().partition(|i| i.body.is_none());
     for i in &erased {
-        set_status(&mut tx, &i.id, "canceled", None, Some("the contact's data was erased")).await?;
+        set_status(
+            &mut tx,
+            &i.id,
+            "canceled",
+            None,
+            Some("the contact's data was erased"),
+        )
+        .await?;
     }
     // The billing rule again, at execution.
-    if let Err(r) = crate::traffic::billing::assert_billable(&state.db, &state.config, t.org()).await? {
+    if let Err(r) =
+        crate::traffic::billing::assert_billable(&state.db, &state.config, t.org()).await?
+    {
         for i in &items {
             fail_in(&mut tx, i, r.code(), "the org's subscription is not active").await?;
         }
@@ -276,7 +301,13 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
     }
     let Some(channel) = crate::webhooks::endpoints::channel(&mut tx, &t).await? else {
         for i in &items {
-            fail_in(&mut tx, i, "channel_not_configured", "the org has no channel endpoint").await?;
+            fail_in(
+                &mut tx,
+                i,
+                "channel_not_configured",
+                "the org has no channel endpoint",
+            )
+            .await?;
         }
         tx.commit().await?;
         return Ok(0);
@@ -316,7 +347,8 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
         .filter(|e| e.event_type == "message.created")
         .map(|e| (channel.id.clone(), e))
         .collect();
-    let deliveries = crate::webhooks::fanout::create_deliveries(&mut tx, &t, &created, dead).await?;
+    let deliveries =
+        crate::webhooks::fanout::create_deliveries(&mut tx, &t, &created, dead).await?;
     let rows = messages
         .iter()
         .zip(&deliveries)
@@ -358,7 +390,11 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
     }
     let n = q.execute(&mut tx).await?;
     if n as usize != items.len() {
-        anyhow::bail!("lease lost for {} of {} items", items.len() - n as usize, items.len());
+        anyhow::bail!(
+            "lease lost for {} of {} items",
+            items.len() - n as usize,
+            items.len()
+        );
     }
     for i in &items {
         if let Some(dl) = &i.dead_letter_id {
@@ -370,7 +406,10 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
 }
 
 fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn still_held(tx: &mut Tx, ids: &[&str], token: &str) -> DbResult<Vec<String>> {
@@ -385,7 +424,13 @@ async fn still_held(tx: &mut Tx, ids: &[&str], token: &str) -> DbResult<Vec<Stri
     q.fetch_all(tx).await?.iter().map(|r| r.get("id")).collect()
 }
 
-async fn set_status(tx: &mut Tx, id: &str, status: &str, dead_letter: Option<&str>, error: Option<&str>) -> DbResult<()> {
+async fn set_status(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    dead_letter: Option<&str>,
+    error: Option<&str>,
+) -> DbResult<()> {
     sql("UPDATE scheduled_messages SET status = $2, last_error = $3, dead_letter_id = COALESCE($4, dead_letter_id), updated_at = $5,
             lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = $1")
         .bind(id)
@@ -424,19 +469,35 @@ async fn fail_in(tx: &mut Tx, i: &Item, reason: &str, error: &str) -> DbResult<(
                 .bind(now)
                 .execute(tx)
                 .await?;
-            metrics::counter!("rampart_dead_letters_total", "reason" => reason.to_owned()).increment(1);
+            metrics::counter!("rampart_dead_letters_total", "reason" => reason.to_owned())
+                .increment(1);
             id
         }
     };
     set_status(tx, &i.id, "failed", Some(&dl), Some(error)).await?;
-    crate::events::emit(tx, &i.tenant, "scheduled_message.failed", json!({ "id": i.id, "reason": reason, "error": error })).await?;
+    crate::events::emit(
+        tx,
+        &i.tenant,
+        "scheduled_message.failed",
+        json!({ "id": i.id, "reason": reason, "error": error }),
+    )
+    .await?;
     Ok(())
 }
 
 /// Fails one item in a transaction of its own (after its batch failed).
-async fn fail_item(state: &AppState, i: &Item, token: &str, reason: &str, error: &str) -> DbResult<()> {
+async fn fail_item(
+    state: &AppState,
+    i: &Item,
+    token: &str,
+    reason: &str,
+    error: &str,
+) -> DbResult<()> {
     let mut tx = state.db.begin().await?;
-    if still_held(&mut tx, &[i.id.as_str()], token).await?.is_empty() {
+    if still_held(&mut tx, &[i.id.as_str()], token)
+        .await?
+        .is_empty()
+    {
         return tx.rollback().await;
     }
     tracing::warn!(item = %i.id, reason, error, "scheduled message failed");
@@ -445,7 +506,11 @@ async fn fail_item(state: &AppState, i: &Item, token: &str, reason: &str, error:
 }
 
 /// Replays a scheduled message's dead letter: the item is pending again, due now.
-pub async fn replay_dead_letter(tx: &mut Tx, t: &Tenant, dl: &DeadLetter) -> DbResult<Option<String>> {
+pub async fn replay_dead_letter(
+    tx: &mut Tx,
+    t: &Tenant,
+    dl: &DeadLetter,
+) -> DbResult<Option<String>> {
     let Some(id) = dl.payload["scheduled_message_id"].as_str() else {
         return Ok(None);
     };

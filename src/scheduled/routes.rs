@@ -23,24 +23,46 @@ pub const MAX_AHEAD_MS: i64 = 366 * 86_400_000;
 pub fn routes() -> Vec<Route> {
     let p = |perm| Profile::api(Scope::ScheduledMessages, perm);
     vec![
-        Route::post("/v1/scheduled-messages", p(Permission::Write), create_scheduled_message)
-            .summary("Schedule a message on a conversation (send_at in the future, at most 366 days ahead)")
-            .tag("scheduled messages")
-            .body::<ScheduledIn>()
-            .returns::<ScheduledOut>(201),
-        Route::get("/v1/scheduled-messages", p(Permission::Read), list_scheduled_messages)
-            .summary("List scheduled messages, newest first")
-            .tag("scheduled messages")
-            .returns_list::<ScheduledOut>()
-            .param("status", "string", "pending, dispatching, dispatched, canceled or failed"),
-        Route::get("/v1/scheduled-messages/{id}", p(Permission::Read), get_scheduled_message)
-            .summary("Get a scheduled message")
-            .tag("scheduled messages")
-            .returns::<ScheduledOut>(200),
-        Route::delete("/v1/scheduled-messages/{id}", p(Permission::Delete), cancel_scheduled_message)
-            .summary("Cancel a pending scheduled message (409 not_cancelable otherwise)")
-            .tag("scheduled messages")
-            .returns::<ScheduledOut>(200),
+        Route::post(
+            "/v1/scheduled-messages",
+            p(Permission::Write),
+            create_scheduled_message,
+        )
+        .summary(
+            "Schedule a message on a conversation (send_at in the future, at most 366 days ahead)",
+        )
+        .tag("scheduled messages")
+        .body::<ScheduledIn>()
+        .returns::<ScheduledOut>(201),
+        Route::get(
+            "/v1/scheduled-messages",
+            p(Permission::Read),
+            list_scheduled_messages,
+        )
+        .summary("List scheduled messages, newest first")
+        .tag("scheduled messages")
+        .returns_list::<ScheduledOut>()
+        .param(
+            "status",
+            "string",
+            "pending, dispatching, dispatched, canceled or failed",
+        ),
+        Route::get(
+            "/v1/scheduled-messages/{id}",
+            p(Permission::Read),
+            get_scheduled_message,
+        )
+        .summary("Get a scheduled message")
+        .tag("scheduled messages")
+        .returns::<ScheduledOut>(200),
+        Route::delete(
+            "/v1/scheduled-messages/{id}",
+            p(Permission::Delete),
+            cancel_scheduled_message,
+        )
+        .summary("Cancel a pending scheduled message (409 not_cancelable otherwise)")
+        .tag("scheduled messages")
+        .returns::<ScheduledOut>(200),
     ]
 }
 
@@ -62,11 +84,22 @@ impl Validate for ScheduledIn {
         let mut c = Checks::new();
         crate::messages::routes::check_content(&mut c, &self.body, self.metadata.as_ref());
         if let Some(cid) = &self.conversation_id {
-            c.check(crate::ids::is_id(cid, "cnv"), "conversation_id", "must be a conversation id (cnv_…)");
+            c.check(
+                crate::ids::is_id(cid, "cnv"),
+                "conversation_id",
+                "must be a conversation id (cnv_…)",
+            );
         }
         match parse_rfc3339(&self.send_at) {
-            None => c.fail("send_at", "must be an RFC 3339 time such as 2030-01-31T12:00:00Z"),
-            Some(t) => c.check(t <= now_ms() + MAX_AHEAD_MS, "send_at", "must be at most 366 days ahead"),
+            None => c.fail(
+                "send_at",
+                "must be an RFC 3339 time such as 2030-01-31T12:00:00Z",
+            ),
+            Some(t) => c.check(
+                t <= now_ms() + MAX_AHEAD_MS,
+                "send_at",
+                "must be at most 366 days ahead",
+            ),
         }
         c.finish()
     }
@@ -112,7 +145,12 @@ impl From<Scheduled> for ScheduledOut {
     }
 }
 
-async fn create_scheduled_message(p: Principal, State(app): State<AppState>, idem: Idem, Json(body): Json<ScheduledIn>) -> ApiResult<Response> {
+async fn create_scheduled_message(
+    p: Principal,
+    State(app): State<AppState>,
+    idem: Idem,
+    Json(body): Json<ScheduledIn>,
+) -> ApiResult<Response> {
     let t = p.tenant();
     let Some(conversation_id) = body.conversation_id.as_deref() else {
         return Err(ApiError::Rule {
@@ -134,7 +172,10 @@ async fn create_scheduled_message(p: Principal, State(app): State<AppState>, ide
         });
     }
     let mut tx = app.db.begin().await?;
-    if crate::conversations::get(&mut tx, &t, conversation_id).await?.is_none() {
+    if crate::conversations::get(&mut tx, &t, conversation_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::Rule {
             code: "conversation_not_found",
             field: "conversation_id",
@@ -142,9 +183,18 @@ async fn create_scheduled_message(p: Principal, State(app): State<AppState>, ide
         });
     }
     let empty = Map::new();
-    let s = super::insert(&mut tx, &t, conversation_id, &body.body, body.metadata.as_ref().unwrap_or(&empty), send_at).await?;
+    let s = super::insert(
+        &mut tx,
+        &t,
+        conversation_id,
+        &body.body,
+        body.metadata.as_ref().unwrap_or(&empty),
+        send_at,
+    )
+    .await?;
     crate::jobs::queue::wake_after_commit(&mut tx).await?;
-    idem.commit(tx, StatusCode::CREATED, &ScheduledOut::from(s)).await
+    idem.commit(tx, StatusCode::CREATED, &ScheduledOut::from(s))
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +210,10 @@ impl Validate for ListQuery {
         let mut c = Checks::new();
         if let Some(s) = &self.status {
             c.check(
-                matches!(s.as_str(), "pending" | "dispatching" | "dispatched" | "canceled" | "failed"),
+                matches!(
+                    s.as_str(),
+                    "pending" | "dispatching" | "dispatched" | "canceled" | "failed"
+                ),
                 "status",
                 "must be pending, dispatching, dispatched, canceled or failed",
             );
@@ -169,8 +222,16 @@ impl Validate for ListQuery {
     }
 }
 
-async fn list_scheduled_messages(p: Principal, State(app): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Page<ScheduledOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+async fn list_scheduled_messages(
+    p: Principal,
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<ScheduledOut>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
     let t = p.tenant();
     let rows = sql_built(format!(
         "SELECT {} FROM scheduled_messages WHERE org_id = $1 AND environment = $2
@@ -184,27 +245,49 @@ async fn list_scheduled_messages(p: Principal, State(app): State<AppState>, Quer
     .bind(page.limit + 1)
     .fetch_all(&mut app.db.clone())
     .await?;
-    let items = rows.iter().map(Scheduled::from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(axum::Json(Page::from_rows(items, page.limit, |s| s.id.as_str()).map(ScheduledOut::from)))
+    let items = rows
+        .iter()
+        .map(Scheduled::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(axum::Json(
+        Page::from_rows(items, page.limit, |s| s.id.as_str()).map(ScheduledOut::from),
+    ))
 }
 
-async fn get_scheduled_message(p: Principal, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<ScheduledOut>> {
-    let s = super::get(&mut app.db.clone(), &p.tenant(), &id).await?.ok_or(ApiError::NotFound)?;
+async fn get_scheduled_message(
+    p: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ScheduledOut>> {
+    let s = super::get(&mut app.db.clone(), &p.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(s.into()))
 }
 
-async fn cancel_scheduled_message(p: Principal, State(app): State<AppState>, idem: Idem, Path(id): Path<String>) -> ApiResult<Response> {
+async fn cancel_scheduled_message(
+    p: Principal,
+    State(app): State<AppState>,
+    idem: Idem,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
     if !super::cancel(&mut tx, &t, &id).await? {
         return match super::get(&mut tx, &t, &id).await? {
             Some(s) => Err(ApiError::Conflict(
                 "not_cancelable",
-                format!("the scheduled message is {}; only pending ones can be canceled", s.status),
+                format!(
+                    "the scheduled message is {}; only pending ones can be canceled",
+                    s.status
+                ),
             )),
             None => Err(ApiError::NotFound),
         };
     }
-    let s = super::get(&mut tx, &t, &id).await?.ok_or(ApiError::NotFound)?;
-    idem.commit(tx, StatusCode::OK, &ScheduledOut::from(s)).await
+    let s = super::get(&mut tx, &t, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    idem.commit(tx, StatusCode::OK, &ScheduledOut::from(s))
+        .await
 }

@@ -244,7 +244,12 @@ impl Q {
 /// Inserts many rows with multi-row `INSERT … VALUES (…), (…)` statements: one round trip per
 /// chunk instead of one per row. `head` is `INSERT INTO t (a, b, c)`; every row has the same
 /// number of values; `tail` (e.g. `ON CONFLICT DO NOTHING`) follows each chunk.
-pub async fn insert_many(ex: &mut impl Exec, head: &str, tail: &str, rows: Vec<Vec<Arg>>) -> DbResult<u64> {
+pub async fn insert_many(
+    ex: &mut impl Exec,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Arg>>,
+) -> DbResult<u64> {
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(0);
     };

@@ -26,16 +26,17 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = addrs
                 .iter()
                 .copied()
                 .filter(|a| policy.permits(&host, a.ip()))
                 .collect();
             if allowed.is_empty() {
-                let first = addrs.first().map_or(IpAddr::from([0, 0, 0, 0]), SocketAddr::ip);
+                let first = addrs
+                    .first()
+                    .map_or(IpAddr::from([0, 0, 0, 0]), SocketAddr::ip);
                 return Err(Box::new(Blocked(first)) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
@@ -92,7 +93,12 @@ impl WebhookClient {
     }
 
     /// POSTs `body` to `url` with `headers`.
-    pub async fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> AttemptResult {
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> AttemptResult {
         let started = Instant::now();
         let fail = |class: &'static str, e: String| AttemptResult {
             status: None,

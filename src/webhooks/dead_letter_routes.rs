@@ -23,28 +23,46 @@ pub const BULK_LIMIT: i64 = 1000;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::get("/v1/dead-letters", Profile::api(Scope::DeadLetters, Permission::Read), list_dead_letters)
-            .summary("List dead letters, newest first")
-            .tag("dead letters")
-            .returns_list::<DeadLetterOut>()
-            .param("status", "string", "open, replaying or resolved")
-            .param("endpoint_id", "string", "only this endpoint's")
-            .param("event_type", "string", "only this event type")
-            .param("since", "string", "RFC 3339: created at or after")
-            .param("until", "string", "RFC 3339: created before"),
-        Route::get("/v1/dead-letters/{id}", Profile::api(Scope::DeadLetters, Permission::Read), get_dead_letter)
-            .summary("Get a dead letter with its payload")
-            .tag("dead letters")
-            .returns::<DeadLetterOut>(200),
-        Route::post("/v1/dead-letters/{id}/replay", Profile::api(Scope::DeadLetters, Permission::Write).audited(), replay_dead_letter)
-            .summary("Replay one dead letter; it is resolved when the replay succeeds")
-            .tag("dead letters")
-            .returns::<ReplayOut>(202),
-        Route::post("/v1/dead-letters/replay", Profile::api(Scope::DeadLetters, Permission::Write).audited(), replay_dead_letters)
-            .summary("Replay every open dead letter matching a filter (endpoint, event type, time range)")
-            .tag("dead letters")
-            .body::<BulkReplayIn>()
-            .returns::<BulkReplayOut>(202),
+        Route::get(
+            "/v1/dead-letters",
+            Profile::api(Scope::DeadLetters, Permission::Read),
+            list_dead_letters,
+        )
+        .summary("List dead letters, newest first")
+        .tag("dead letters")
+        .returns_list::<DeadLetterOut>()
+        .param("status", "string", "open, replaying or resolved")
+        .param("endpoint_id", "string", "only this endpoint's")
+        .param("event_type", "string", "only this event type")
+        .param("since", "string", "RFC 3339: created at or after")
+        .param("until", "string", "RFC 3339: created before"),
+        Route::get(
+            "/v1/dead-letters/{id}",
+            Profile::api(Scope::DeadLetters, Permission::Read),
+            get_dead_letter,
+        )
+        .summary("Get a dead letter with its payload")
+        .tag("dead letters")
+        .returns::<DeadLetterOut>(200),
+        Route::post(
+            "/v1/dead-letters/{id}/replay",
+            Profile::api(Scope::DeadLetters, Permission::Write).audited(),
+            replay_dead_letter,
+        )
+        .summary("Replay one dead letter; it is resolved when the replay succeeds")
+        .tag("dead letters")
+        .returns::<ReplayOut>(202),
+        Route::post(
+            "/v1/dead-letters/replay",
+            Profile::api(Scope::DeadLetters, Permission::Write).audited(),
+            replay_dead_letters,
+        )
+        .summary(
+            "Replay every open dead letter matching a filter (endpoint, event type, time range)",
+        )
+        .tag("dead letters")
+        .body::<BulkReplayIn>()
+        .returns::<BulkReplayOut>(202),
     ]
 }
 
@@ -113,7 +131,11 @@ impl Validate for ListQuery {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
         if let Some(s) = &self.status {
-            c.check(matches!(s.as_str(), "open" | "replaying" | "resolved"), "status", "must be open, replaying or resolved");
+            c.check(
+                matches!(s.as_str(), "open" | "replaying" | "resolved"),
+                "status",
+                "must be open, replaying or resolved",
+            );
         }
         for (f, v) in [("since", &self.since), ("until", &self.until)] {
             if let Some(v) = v {
@@ -129,7 +151,11 @@ async fn list_dead_letters(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<DeadLetterOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
     let f = Filter {
         status: q.status,
         endpoint_id: q.endpoint_id,
@@ -137,12 +163,27 @@ async fn list_dead_letters(
         since_ms: q.since.as_deref().and_then(parse_rfc3339),
         until_ms: q.until.as_deref().and_then(parse_rfc3339),
     };
-    let rows = dead_letters::list(&mut app.db.clone(), &p.tenant(), &f, page.after, page.limit + 1).await?;
-    Ok(axum::Json(Page::from_rows(rows, page.limit, |d| d.id.as_str()).map(DeadLetterOut::from)))
+    let rows = dead_letters::list(
+        &mut app.db.clone(),
+        &p.tenant(),
+        &f,
+        page.after,
+        page.limit + 1,
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |d| d.id.as_str()).map(DeadLetterOut::from),
+    ))
 }
 
-async fn get_dead_letter(p: Principal, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<DeadLetterOut>> {
-    let d = dead_letters::get(&mut app.db.clone(), &p.tenant(), &id).await?.ok_or(ApiError::NotFound)?;
+async fn get_dead_letter(
+    p: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<DeadLetterOut>> {
+    let d = dead_letters::get(&mut app.db.clone(), &p.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(d.into()))
 }
 
@@ -155,19 +196,33 @@ pub struct ReplayOut {
 
 fn refusal_error(r: ReplayRefusal) -> ApiError {
     match r {
-        ReplayRefusal::NotOpen(s) => ApiError::Conflict("not_replayable", format!("the dead letter is {s}, not open")),
+        ReplayRefusal::NotOpen(s) => ApiError::Conflict(
+            "not_replayable",
+            format!("the dead letter is {s}, not open"),
+        ),
         ReplayRefusal::EndpointUnavailable(s) => ApiError::Conflict(
             "not_replayable",
-            format!("the endpoint is {s}; re-enable it (PATCH /v1/webhooks/{{id}} {{\"status\": \"active\"}}) before replaying"),
+            format!(
+                "the endpoint is {s}; re-enable it (PATCH /v1/webhooks/{{id}} {{\"status\": \"active\"}}) before replaying"
+            ),
         ),
-        ReplayRefusal::Unsupported => ApiError::Conflict("not_replayable", "this dead letter cannot be replayed".into()),
+        ReplayRefusal::Unsupported => ApiError::Conflict(
+            "not_replayable",
+            "this dead letter cannot be replayed".into(),
+        ),
     }
 }
 
 async fn replay_one(tx: &mut Tx, t: &Tenant, id: &str) -> ApiResult<(DeadLetter, String)> {
-    let dl = dead_letters::get(tx, t, id).await?.ok_or(ApiError::NotFound)?;
-    let replay_id = dead_letters::replay(tx, t, &dl).await?.map_err(refusal_error)?;
-    let dl = dead_letters::get(tx, t, id).await?.ok_or(ApiError::NotFound)?;
+    let dl = dead_letters::get(tx, t, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let replay_id = dead_letters::replay(tx, t, &dl)
+        .await?
+        .map_err(refusal_error)?;
+    let dl = dead_letters::get(tx, t, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok((dl, replay_id))
 }
 
@@ -189,7 +244,15 @@ async fn replay_dead_letter(
             .details(json!({ "replay_id": replay_id })),
     )
     .await?;
-    idem.commit(tx, StatusCode::ACCEPTED, &ReplayOut { dead_letter: dl.into(), replay_id }).await
+    idem.commit(
+        tx,
+        StatusCode::ACCEPTED,
+        &ReplayOut {
+            dead_letter: dl.into(),
+            replay_id,
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
@@ -232,8 +295,18 @@ pub struct SkippedOut {
 }
 
 /// Replays the org's open dead letters matching a filter, at most [`BULK_LIMIT`] per call.
-pub async fn bulk_replay(app: &AppState, t: &Tenant, f: Filter, actor: crate::access::principal::Actor, meta: &RequestMeta, tx: &mut Tx) -> ApiResult<BulkReplayOut> {
-    let f = Filter { status: Some("open".into()), ..f };
+pub async fn bulk_replay(
+    app: &AppState,
+    t: &Tenant,
+    f: Filter,
+    actor: crate::access::principal::Actor,
+    meta: &RequestMeta,
+    tx: &mut Tx,
+) -> ApiResult<BulkReplayOut> {
+    let f = Filter {
+        status: Some("open".into()),
+        ..f
+    };
     let _ = app;
     let batch = dead_letters::list(tx, t, &f, None, BULK_LIMIT + 1).await?;
     let has_more = batch.len() as i64 > BULK_LIMIT;
@@ -242,7 +315,10 @@ pub async fn bulk_replay(app: &AppState, t: &Tenant, f: Filter, actor: crate::ac
     for dl in batch.into_iter().take(BULK_LIMIT as usize) {
         match dead_letters::replay(tx, t, &dl).await? {
             Ok(_) => replayed += 1,
-            Err(r) => skipped.push(SkippedOut { id: dl.id.clone(), reason: refusal_error(r).to_string() }),
+            Err(r) => skipped.push(SkippedOut {
+                id: dl.id.clone(),
+                reason: refusal_error(r).to_string(),
+            }),
         }
     }
     audit::record(
@@ -254,7 +330,11 @@ pub async fn bulk_replay(app: &AppState, t: &Tenant, f: Filter, actor: crate::ac
         })),
     )
     .await?;
-    Ok(BulkReplayOut { replayed, skipped, has_more })
+    Ok(BulkReplayOut {
+        replayed,
+        skipped,
+        has_more,
+    })
 }
 
 async fn replay_dead_letters(

@@ -53,7 +53,13 @@ pub async fn resolve(tx: &mut Tx, id: &str) -> DbResult<()> {
 }
 
 /// A replay failed again: the dead letter is open once more, with the new outcome.
-pub async fn reopen(tx: &mut Tx, id: &str, reason: &str, attempts: i64, last_error: Option<&str>) -> DbResult<()> {
+pub async fn reopen(
+    tx: &mut Tx,
+    id: &str,
+    reason: &str,
+    attempts: i64,
+    last_error: Option<&str>,
+) -> DbResult<()> {
     sql("UPDATE dead_letters SET status = 'open', reason = $2, attempts = $3, last_error = $4, updated_at = $5 WHERE id = $1")
         .bind(id)
         .bind(reason)
@@ -148,7 +154,11 @@ pub async fn list(
     rows.iter().map(DeadLetter::from_row).collect()
 }
 
-pub async fn get(ex: &mut impl crate::store::Exec, t: &Tenant, id: &str) -> DbResult<Option<DeadLetter>> {
+pub async fn get(
+    ex: &mut impl crate::store::Exec,
+    t: &Tenant,
+    id: &str,
+) -> DbResult<Option<DeadLetter>> {
     let row = crate::store::sql_built(format!(
         "SELECT {COLUMNS} FROM dead_letters WHERE org_id = $1 AND environment = $2 AND id = $3"
     ))
@@ -170,7 +180,11 @@ pub enum ReplayRefusal {
 
 /// Replays one open dead letter inside `tx`: a new delivery (or, for scheduled messages, a new
 /// dispatch) linked to it; the dead letter is `replaying` until that succeeds or dies.
-pub async fn replay(tx: &mut Tx, t: &Tenant, dl: &DeadLetter) -> DbResult<Result<String, ReplayRefusal>> {
+pub async fn replay(
+    tx: &mut Tx,
+    t: &Tenant,
+    dl: &DeadLetter,
+) -> DbResult<Result<String, ReplayRefusal>> {
     if dl.status != "open" {
         return Ok(Err(ReplayRefusal::NotOpen(dl.status.clone())));
     }
@@ -190,7 +204,8 @@ pub async fn replay(tx: &mut Tx, t: &Tenant, dl: &DeadLetter) -> DbResult<Result
                 event_type: dl.event_type.clone(),
                 payload: dl.payload.clone(),
             };
-            let delivery = super::fanout::create_delivery(tx, t, endpoint_id, &event, false).await?;
+            let delivery =
+                super::fanout::create_delivery(tx, t, endpoint_id, &event, false).await?;
             sql("UPDATE deliveries SET dead_letter_id = $2 WHERE id = $1")
                 .bind(&delivery)
                 .bind(&dl.id)

@@ -11,11 +11,11 @@ use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::now_ms;
 use crate::events::Event;
-use crate::ids::{new_id, OrgId};
+use crate::ids::{OrgId, new_id};
 use crate::jobs::queue::{begin_fenced, finish, truncate};
-use crate::jobs::retry::{parse_retry_after, Policy};
+use crate::jobs::retry::{Policy, parse_retry_after};
 use crate::jobs::{ClaimedJob, Completion};
-use crate::store::{sql, DbResult, Tx};
+use crate::store::{DbResult, Tx, sql};
 use crate::traffic::limits::{Limit, LimitKind};
 
 /// How long a paused endpoint's deliveries wait before looking again.
@@ -65,8 +65,13 @@ async fn endpoint_any(app: &AppState, t: &Tenant, id: &str) -> DbResult<Option<(
     .bind(id)
     .fetch_optional(&mut app.db.clone())
     .await?;
-    row.map(|r| Ok((Endpoint::from_row(&r)?, r.get::<Option<i64>>("deleted_at")?.is_some())))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            Endpoint::from_row(&r)?,
+            r.get::<Option<i64>>("deleted_at")?.is_some(),
+        ))
+    })
+    .transpose()
 }
 
 pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
@@ -87,10 +92,20 @@ pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         return settle_dead(app, job, &d, &ep, "endpoint_deleted", None, false).await;
     }
     if ep.kind == "channel"
-        && let Err(r) = crate::traffic::billing::assert_billable(&app.db, &app.config, d.tenant.org()).await?
+        && let Err(r) =
+            crate::traffic::billing::assert_billable(&app.db, &app.config, d.tenant.org()).await?
     {
         // Sending is billable: checked again now, not only when the message was accepted.
-        return settle_dead(app, job, &d, &ep, r.code(), Some("the org's subscription is not active"), true).await;
+        return settle_dead(
+            app,
+            job,
+            &d,
+            &ep,
+            r.code(),
+            Some("the org's subscription is not active"),
+            true,
+        )
+        .await;
     }
     match ep.status.as_str() {
         "paused" => return defer(app, job, now_ms() + PAUSED_RECHECK_MS).await,
@@ -131,20 +146,30 @@ pub(crate) fn build_request(
         ("content-type", "application/json".to_owned()),
         ("webhook-id", event.id.clone()),
         ("webhook-timestamp", ts.to_string()),
-        ("webhook-signature", signing::header(&secrets, &event.id, ts, &body)),
+        (
+            "webhook-signature",
+            signing::header(&secrets, &event.id, ts, &body),
+        ),
         ("x-request-id", request_id.to_owned()),
     ];
     (headers, body)
 }
 
-async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) -> anyhow::Result<()> {
+async fn attempt(
+    app: &AppState,
+    job: &ClaimedJob,
+    d: &Loaded,
+    ep: &Endpoint,
+) -> anyhow::Result<()> {
     let request_id = uuid::Uuid::now_v7().to_string();
     let (headers, body) = build_request(app, ep, &d.event, &request_id);
     let n = i64::from(job.attempts);
 
     if !d.tenant.env().is_live() {
         // Test mode: recorded in the sandbox sink, never sent.
-        let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+        let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+            return Ok(());
+        };
         sql("INSERT INTO sandbox_deliveries (id, org_id, endpoint_id, delivery_id, event_id, event_type, url, headers, payload, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(new_id("sbx"))
@@ -159,7 +184,19 @@ async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) ->
             .bind(now_ms())
             .execute(&mut tx)
             .await?;
-        log_attempt(&mut tx, d, &ep.id, n, None, 0, Some("sandbox"), Some("test mode: recorded, not sent"), None, &request_id).await?;
+        log_attempt(
+            &mut tx,
+            d,
+            &ep.id,
+            n,
+            None,
+            0,
+            Some("sandbox"),
+            Some("test mode: recorded, not sent"),
+            None,
+            &request_id,
+        )
+        .await?;
         mark_succeeded(&mut tx, d, n, None).await?;
         on_delivered(app, &mut tx, d).await?;
         finish(&mut tx, job, &Completion::Done).await?;
@@ -170,7 +207,8 @@ async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) ->
     let header_refs: Vec<(&str, String)> = headers.iter().map(|(k, v)| (*k, v.clone())).collect();
     let result = app.webhooks.post(&ep.url, &header_refs, body).await;
     let latency_ms = i64::try_from(result.latency.as_millis()).unwrap_or(i64::MAX);
-    metrics::histogram!("rampart_webhook_attempt_duration_seconds").record(result.latency.as_secs_f64());
+    metrics::histogram!("rampart_webhook_attempt_duration_seconds")
+        .record(result.latency.as_secs_f64());
     let outcome = if result.succeeded() {
         "succeeded"
     } else {
@@ -205,8 +243,23 @@ async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) ->
         finish(&mut tx, job, &Completion::Done).await?;
     } else if result.status == Some(410) {
         // The receiver says the endpoint is gone for good: stop at once.
-        disable_endpoint(&mut tx, &d.tenant, ep, "disabled", "the endpoint answered 410 Gone").await?;
-        dead_letter(&mut tx, d, ep, "endpoint_disabled", n, result.error.as_deref()).await?;
+        disable_endpoint(
+            &mut tx,
+            &d.tenant,
+            ep,
+            "disabled",
+            "the endpoint answered 410 Gone",
+        )
+        .await?;
+        dead_letter(
+            &mut tx,
+            d,
+            ep,
+            "endpoint_disabled",
+            n,
+            result.error.as_deref(),
+        )
+        .await?;
         finish(&mut tx, job, &Completion::Done).await?;
     } else if n <= ep.max_retries {
         let policy = Policy {
@@ -215,7 +268,10 @@ async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) ->
         };
         let delay = Policy::with_retry_after(
             policy.next_delay(job.attempts),
-            result.retry_after.as_deref().and_then(|v| parse_retry_after(v, now_ms())),
+            result
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, now_ms())),
         );
         let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
         sql("UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6 WHERE id = $1")
@@ -227,9 +283,25 @@ async fn attempt(app: &AppState, job: &ClaimedJob, d: &Loaded, ep: &Endpoint) ->
             .bind(now_ms())
             .execute(&mut tx)
             .await?;
-        finish(&mut tx, job, &Completion::Retry { at_ms: at, error: result.error.clone().unwrap_or_default() }).await?;
+        finish(
+            &mut tx,
+            job,
+            &Completion::Retry {
+                at_ms: at,
+                error: result.error.clone().unwrap_or_default(),
+            },
+        )
+        .await?;
     } else {
-        dead_letter(&mut tx, d, ep, "retries_exhausted", n, result.error.as_deref()).await?;
+        dead_letter(
+            &mut tx,
+            d,
+            ep,
+            "retries_exhausted",
+            n,
+            result.error.as_deref(),
+        )
+        .await?;
         let failures: i64 = sql("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 RETURNING consecutive_failures")
             .bind(&ep.id)
             .fetch_one(&mut tx)
@@ -277,7 +349,12 @@ async fn log_attempt(
     Ok(())
 }
 
-async fn mark_succeeded(tx: &mut Tx, d: &Loaded, attempts: i64, status: Option<u16>) -> DbResult<()> {
+async fn mark_succeeded(
+    tx: &mut Tx,
+    d: &Loaded,
+    attempts: i64,
+    status: Option<u16>,
+) -> DbResult<()> {
     sql("UPDATE deliveries SET status = 'succeeded', attempts = $2, last_status_code = $3, last_error = NULL, next_attempt_at = NULL, updated_at = $4 WHERE id = $1")
         .bind(&d.id)
         .bind(attempts)
@@ -297,7 +374,14 @@ async fn on_delivered(app: &AppState, tx: &mut Tx, d: &Loaded) -> DbResult<()> {
 }
 
 /// Settles a delivery as dead: a dead letter (or, for a replay, its dead letter reopened).
-async fn dead_letter(tx: &mut Tx, d: &Loaded, ep: &Endpoint, reason: &str, attempts: i64, error: Option<&str>) -> DbResult<()> {
+async fn dead_letter(
+    tx: &mut Tx,
+    d: &Loaded,
+    ep: &Endpoint,
+    reason: &str,
+    attempts: i64,
+    error: Option<&str>,
+) -> DbResult<()> {
     sql("UPDATE deliveries SET status = 'dead', attempts = $2, last_error = $3, next_attempt_at = NULL, updated_at = $4 WHERE id = $1")
         .bind(&d.id)
         .bind(attempts)
@@ -308,14 +392,23 @@ async fn dead_letter(tx: &mut Tx, d: &Loaded, ep: &Endpoint, reason: &str, attem
     match &d.dead_letter_id {
         Some(dl) => super::dead_letters::reopen(tx, dl, reason, attempts, error).await?,
         None => {
-            super::dead_letters::open_for_delivery(tx, &d.tenant, &d.id, &ep.id, &d.event, reason, attempts, error).await?;
+            super::dead_letters::open_for_delivery(
+                tx, &d.tenant, &d.id, &ep.id, &d.event, reason, attempts, error,
+            )
+            .await?;
         }
     }
     Ok(())
 }
 
 /// Turns an endpoint `failed` or `disabled`, audits it and announces `endpoint.failed`.
-async fn disable_endpoint(tx: &mut Tx, t: &Tenant, ep: &Endpoint, status: &str, why: &str) -> DbResult<()> {
+async fn disable_endpoint(
+    tx: &mut Tx,
+    t: &Tenant,
+    ep: &Endpoint,
+    status: &str,
+    why: &str,
+) -> DbResult<()> {
     if !endpoints::set_status(tx, t, &ep.id, status, why).await? {
         return Ok(());
     }
@@ -328,7 +421,13 @@ async fn disable_endpoint(tx: &mut Tx, t: &Tenant, ep: &Endpoint, status: &str, 
             .details(json!({ "status": status, "reason": why })),
     )
     .await?;
-    crate::events::emit(tx, t, "endpoint.failed", json!({ "id": ep.id, "url": ep.url, "status": status, "reason": why })).await?;
+    crate::events::emit(
+        tx,
+        t,
+        "endpoint.failed",
+        json!({ "id": ep.id, "url": ep.url, "status": status, "reason": why }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -341,16 +440,20 @@ async fn settle_dead(
     error: Option<&str>,
     keep: bool,
 ) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+        return Ok(());
+    };
     if keep {
         dead_letter(&mut tx, d, ep, reason, i64::from(job.attempts) - 1, error).await?;
     } else {
-        sql("UPDATE deliveries SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1")
-            .bind(&d.id)
-            .bind(reason)
-            .bind(now_ms())
-            .execute(&mut tx)
-            .await?;
+        sql(
+            "UPDATE deliveries SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(&d.id)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut tx)
+        .await?;
     }
     crate::messages::on_delivery_settled(app, &mut tx, &d.tenant, &d.id, false).await?;
     finish(&mut tx, job, &Completion::Done).await?;
@@ -359,14 +462,18 @@ async fn settle_dead(
 }
 
 async fn defer(app: &AppState, job: &ClaimedJob, at_ms: i64) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+        return Ok(());
+    };
     finish(&mut tx, job, &Completion::Defer { at_ms }).await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn done(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else { return Ok(()) };
+    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+        return Ok(());
+    };
     finish(&mut tx, job, &Completion::Done).await?;
     tx.commit().await?;
     Ok(())

@@ -8,7 +8,7 @@ use crate::access::principal::Tenant;
 use crate::access::secrets::Keys;
 use crate::clock::now_ms;
 use crate::http::pagination::PageParams;
-use crate::store::{sql, sql_built, DbResult, Exec, Row};
+use crate::store::{DbResult, Exec, Row, sql, sql_built};
 
 use super::signing;
 use super::ssrf::Policy;
@@ -71,7 +71,8 @@ impl Endpoint {
         if let Some(s) = open(&self.secret_enc) {
             out.push(s);
         }
-        if let (Some(prev), Some(until)) = (&self.previous_secret_enc, self.previous_secret_expires_at)
+        if let (Some(prev), Some(until)) =
+            (&self.previous_secret_enc, self.previous_secret_expires_at)
             && until > now
             && let Some(s) = open(prev)
         {
@@ -194,7 +195,12 @@ pub struct Patch {
     pub status: Option<String>,
 }
 
-pub async fn update(ex: &mut impl Exec, t: &Tenant, id: &str, p: &Patch) -> DbResult<Option<Endpoint>> {
+pub async fn update(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    id: &str,
+    p: &Patch,
+) -> DbResult<Option<Endpoint>> {
     let row = sql_built(format!(
         "UPDATE webhook_endpoints SET
             url = COALESCE($4, url),
@@ -268,16 +274,24 @@ pub fn secret_ciphertext(e: &Endpoint) -> &str {
 }
 
 /// Sets an endpoint's status from background work (the worker acts for the endpoint's org).
-pub async fn set_status(ex: &mut impl Exec, t: &Tenant, id: &str, status: &str, reason: &str) -> DbResult<bool> {
-    let n = sql("UPDATE webhook_endpoints SET status = $4, status_reason = $5, updated_at = $6
-                 WHERE org_id = $1 AND environment = $2 AND id = $3 AND status <> $4")
-        .bind(t.org())
-        .bind(t.env().as_str())
-        .bind(id)
-        .bind(status)
-        .bind(reason)
-        .bind(now_ms())
-        .execute(ex)
-        .await?;
+pub async fn set_status(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    id: &str,
+    status: &str,
+    reason: &str,
+) -> DbResult<bool> {
+    let n = sql(
+        "UPDATE webhook_endpoints SET status = $4, status_reason = $5, updated_at = $6
+                 WHERE org_id = $1 AND environment = $2 AND id = $3 AND status <> $4",
+    )
+    .bind(t.org())
+    .bind(t.env().as_str())
+    .bind(id)
+    .bind(status)
+    .bind(reason)
+    .bind(now_ms())
+    .execute(ex)
+    .await?;
     Ok(n == 1)
 }

@@ -6,10 +6,10 @@ use serde_json::json;
 
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
-use crate::events::{matches, Event};
+use crate::events::{Event, matches};
 use crate::ids::new_id;
-use crate::jobs::queue::{enqueue_many, NewJob};
-use crate::store::{insert_many, sql, Arg, DbResult, Tx};
+use crate::jobs::queue::{NewJob, enqueue_many};
+use crate::store::{Arg, DbResult, Tx, insert_many, sql};
 
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
@@ -26,7 +26,8 @@ pub async fn fan_out_many(tx: &mut Tx, tenant: &Tenant, events: &[Event]) -> DbR
     let mut live = Vec::new();
     let mut failed = Vec::new();
     for ep in endpoints {
-        let patterns: Vec<String> = serde_json::from_str(&ep.get::<String>("events")?).unwrap_or_default();
+        let patterns: Vec<String> =
+            serde_json::from_str(&ep.get::<String>("events")?).unwrap_or_default();
         let id: String = ep.get("id")?;
         let is_failed = ep.get::<String>("status")? == "failed";
         for event in events {
@@ -46,8 +47,20 @@ pub async fn fan_out_many(tx: &mut Tx, tenant: &Tenant, events: &[Event]) -> DbR
 
 /// Creates one delivery of `event` to an endpoint: queued, or (for a failed endpoint) straight
 /// to the dead-letter queue. Returns its id.
-pub async fn create_delivery(tx: &mut Tx, tenant: &Tenant, endpoint_id: &str, event: &Event, endpoint_failed: bool) -> DbResult<String> {
-    let mut ids = create_deliveries(tx, tenant, &[(endpoint_id.to_owned(), event)], endpoint_failed).await?;
+pub async fn create_delivery(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    endpoint_id: &str,
+    event: &Event,
+    endpoint_failed: bool,
+) -> DbResult<String> {
+    let mut ids = create_deliveries(
+        tx,
+        tenant,
+        &[(endpoint_id.to_owned(), event)],
+        endpoint_failed,
+    )
+    .await?;
     Ok(ids.remove(0))
 }
 
@@ -90,12 +103,28 @@ pub async fn create_deliveries(
     .await?;
     if endpoint_failed {
         for ((endpoint_id, event), id) in targets.iter().zip(&ids) {
-            crate::webhooks::dead_letters::open_for_delivery(tx, tenant, id, endpoint_id, event, "endpoint_failed", 0, None).await?;
+            crate::webhooks::dead_letters::open_for_delivery(
+                tx,
+                tenant,
+                id,
+                endpoint_id,
+                event,
+                "endpoint_failed",
+                0,
+                None,
+            )
+            .await?;
         }
     } else {
         let jobs = ids
             .iter()
-            .map(|id| NewJob::now(DELIVER_JOB, Some(tenant.org().clone()), json!({ "delivery_id": id })))
+            .map(|id| {
+                NewJob::now(
+                    DELIVER_JOB,
+                    Some(tenant.org().clone()),
+                    json!({ "delivery_id": id }),
+                )
+            })
             .collect();
         enqueue_many(tx, jobs).await?;
     }

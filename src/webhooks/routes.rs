@@ -24,7 +24,11 @@ use crate::traffic::idempotency::Idem;
 
 fn p(perm: Permission) -> Profile {
     let prof = Profile::api(Scope::Webhooks, perm);
-    if perm == Permission::Read { prof } else { prof.audited() }
+    if perm == Permission::Read {
+        prof
+    } else {
+        prof.audited()
+    }
 }
 
 pub fn routes() -> Vec<Route> {
@@ -51,18 +55,26 @@ pub fn routes() -> Vec<Route> {
             .summary("Delete an endpoint (nothing more is delivered to it)")
             .tag("webhooks")
             .no_content(),
-        Route::post("/v1/webhooks/{id}/rotate-secret", p(Permission::Write), rotate_webhook_secret)
-            .summary("Replace the signing secret; the old one also signs during the overlap window")
-            .tag("webhooks")
-            .returns::<EndpointSecretOut>(200),
+        Route::post(
+            "/v1/webhooks/{id}/rotate-secret",
+            p(Permission::Write),
+            rotate_webhook_secret,
+        )
+        .summary("Replace the signing secret; the old one also signs during the overlap window")
+        .tag("webhooks")
+        .returns::<EndpointSecretOut>(200),
         Route::post("/v1/webhooks/{id}/test", p(Permission::Write), test_webhook)
             .summary("Send a test.ping event to this endpoint")
             .tag("webhooks")
             .returns::<TestOut>(202),
-        Route::get("/v1/webhooks/{id}/deliveries", Profile::api(Scope::Webhooks, Permission::Read), list_webhook_deliveries)
-            .summary("The delivery log: every attempt with status code, latency and error")
-            .tag("webhooks")
-            .returns_list::<AttemptOut>(),
+        Route::get(
+            "/v1/webhooks/{id}/deliveries",
+            Profile::api(Scope::Webhooks, Permission::Read),
+            list_webhook_deliveries,
+        )
+        .summary("The delivery log: every attempt with status code, latency and error")
+        .tag("webhooks")
+        .returns_list::<AttemptOut>(),
     ]
 }
 
@@ -91,16 +103,33 @@ fn check_events(c: &mut Checks, events: &[String], required: bool) {
         c.fail("events", "at most 50 entries");
     }
     for (i, e) in events.iter().enumerate() {
-        c.check(is_valid_pattern(e), &format!("events[{i}]"), format!("{e:?} is not an event type of the catalog"));
+        c.check(
+            is_valid_pattern(e),
+            &format!("events[{i}]"),
+            format!("{e:?} is not an event type of the catalog"),
+        );
     }
 }
 
-fn check_common(c: &mut Checks, max_retries: Option<i64>, rate_limit: Option<i64>, description: Option<&str>) {
+fn check_common(
+    c: &mut Checks,
+    max_retries: Option<i64>,
+    rate_limit: Option<i64>,
+    description: Option<&str>,
+) {
     if let Some(m) = max_retries {
-        c.check(retry_bounds().contains(&m), "max_retries", format!("must be between 0 and {}", retry_bounds().end()));
+        c.check(
+            retry_bounds().contains(&m),
+            "max_retries",
+            format!("must be between 0 and {}", retry_bounds().end()),
+        );
     }
     if let Some(r) = rate_limit {
-        c.check((1..=10_000).contains(&r), "rate_limit", "must be between 1 and 10000 deliveries per second");
+        c.check(
+            (1..=10_000).contains(&r),
+            "rate_limit",
+            "must be between 1 and 10000 deliveries per second",
+        );
     }
     if let Some(d) = description {
         c.len("description", d, 0, 500);
@@ -112,9 +141,18 @@ impl Validate for EndpointIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
         let kind = self.kind.as_deref().unwrap_or("events");
-        c.check(matches!(kind, "events" | "channel"), "kind", "must be events or channel");
+        c.check(
+            matches!(kind, "events" | "channel"),
+            "kind",
+            "must be events or channel",
+        );
         check_events(&mut c, &self.events, kind == "events");
-        check_common(&mut c, self.max_retries, self.rate_limit, self.description.as_deref());
+        check_common(
+            &mut c,
+            self.max_retries,
+            self.rate_limit,
+            self.description.as_deref(),
+        );
         c.finish()
     }
 }
@@ -141,9 +179,18 @@ impl Validate for EndpointPatchIn {
         if let Some(e) = &self.events {
             check_events(&mut c, e, true);
         }
-        check_common(&mut c, self.max_retries, self.rate_limit.flatten(), self.description.clone().flatten().as_deref());
+        check_common(
+            &mut c,
+            self.max_retries,
+            self.rate_limit.flatten(),
+            self.description.clone().flatten().as_deref(),
+        );
         if let Some(s) = &self.status {
-            c.check(matches!(s.as_str(), "active" | "paused"), "status", "must be active or paused");
+            c.check(
+                matches!(s.as_str(), "active" | "paused"),
+                "status",
+                "must be active or paused",
+            );
         }
         c.finish()
     }
@@ -183,7 +230,10 @@ impl From<&Endpoint> for EndpointOut {
             status: e.status.clone(),
             status_reason: e.status_reason.clone(),
             livemode: e.environment == "live",
-            previous_secret_expires_at: e.previous_secret_expires_at.filter(|t| *t > now_ms()).map(rfc3339),
+            previous_secret_expires_at: e
+                .previous_secret_expires_at
+                .filter(|t| *t > now_ms())
+                .map(rfc3339),
             created_at: rfc3339(e.created_at),
             updated_at: rfc3339(e.updated_at),
         }
@@ -205,7 +255,8 @@ async fn create_webhook(
     idem: Idem,
     Json(body): Json<EndpointIn>,
 ) -> ApiResult<Response> {
-    endpoints::check_url(&body.url, app.webhooks.policy()).map_err(|m| ApiError::field("url", m))?;
+    endpoints::check_url(&body.url, app.webhooks.policy())
+        .map_err(|m| ApiError::field("url", m))?;
     let t = pr.tenant();
     let kind = body.kind.as_deref().unwrap_or("events");
     let id = new_id("ep");
@@ -213,7 +264,9 @@ async fn create_webhook(
     let enc = app.keys.encrypt(secret.as_bytes(), &id);
     let mut tx = app.db.begin().await?;
     if kind == "channel" && endpoints::channel(&mut tx, &t).await?.is_some() {
-        return Err(ApiError::conflict("this org already has a channel endpoint; update or delete it first"));
+        return Err(ApiError::conflict(
+            "this org already has a channel endpoint; update or delete it first",
+        ));
     }
     let ep = endpoints::insert(
         &mut tx,
@@ -224,7 +277,9 @@ async fn create_webhook(
             url: &body.url,
             description: body.description.as_deref(),
             events: &body.events,
-            max_retries: body.max_retries.unwrap_or(i64::from(crate::jobs::retry::DEFAULT_MAX_RETRIES)),
+            max_retries: body
+                .max_retries
+                .unwrap_or(i64::from(crate::jobs::retry::DEFAULT_MAX_RETRIES)),
             rate_limit: body.rate_limit,
             secret_enc: &enc,
         },
@@ -238,7 +293,10 @@ async fn create_webhook(
             .details(json!({ "url": ep.url, "kind": ep.kind, "events": ep.events })),
     )
     .await?;
-    let out = EndpointSecretOut { endpoint: EndpointOut::from(&ep), secret };
+    let out = EndpointSecretOut {
+        endpoint: EndpointOut::from(&ep),
+        secret,
+    };
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
@@ -255,13 +313,25 @@ async fn list_webhooks(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<EndpointOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
     let rows = endpoints::list(&mut app.db.clone(), &pr.tenant(), &page).await?;
-    Ok(axum::Json(Page::from_rows(rows, page.limit, |e| e.id.as_str()).map(|e| EndpointOut::from(&e))))
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |e| e.id.as_str()).map(|e| EndpointOut::from(&e)),
+    ))
 }
 
-async fn get_webhook(pr: Principal, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<EndpointOut>> {
-    let e = endpoints::get(&mut app.db.clone(), &pr.tenant(), &id).await?.ok_or(ApiError::NotFound)?;
+async fn get_webhook(
+    pr: Principal,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<EndpointOut>> {
+    let e = endpoints::get(&mut app.db.clone(), &pr.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(EndpointOut::from(&e)))
 }
 
@@ -278,7 +348,9 @@ async fn update_webhook(
     }
     let t = pr.tenant();
     let mut tx = app.db.begin().await?;
-    let before = endpoints::get(&mut tx, &t, &id).await?.ok_or(ApiError::NotFound)?;
+    let before = endpoints::get(&mut tx, &t, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let patch = Patch {
         url: body.url.clone(),
         description: body.description.clone(),
@@ -287,7 +359,9 @@ async fn update_webhook(
         rate_limit: body.rate_limit,
         status: body.status.clone(),
     };
-    let ep = endpoints::update(&mut tx, &t, &id, &patch).await?.ok_or(ApiError::NotFound)?;
+    let ep = endpoints::update(&mut tx, &t, &id, &patch)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let action = match (before.status.as_str(), ep.status.as_str()) {
         (b, "active") if b != "active" => "webhook_endpoint.enabled",
         (b, "paused") if b != "paused" => "webhook_endpoint.paused",
@@ -298,14 +372,17 @@ async fn update_webhook(
         &meta,
         Entry::new(Some(&pr.org), pr.actor(), action)
             .target("webhook_endpoint", &ep.id)
-            .details(json!({ "status": { "from": before.status, "to": ep.status }, "url": ep.url })),
+            .details(
+                json!({ "status": { "from": before.status, "to": ep.status }, "url": ep.url }),
+            ),
     )
     .await?;
     if ep.status == "active" && before.status != "active" {
         // Deliveries held back while paused can go now.
         crate::jobs::queue::wake_after_commit(&mut tx).await?;
     }
-    idem.commit(tx, StatusCode::OK, &EndpointOut::from(&ep)).await
+    idem.commit(tx, StatusCode::OK, &EndpointOut::from(&ep))
+        .await
 }
 
 async fn delete_webhook(
@@ -319,7 +396,13 @@ async fn delete_webhook(
     if !endpoints::soft_delete(&mut tx, &pr.tenant(), &id).await? {
         return Err(ApiError::NotFound);
     }
-    audit::record(&mut tx, &meta, Entry::new(Some(&pr.org), pr.actor(), "webhook_endpoint.deleted").target("webhook_endpoint", &id)).await?;
+    audit::record(
+        &mut tx,
+        &meta,
+        Entry::new(Some(&pr.org), pr.actor(), "webhook_endpoint.deleted")
+            .target("webhook_endpoint", &id),
+    )
+    .await?;
     idem.commit_empty(tx).await
 }
 
@@ -332,13 +415,23 @@ async fn rotate_webhook_secret(
 ) -> ApiResult<Response> {
     let t = pr.tenant();
     let mut tx = app.db.begin().await?;
-    let current = endpoints::get(&mut tx, &t, &id).await?.ok_or(ApiError::NotFound)?;
-    let secret = signing::new_secret();
-    let enc = app.keys.encrypt(secret.as_bytes(), &id);
-    let overlap = now_ms() + i64::try_from(app.config.webhook_secret_overlap.as_millis()).unwrap_or(86_400_000);
-    let ep = endpoints::rotate_secret(&mut tx, &t, &id, &enc, endpoints::secret_ciphertext(&current), overlap)
+    let current = endpoints::get(&mut tx, &t, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let secret = signing::new_secret();
+    let enc = app.keys.encrypt(secret.as_bytes(), &id);
+    let overlap = now_ms()
+        + i64::try_from(app.config.webhook_secret_overlap.as_millis()).unwrap_or(86_400_000);
+    let ep = endpoints::rotate_secret(
+        &mut tx,
+        &t,
+        &id,
+        &enc,
+        endpoints::secret_ciphertext(&current),
+        overlap,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
     audit::record(
         &mut tx,
         &meta,
@@ -347,7 +440,10 @@ async fn rotate_webhook_secret(
             .details(json!({ "previous_secret_valid_until": rfc3339(overlap) })),
     )
     .await?;
-    let out = EndpointSecretOut { endpoint: EndpointOut::from(&ep), secret };
+    let out = EndpointSecretOut {
+        endpoint: EndpointOut::from(&ep),
+        secret,
+    };
     idem.commit(tx, StatusCode::OK, &out).await
 }
 
@@ -371,10 +467,26 @@ async fn test_webhook(
 ) -> ApiResult<Response> {
     let t = pr.tenant();
     let mut tx = app.db.begin().await?;
-    let ep = endpoints::get(&mut tx, &t, &id).await?.ok_or(ApiError::NotFound)?;
-    let event = crate::events::record_only(&mut tx, &t, "test.ping", json!({ "endpoint_id": ep.id, "message": "hello from rampart" })).await?;
+    let ep = endpoints::get(&mut tx, &t, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let event = crate::events::record_only(
+        &mut tx,
+        &t,
+        "test.ping",
+        json!({ "endpoint_id": ep.id, "message": "hello from rampart" }),
+    )
+    .await?;
     let delivery_id = super::fanout::create_delivery(&mut tx, &t, &ep.id, &event, false).await?;
-    idem.commit(tx, StatusCode::ACCEPTED, &TestOut { event_id: event.id, delivery_id }).await
+    idem.commit(
+        tx,
+        StatusCode::ACCEPTED,
+        &TestOut {
+            event_id: event.id,
+            delivery_id,
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -403,10 +515,16 @@ async fn list_webhook_deliveries(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<AttemptOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
     let t = pr.tenant();
     let mut db = app.db.clone();
-    endpoints::get(&mut db, &t, &id).await?.ok_or(ApiError::NotFound)?;
+    endpoints::get(&mut db, &t, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let rows = sql(
         "SELECT a.id, a.delivery_id, d.event_id, d.event_type, a.attempt, a.status_code, a.latency_ms, a.error_class, a.error, a.response_excerpt, a.request_id, a.created_at
          FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
@@ -439,5 +557,7 @@ async fn list_webhook_deliveries(
             })
         })
         .collect::<Result<Vec<_>, crate::store::DbError>>()?;
-    Ok(axum::Json(Page::from_rows(items, page.limit, |a| a.id.as_str())))
+    Ok(axum::Json(Page::from_rows(items, page.limit, |a| {
+        a.id.as_str()
+    })))
 }

@@ -13,10 +13,16 @@ use crate::http::{ApiResult, Query, Validate};
 use crate::store::sql;
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::get("/v1/sandbox/deliveries", Profile::api(Scope::Webhooks, Permission::Read), list_sandbox_deliveries)
+    vec![
+        Route::get(
+            "/v1/sandbox/deliveries",
+            Profile::api(Scope::Webhooks, Permission::Read),
+            list_sandbox_deliveries,
+        )
         .summary("Deliveries of test-mode data, recorded by the sandbox sink instead of being sent")
         .tag("webhooks")
-        .returns_list::<SandboxDeliveryOut>()]
+        .returns_list::<SandboxDeliveryOut>(),
+    ]
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -45,12 +51,23 @@ pub struct ListQuery {
 }
 impl Validate for ListQuery {}
 
-async fn list_sandbox_deliveries(p: Principal, State(app): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Page<SandboxDeliveryOut>>> {
-    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+async fn list_sandbox_deliveries(
+    p: Principal,
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<SandboxDeliveryOut>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
     let t = p.tenant();
     if t.livemode() {
         // Live credentials have no sandbox.
-        return Ok(axum::Json(Page { data: Vec::new(), next_cursor: None }));
+        return Ok(axum::Json(Page {
+            data: Vec::new(),
+            next_cursor: None,
+        }));
     }
     let rows = sql(
         "SELECT id, endpoint_id, delivery_id, event_id, event_type, url, headers, payload, created_at FROM sandbox_deliveries
@@ -78,5 +95,7 @@ async fn list_sandbox_deliveries(p: Principal, State(app): State<AppState>, Quer
             })
         })
         .collect::<Result<Vec<_>, crate::store::DbError>>()?;
-    Ok(axum::Json(Page::from_rows(items, page.limit, |s| s.id.as_str())))
+    Ok(axum::Json(Page::from_rows(items, page.limit, |s| {
+        s.id.as_str()
+    })))
 }

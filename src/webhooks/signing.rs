@@ -13,7 +13,8 @@ pub fn new_secret() -> String {
 
 /// The key bytes of a `whsec_` secret.
 pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
-    B64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).ok()
+    B64.decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()
 }
 
 /// `v1,<signature>` for one secret.

@@ -45,7 +45,12 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(tail); // NAT64
     }
     if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
     }
     None
 }
@@ -119,14 +124,37 @@ mod tests {
     #[test]
     fn the_ssrf_table() {
         for bad in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "::1", "::", "fe80::1",
-            "fd00:ec2::254", "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-            "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "::127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "fc00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "::127.0.0.1",
         ] {
             assert!(is_forbidden(ip(bad)), "{bad} must be refused");
         }
-        for good in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for good in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(!is_forbidden(ip(good)), "{good} must be allowed");
         }
     }
@@ -135,7 +163,10 @@ mod tests {
     fn allowlists_open_specific_targets() {
         let p = Policy {
             allow_private: false,
-            allowed: vec![TargetRule::Net("10.0.0.0/8".parse().unwrap()), TargetRule::Host("hooks.internal".into())],
+            allowed: vec![
+                TargetRule::Net("10.0.0.0/8".parse().unwrap()),
+                TargetRule::Host("hooks.internal".into()),
+            ],
         };
         assert!(p.permits("x", ip("10.2.3.4")));
         assert!(!p.permits("x", ip("192.168.0.1")));
@@ -144,6 +175,12 @@ mod tests {
         assert!(p.permits_plain_http("hooks.internal"));
         assert!(p.permits_plain_http("10.9.9.9"));
         assert!(!p.permits_plain_http("example.com"));
-        assert!(Policy { allow_private: true, allowed: vec![] }.permits("x", ip("127.0.0.1")));
+        assert!(
+            Policy {
+                allow_private: true,
+                allowed: vec![]
+            }
+            .permits("x", ip("127.0.0.1"))
+        );
     }
 }

@@ -538,6 +538,51 @@ pub async fn start_server(env: &[(String, String)]) -> (tokio::process::Child, S
     (child, addr)
 }
 
+/// Starts `rampart worker` and waits until it says it has started.
+pub async fn start_worker(env: &[(String, String)]) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.arg("worker");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAMPART_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("RAMPART_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("\"worker started\"") {
+                return;
+            }
+        }
+        panic!("worker exited before starting");
+    })
+    .await
+    .expect("worker started");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// Kills `child` with SIGKILL (no chance to clean up) and reaps it.
+pub async fn sigkill(child: &mut tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = child.wait().await;
+}
+
 pub fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")

@@ -10,7 +10,9 @@ mod cli;
 mod conventions;
 mod identity;
 mod matrix;
+mod receiver;
 mod traffic;
+mod webhooks;
 
 use helpers::Store;
 use libtest_mimic::{Arguments, Trial};
@@ -61,6 +63,7 @@ fn main() {
         ("identity", identity::scenarios()),
         ("matrix", matrix::scenarios()),
         ("traffic", traffic::scenarios()),
+        ("webhooks", webhooks::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -92,8 +95,11 @@ fn main() {
             );
         }
     }
-    let plain: Vec<(&str, Vec<(&'static str, Plain)>)> =
-        vec![("cli", cli::plain()), ("conventions", conventions::plain())];
+    let plain: Vec<(&str, Vec<(&'static str, Plain)>)> = vec![
+        ("cli", cli::plain()),
+        ("conventions", conventions::plain()),
+        ("webhooks", webhooks::plain()),
+    ];
     for (module, list) in plain {
         for (name, f) in list {
             trials.push(Trial::test(format!("{module}::{name}"), move || {

@@ -337,7 +337,9 @@ async fn idempotency_records_expire_and_are_purged(store: Store) {
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // The periodic maintenance job may already have purged it; either way it is gone.
-    rampart::traffic::idempotency::purge(&app.state.db).await.unwrap();
+    rampart::traffic::idempotency::purge(&app.state.db)
+        .await
+        .unwrap();
     let left = rampart::store::sql("SELECT COUNT(*) AS n FROM idempotency_keys")
         .fetch_one(&mut app.state.db.clone())
         .await
