@@ -15,7 +15,10 @@ pub fn routes() -> Vec<Route> {
     vec![
         Route::get(
             "/v1/audit-logs",
-            Profile::api(Scope::AuditLogs, Permission::Read).billing(Billing::None),
+            // The org's audit trail is live data: sandbox keys do not read it.
+            Profile::api(Scope::AuditLogs, Permission::Read)
+                .billing(Billing::None)
+                .live_only(),
             list_audit_logs,
         )
         .summary("List the org's audit log, newest first (admins and keys with audit_logs:read)")

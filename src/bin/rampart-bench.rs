@@ -76,6 +76,9 @@ struct HttpArgs {
     timeout: Duration,
     #[arg(long, value_enum, default_value_t = Engine::Raw)]
     engine: Engine,
+    /// Open loop: how requests are released on schedule.
+    #[arg(long, value_enum, default_value_t = Pacer::Thread)]
+    pacer: Pacer,
     /// Also report this process's CPU use over the window (the server's), to tell whether it
     /// or the generator was the bottleneck.
     #[arg(long)]
@@ -95,6 +98,20 @@ enum Engine {
     Raw,
     /// reqwest's pooled client: slower, but a full HTTP stack to cross-check the raw engine.
     Reqwest,
+}
+
+/// How the open loop releases requests at their scheduled times. tokio's own timer has
+/// millisecond granularity, which would add up to a millisecond of fake latency to each
+/// request, so neither pacer relies on it for the last stretch.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pacer {
+    /// An OS thread sleeping on the kernel's high-resolution timer: nearly free in CPU, but
+    /// typically 0.1 ms late, and later when it has to share a core with the workers.
+    Thread,
+    /// A task that sleeps until 2 ms before the next due time and then spins, yielding to the
+    /// workers, until it: microseconds late, but keeps one core busy. Only for a generator
+    /// pinned to a core of its own.
+    Spin,
 }
 
 impl Engine {
@@ -367,10 +384,9 @@ async fn closed_loop(a: &HttpArgs, target: Arc<Target>) -> anyhow::Result<HttpRe
 /// the previous ones, and its latency runs from that due time. A stalled server therefore
 /// shows up as latency instead of silently lowering the offered load (coordinated omission).
 ///
-/// A pacer thread releases one permit per due request; `concurrency` connection workers take
-/// permits in order. tokio's timer only has millisecond resolution, which would add up to a
-/// millisecond of fake latency to every request; an OS thread sleeping on the kernel's
-/// high-resolution timer is typically within ~0.1 ms.
+/// A pacer releases one permit per due request (see [`Pacer`]); `concurrency` connection
+/// workers take permits in order, so a request waits for a free connection inside its
+/// measured latency.
 async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Result<HttpReport> {
     let total = (rate * (a.warmup + a.duration).as_secs_f64()).ceil() as u64;
     let permits = Arc::new(Semaphore::new(0));
@@ -383,30 +399,53 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
     let slot = move |k: u64| t0 + Duration::from_secs_f64(k as f64 / rate);
     let cpu = tokio::spawn(cpu_over(a.server_pid, start, end));
 
-    let pacer = {
-        let permits = permits.clone();
-        let workers = a.concurrency;
-        std::thread::spawn(move || {
-            let mut released = 0u64;
-            while released < total {
+    let mut schedule = Schedule {
+        t0,
+        rate,
+        total,
+        released: 0,
+        permits: permits.clone(),
+    };
+    let workers = a.concurrency;
+    let pacer = match a.pacer {
+        Pacer::Thread => {
+            let thread = std::thread::spawn(move || {
+                loop {
+                    let now = Instant::now();
+                    if now > deadline {
+                        break;
+                    }
+                    match schedule.release(now) {
+                        Some(next) if next > now => std::thread::sleep(next - now),
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                schedule.finish(workers);
+            });
+            tokio::task::spawn_blocking(move || {
+                let _ = thread.join();
+            })
+        }
+        Pacer::Spin => tokio::spawn(async move {
+            let margin = Duration::from_millis(2);
+            loop {
                 let now = Instant::now();
                 if now > deadline {
                     break;
                 }
-                let due = slot(released);
-                if due > now {
-                    std::thread::sleep(due - now);
-                    continue;
+                match schedule.release(now) {
+                    // tokio's timer may wake up to a millisecond late: stop sleeping early.
+                    Some(next) if next > now + margin => {
+                        tokio::time::sleep_until((next - margin).into()).await;
+                    }
+                    Some(next) if next > now => tokio::task::yield_now().await,
+                    Some(_) => {}
+                    None => break,
                 }
-                // Everything due by now, in one go (the thread may have overslept).
-                let elapsed = now.saturating_duration_since(t0).as_secs_f64();
-                let upto = ((elapsed * rate).floor() as u64 + 1).min(total);
-                permits.add_permits((upto - released) as usize);
-                released = upto;
             }
-            // Wake every idle worker so it sees the schedule is exhausted.
-            permits.add_permits(workers);
-        })
+            schedule.finish(workers);
+        }),
     };
 
     let mut tasks = Vec::new();
@@ -447,7 +486,7 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
     for t in tasks {
         tally.merge(t.await?);
     }
-    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    let _ = pacer.await;
     let taken = next.load(Ordering::Relaxed).min(total);
     Ok(finish(
         a,
@@ -457,6 +496,36 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
         total - taken,
         cpu.await?,
     ))
+}
+
+/// The open loop's schedule: releases a permit for each request once it is due.
+struct Schedule {
+    t0: Instant,
+    rate: f64,
+    total: u64,
+    released: u64,
+    permits: Arc<Semaphore>,
+}
+
+impl Schedule {
+    /// Releases every request due by `now`; returns when the next one is due, or `None` once
+    /// all are released.
+    fn release(&mut self, now: Instant) -> Option<Instant> {
+        let due = |k: u64| self.t0 + Duration::from_secs_f64(k as f64 / self.rate);
+        if self.released < self.total && due(self.released) <= now {
+            // Everything due by now in one go: the pacer may have been late.
+            let elapsed = now.saturating_duration_since(self.t0).as_secs_f64();
+            let upto = ((elapsed * self.rate).floor() as u64 + 1).min(self.total);
+            self.permits.add_permits((upto - self.released) as usize);
+            self.released = upto;
+        }
+        (self.released < self.total).then(|| due(self.released))
+    }
+
+    /// Wakes every idle worker so that it sees the schedule is exhausted.
+    fn finish(&self, workers: usize) {
+        self.permits.add_permits(workers);
+    }
 }
 
 /// CPU used over a window, in cores.

@@ -7,7 +7,6 @@ pub mod routes;
 use serde_json::{Map, Value, json};
 
 use crate::access::principal::Tenant;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::http::ApiError;
 use crate::http::pagination::PageParams;
@@ -209,7 +208,6 @@ async fn mark(
 
 /// Called when a delivery settles (delivered, or dead).
 pub async fn on_delivery_settled(
-    _app: &AppState,
     tx: &mut Tx,
     t: &Tenant,
     delivery_id: &str,

@@ -70,6 +70,7 @@ mod tests {
                     remaining: 2,
                     reset_s: 1,
                     retry_after_s: 0,
+                    retry_after_ms: 0,
                 },
                 Outcome {
                     name: "quota",
@@ -82,6 +83,7 @@ mod tests {
                     remaining: 900,
                     reset_s: 3600,
                     retry_after_s: 0,
+                    retry_after_ms: 0,
                 },
             ],
             failed_open: false,

@@ -45,6 +45,8 @@ pub struct Outcome {
     pub reset_s: u64,
     /// On refusal: seconds until a retry can succeed.
     pub retry_after_s: u64,
+    /// The same, in milliseconds (for work that waits itself rather than telling a client).
+    pub retry_after_ms: u64,
 }
 
 /// The outcome of a whole check.
@@ -117,6 +119,7 @@ impl Local {
                         remaining,
                         reset_s: ceil_s(reset),
                         retry_after_s: ceil_s(retry).max(u64::from(!ok)),
+                        retry_after_ms: (retry.max(0) as u64).div_ceil(1000),
                     });
                 }
                 LimitKind::Quota => {
@@ -137,6 +140,11 @@ impl Local {
                         remaining: limit.saturating_sub(used + u64::from(ok)),
                         reset_s: ceil_s(reset),
                         retry_after_s: if ok { 0 } else { ceil_s(reset).max(1) },
+                        retry_after_ms: if ok {
+                            0
+                        } else {
+                            (reset.max(0) as u64).div_ceil(1000)
+                        },
                     });
                     if ok && count_quotas {
                         writes.push((i, window));

@@ -124,7 +124,8 @@ pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
             }])
             .await;
         if let Some(o) = decision.refusal() {
-            let wait = i64::try_from(o.retry_after_s.max(1) * 1000).unwrap_or(1000);
+            // Not an attempt: wait exactly until the endpoint's limit admits one.
+            let wait = i64::try_from(o.retry_after_ms.max(1)).unwrap_or(1000);
             return defer(app, job, now_ms() + wait.min(1000)).await;
         }
     }
@@ -370,7 +371,8 @@ async fn on_delivered(app: &AppState, tx: &mut Tx, d: &Loaded) -> DbResult<()> {
     if let Some(dl) = &d.dead_letter_id {
         super::dead_letters::resolve(tx, dl).await?;
     }
-    crate::messages::on_delivery_settled(app, tx, &d.tenant, &d.id, true).await
+    let _ = app;
+    crate::messages::on_delivery_settled(tx, &d.tenant, &d.id, true).await
 }
 
 /// Settles a delivery as dead: a dead letter (or, for a replay, its dead letter reopened).
@@ -398,7 +400,7 @@ async fn dead_letter(
             .await?;
         }
     }
-    Ok(())
+    crate::messages::on_delivery_settled(tx, &d.tenant, &d.id, false).await
 }
 
 /// Turns an endpoint `failed` or `disabled`, audits it and announces `endpoint.failed`.
@@ -454,8 +456,8 @@ async fn settle_dead(
         .bind(now_ms())
         .execute(&mut tx)
         .await?;
+        crate::messages::on_delivery_settled(&mut tx, &d.tenant, &d.id, false).await?;
     }
-    crate::messages::on_delivery_settled(app, &mut tx, &d.tenant, &d.id, false).await?;
     finish(&mut tx, job, &Completion::Done).await?;
     tx.commit().await?;
     Ok(())

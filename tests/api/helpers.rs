@@ -126,6 +126,8 @@ pub fn base_env(db: &TestDb) -> HashMap<String, String> {
     set("RAMPART_SHUTDOWN_TIMEOUT", "5s".into());
     set("RAMPART_PUBLIC_RATE_LIMIT", "100000/min".into());
     set("RAMPART_LOGIN_RATE_LIMIT", "100000/min".into());
+    // Tests fire bursts from one org; the plan limits have their own tests.
+    set("RAMPART_PLAN_STANDARD_RATE_LIMIT", "100000/s".into());
     env
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod conventions;
 mod identity;
 mod matrix;
+mod messaging;
 mod receiver;
 mod traffic;
 mod webhooks;
@@ -64,6 +65,7 @@ fn main() {
         ("matrix", matrix::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
+        ("messaging", messaging::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =

@@ -177,11 +177,10 @@ async fn authorization_matrix_from_the_route_registry(store: Store) {
 
 /// Creates an object of the kind `route` addresses in `org`; returns its id.
 async fn make_object(app: &TestApp, org: &Org, route: &str) -> Option<String> {
-    let owner = app.token_for(org, "owner");
     let key = app.full_key(org).await;
     let id = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
-    Some(match route {
-        r if r.starts_with("/v1/contacts/{id}") => id(json_of(
+    let contact = || async {
+        id(json_of(
             app.post_as(
                 "/v1/contacts",
                 &key,
@@ -190,16 +189,80 @@ async fn make_object(app: &TestApp, org: &Org, route: &str) -> Option<String> {
             .await,
             201,
         )
-        .await),
+        .await)
+    };
+    let conversation = || async {
+        let c = contact().await;
+        id(json_of(
+            app.post_as(
+                "/v1/conversations",
+                &key,
+                &json!({ "contact_id": c, "channel": "sms" }),
+            )
+            .await,
+            201,
+        )
+        .await)
+    };
+    Some(match route {
+        r if r.starts_with("/v1/contacts/{id}") => contact().await,
         r if r.starts_with("/v1/developer/keys/{id}") => {
             app.key_with(org, &["contacts"], &["read"], "live", None, None)
                 .await
                 .0
         }
-        _ => {
-            let _ = owner;
-            return None;
+        r if r.starts_with("/v1/webhooks/{id}") => id(json_of(
+            app.post_as(
+                "/v1/webhooks",
+                &key,
+                &json!({ "url": "https://example.com/h", "events": ["*"] }),
+            )
+            .await,
+            201,
+        )
+        .await),
+        r if r.starts_with("/v1/conversations/{id}") => conversation().await,
+        r if r.starts_with("/v1/messages/{id}") => {
+            let conv = conversation().await;
+            id(json_of(
+                app.post_as(
+                    "/v1/messages/inbound",
+                    &key,
+                    &json!({ "conversation_id": conv, "body": "hi" }),
+                )
+                .await,
+                201,
+            )
+            .await)
         }
+        r if r.starts_with("/v1/scheduled-messages/{id}") => {
+            let conv = conversation().await;
+            let at = rampart::clock::rfc3339(rampart::clock::now_ms() + 3_600_000);
+            id(json_of(
+                app.post_as(
+                    "/v1/scheduled-messages",
+                    &key,
+                    &json!({ "conversation_id": conv, "body": "later", "send_at": at }),
+                )
+                .await,
+                201,
+            )
+            .await)
+        }
+        r if r.starts_with("/v1/dead-letters/{id}") => {
+            let dl = rampart::ids::new_id("dl");
+            rampart::store::sql(
+                "INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
+                 VALUES ($1, $2, 'live', 'webhook_delivery', 'contact.created', '{}', 'retries_exhausted', 'open', 1, 0, 0)",
+            )
+            .bind(dl.as_str())
+            .bind(org.id.as_str())
+            .execute(&mut app.state.db.clone())
+            .await
+            .unwrap();
+            dl
+        }
+        _ => return None,
     })
 }
 
