@@ -37,6 +37,10 @@ pub struct AppInner {
     pub plans: crate::traffic::billing::PlanCache,
     pub limiter: crate::traffic::limits::Limiter,
     pub webhooks: crate::webhooks::client::WebhookClient,
+    /// For operator-configured targets (the ops webhook): no SSRF guard, they are trusted.
+    pub ops_http: reqwest::Client,
+    /// This process, for instance-level alerts.
+    pub instance_id: String,
     /// Set once migrations are applied (they may wait for a database that is still down).
     pub migrated: AtomicBool,
     /// Set when shutdown starts: `/health/ready` turns 503 so load balancers drain us.
@@ -93,6 +97,9 @@ pub fn all_routes() -> Vec<Route> {
     r.extend(crate::webhooks::routes::routes());
     r.extend(crate::webhooks::dead_letter_routes::routes());
     r.extend(crate::webhooks::sandbox::routes());
+    r.extend(crate::ops::operator::routes());
+    r.extend(crate::ops::branding::routes());
+    r.extend(crate::ops::status::routes());
     #[cfg(feature = "bench-routes")]
     r.extend(crate::bench_routes::routes());
     r
@@ -210,6 +217,11 @@ impl AppState {
             plans: Default::default(),
             limiter: crate::traffic::limits::Limiter::new(redis),
             webhooks,
+            ops_http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("cannot build the HTTP client")?,
+            instance_id: crate::ids::new_id("ins"),
             migrated: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
@@ -381,6 +393,7 @@ pub fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             stop.clone(),
         )));
     }
+    tasks.push(tokio::spawn(crate::ops::alerts::watch(state.clone())));
     let s = state.clone();
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -152,6 +152,8 @@ pub struct Config {
     pub billing_webhook_secret: Option<Secret>,
     pub ops_token: Option<Secret>,
     pub ops_webhook_url: Option<String>,
+    pub ops_webhook_secret: Option<Secret>,
+    pub alert_interval: Duration,
     pub secret_key: Option<Secret>,
     pub data_dir: PathBuf,
     pub request_timeout: Duration,
@@ -286,6 +288,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "RAMPART_OPS_WEBHOOK_URL",
         "where alerts are posted (signed), if set",
     ),
+    ("RAMPART_OPS_WEBHOOK_SECRET", "whsec_… secret that signs alert posts (required with the URL)"),
+    ("RAMPART_ALERT_INTERVAL", "how often each instance evaluates alerts (default 10s)"),
     (
         "RAMPART_SECRET_KEY",
         "encrypts webhook secrets, signs tokens (default: generated into the data dir)",
@@ -706,6 +710,28 @@ impl Config {
             }
         })?;
         let ops_webhook_url = s.opt("RAMPART_OPS_WEBHOOK_URL", parse_http_url)?;
+        let ops_webhook_secret = s.opt("RAMPART_OPS_WEBHOOK_SECRET", |v| {
+            if v.len() >= 24 {
+                Ok(Secret::new(v))
+            } else {
+                Err("must be at least 24 characters (a whsec_… secret works)".into())
+            }
+        })?;
+        if ops_webhook_url.is_some() && ops_webhook_secret.is_none() {
+            return Err(err(
+                &s.origin("RAMPART_OPS_WEBHOOK_SECRET"),
+                "is required when RAMPART_OPS_WEBHOOK_URL is set (alerts are signed)",
+            ));
+        }
+        let alert_interval = s.parse("RAMPART_ALERT_INTERVAL", Duration::from_secs(10), |v| {
+            parse_duration(v).and_then(|d| {
+                if d >= Duration::from_millis(100) {
+                    Ok(d)
+                } else {
+                    Err("must be at least 100ms".into())
+                }
+            })
+        })?;
         let secret_key = s.opt("RAMPART_SECRET_KEY", |v| {
             if v.len() >= 32 {
                 Ok(Secret::new(v))
@@ -867,6 +893,8 @@ impl Config {
             billing_webhook_secret,
             ops_token,
             ops_webhook_url,
+            ops_webhook_secret,
+            alert_interval,
             secret_key,
             data_dir,
             request_timeout,

@@ -41,10 +41,11 @@ pub async fn purge(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         ("dead_letters", sql("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE status = 'resolved' AND resolved_at < $1 LIMIT $2)"), dl_before),
         ("jobs", sql("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'dead' AND updated_at < $1 LIMIT $2)"), now - 7 * 86_400_000),
         ("workers", sql("DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM workers WHERE last_seen < $1 LIMIT $2)"), now - 86_400_000),
-        ("health_samples", Q::dialect(
-            "DELETE FROM health_samples WHERE rowid IN (SELECT rowid FROM health_samples WHERE taken_at < $1 LIMIT $2)",
-            "DELETE FROM health_samples WHERE ctid IN (SELECT ctid FROM health_samples WHERE taken_at < $1 LIMIT $2)",
-        ), now - 91 * 86_400_000),
+        (
+            "health_samples",
+            sql("DELETE FROM health_samples WHERE id IN (SELECT id FROM health_samples WHERE taken_at < $1 LIMIT $2)"),
+            now - 91 * 86_400_000,
+        ),
     ];
     for (table, q, before) in steps {
         let n = q.bind(before).bind(BATCH).execute(&mut db).await?;

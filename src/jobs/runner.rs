@@ -227,7 +227,10 @@ async fn schedule_periodic(state: AppState) {
         }
         let result = async {
             let mut tx = state.db.begin().await?;
-            for (kind, unique) in [(super::maintenance::PURGE, "periodic:maintenance.purge")] {
+            for (kind, unique) in [
+                (super::maintenance::PURGE, "periodic:maintenance.purge"),
+                (crate::ops::status::SAMPLE_JOB, "periodic:health.sample"),
+            ] {
                 queue::enqueue(
                     &mut tx,
                     NewJob {
@@ -294,6 +297,8 @@ async fn dispatch(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
     match job.kind.as_str() {
         crate::webhooks::fanout::DELIVER_JOB => crate::webhooks::delivery::run(state, job).await,
         super::maintenance::PURGE => super::maintenance::purge(state, job).await,
+        crate::ops::status::SAMPLE_JOB => crate::ops::status::sample(state, job).await,
+        crate::ops::alerts::NOTIFY_JOB => crate::ops::alerts::notify(state, job).await,
         other => anyhow::bail!("unknown job kind {other}"),
     }
 }

@@ -1,8 +1,14 @@
 //! The ops listener: `/metrics` and `/health/deep`, never on the public listener, optionally
 //! behind `RAMPART_OPS_TOKEN`.
 
+pub mod alerts;
+pub mod backup;
+pub mod branding;
 pub mod deep_health;
+pub mod incidents;
 pub mod metrics;
+pub mod operator;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -57,6 +63,19 @@ async fn require_ops_token(State(state): State<AppState>, req: Request, next: Ne
 }
 
 async fn get_metrics(State(state): State<AppState>) -> Response {
+    // Figures that live in the store are read at scrape time.
+    if let Ok(depth) = crate::jobs::queue::depth(&state.db).await {
+        for (kind, status, n) in depth {
+            ::metrics::gauge!("rampart_jobs", "kind" => kind, "status" => status).set(n as f64);
+        }
+    }
+    if let Ok(f) = deep_health::figures(&state).await {
+        ::metrics::gauge!("rampart_jobs_due_backlog").set(f.due_backlog as f64);
+        ::metrics::gauge!("rampart_dead_letters_open").set(f.open_dead_letters as f64);
+        ::metrics::gauge!("rampart_workers_live").set(f.live_workers as f64);
+        ::metrics::gauge!("rampart_workers_stale").set(f.stale_workers.len() as f64);
+        ::metrics::gauge!("rampart_scheduled_overdue").set(f.overdue_scheduled as f64);
+    }
     let (size, idle) = state.db.pool_usage();
     ::metrics::gauge!("rampart_db_pool_connections").set(f64::from(size));
     ::metrics::gauge!("rampart_db_pool_idle_connections").set(f64::from(idle));

@@ -1,0 +1,133 @@
+//! Alert transitions: every instance evaluates the alerts on an interval; the `alert_state`
+//! table decides which instance saw a start or an end first, and only that one announces it —
+//! a structured warning in the log, and (when `RAMPART_OPS_WEBHOOK_URL` is set) a signed POST
+//! sent through the job queue, so it is retried like any job.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::deep_health::{alerts_of, figures, Alert};
+use crate::app::AppState;
+use crate::clock::{now_ms, rfc3339};
+use crate::jobs::queue::{begin_fenced, enqueue, finish, NewJob};
+use crate::jobs::{ClaimedJob, Completion};
+use crate::store::sql;
+
+pub const NOTIFY_JOB: &str = "alert.notify";
+pub const ALL: [&str; 5] = ["dlq_spike", "queue_backlog", "worker_stale", "build_mismatch", "quota_store_degraded"];
+
+/// The state key of an alert: instance-level ones carry the instance id.
+fn key(state: &AppState, name: &str) -> String {
+    if name == "quota_store_degraded" {
+        format!("{name}@{}", state.instance_id)
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Evaluates once and announces transitions. Returns the active alerts.
+pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
+    let f = figures(state).await?;
+    let active = alerts_of(state, Some(&f));
+    for name in ALL {
+        let alert = active.iter().find(|a| a.name == name);
+        let k = key(state, name);
+        let now = now_ms();
+        let on = alert.is_some();
+        let message = alert.map(|a| a.message.clone());
+        let mut tx = state.db.begin().await?;
+        let inserted = sql("INSERT INTO alert_state (name, active, message, changed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name")
+            .bind(&k)
+            .bind(on)
+            .bind(message.clone())
+            .bind(now)
+            .fetch_optional(&mut tx)
+            .await?
+            .is_some();
+        let changed = if inserted {
+            on
+        } else {
+            sql("UPDATE alert_state SET active = $2, message = $3, changed_at = $4 WHERE name = $1 AND active <> $2")
+                .bind(&k)
+                .bind(on)
+                .bind(message.clone())
+                .bind(now)
+                .execute(&mut tx)
+                .await?
+                == 1
+        };
+        if changed {
+            match alert {
+                Some(a) => tracing::warn!(alert = a.name, alert.key = %k, message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started"),
+                None => tracing::info!(alert = name, alert.key = %k, "alert ended"),
+            }
+            metrics::counter!("rampart_alert_transitions_total", "alert" => name, "to" => if on { "active" } else { "resolved" }).increment(1);
+            if state.config.ops_webhook_url.is_some() {
+                let payload = json!({
+                    "type": if on { "alert.started" } else { "alert.ended" },
+                    "timestamp": rfc3339(now),
+                    "data": {
+                        "alert": name, "key": k, "message": message,
+                        "observed": alert.map(|a| a.observed.clone()),
+                        "threshold": alert.map(|a| a.threshold.clone()),
+                        "release_id": state.config.build_id,
+                    }
+                });
+                enqueue(&mut tx, NewJob::now(NOTIFY_JOB, None, payload)).await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(active)
+}
+
+/// The per-instance watcher loop.
+pub async fn watch(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.alert_interval);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !state.is_ready() {
+            continue;
+        }
+        if let Err(e) = evaluate(&state).await {
+            tracing::debug!(error = %e, "alert evaluation failed");
+        }
+    }
+}
+
+/// The `alert.notify` job: one signed POST to the ops webhook.
+pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+    let (Some(url), Some(secret)) = (&state.config.ops_webhook_url, &state.config.ops_webhook_secret) else {
+        // Configuration changed since it was queued: nothing to do.
+        if let Some(mut tx) = begin_fenced(&state.db, job).await? {
+            finish(&mut tx, job, &Completion::Done).await?;
+            tx.commit().await?;
+        }
+        return Ok(());
+    };
+    let body = job.payload.to_string();
+    let ts = now_ms() / 1000;
+    let key = crate::webhooks::signing::secret_bytes(secret.expose()).unwrap_or_else(|| secret.expose().as_bytes().to_vec());
+    let sig = crate::webhooks::signing::header(&[key], &job.id, ts, body.as_bytes());
+    let res = state
+        .ops_http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &job.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status().is_success(), "the ops webhook answered {}", res.status());
+    if let Some(mut tx) = begin_fenced(&state.db, job).await? {
+        finish(&mut tx, job, &Completion::Done).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
