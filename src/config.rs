@@ -288,8 +288,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "RAMPART_OPS_WEBHOOK_URL",
         "where alerts are posted (signed), if set",
     ),
-    ("RAMPART_OPS_WEBHOOK_SECRET", "whsec_… secret that signs alert posts (required with the URL)"),
-    ("RAMPART_ALERT_INTERVAL", "how often each instance evaluates alerts (default 10s)"),
+    (
+        "RAMPART_OPS_WEBHOOK_SECRET",
+        "whsec_… secret that signs alert posts (required with the URL)",
+    ),
+    (
+        "RAMPART_ALERT_INTERVAL",
+        "how often each instance evaluates alerts (default 10s)",
+    ),
     (
         "RAMPART_SECRET_KEY",
         "encrypts webhook secrets, signs tokens (default: generated into the data dir)",

@@ -233,29 +233,42 @@ pub(crate) fn output(json: bool, value: serde_json::Value, text: String) {
 
 async fn backup(config: Config, out: std::path::PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     let db = crate::cli_support::open_db(&config).await?;
-    let summary = crate::ops::backup::backup(&db, &out, &config.build_id, &mut |m| eprintln!("backup: {m}")).await?;
+    let summary = crate::ops::backup::backup(&db, &out, &config.build_id, &mut |m| {
+        eprintln!("backup: {m}")
+    })
+    .await?;
     db.close().await;
     let total: u64 = summary.tables.values().sum();
     output(
         json,
         serde_json::to_value(&summary).unwrap_or_default(),
-        format!("backup written to {} ({total} rows, {} bytes, sha256 {})", summary.file, summary.bytes, summary.sha256),
+        format!(
+            "backup written to {} ({total} rows, {} bytes, sha256 {})",
+            summary.file, summary.bytes, summary.sha256
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn restore(config: Config, from: std::path::PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     crate::app::install_crypto_provider();
-    let db = crate::store::Db::connect(config.database_url.expose(), &crate::store::ConnectOptions::default())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database_url.redacted()))?;
-    let counts = crate::ops::backup::restore(&db, &from, &mut |m| eprintln!("restore: {m}")).await?;
+    let db = crate::store::Db::connect(
+        config.database_url.expose(),
+        &crate::store::ConnectOptions::default(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database_url.redacted()))?;
+    let counts =
+        crate::ops::backup::restore(&db, &from, &mut |m| eprintln!("restore: {m}")).await?;
     db.close().await;
     let total: u64 = counts.values().sum();
     output(
         json,
         serde_json::json!({ "restored": true, "tables": counts }),
-        format!("restored {total} rows from {}; migrations parity and row counts verified", from.display()),
+        format!(
+            "restored {total} rows from {}; migrations parity and row counts verified",
+            from.display()
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -7,15 +7,21 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::deep_health::{alerts_of, figures, Alert};
+use super::deep_health::{Alert, alerts_of, figures};
 use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
-use crate::jobs::queue::{begin_fenced, enqueue, finish, NewJob};
+use crate::jobs::queue::{NewJob, begin_fenced, enqueue, finish};
 use crate::jobs::{ClaimedJob, Completion};
 use crate::store::sql;
 
 pub const NOTIFY_JOB: &str = "alert.notify";
-pub const ALL: [&str; 5] = ["dlq_spike", "queue_backlog", "worker_stale", "build_mismatch", "quota_store_degraded"];
+pub const ALL: [&str; 5] = [
+    "dlq_spike",
+    "queue_backlog",
+    "worker_stale",
+    "build_mismatch",
+    "quota_store_degraded",
+];
 
 /// The state key of an alert: instance-level ones carry the instance id.
 fn key(state: &AppState, name: &str) -> String {
@@ -59,7 +65,9 @@ pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
         };
         if changed {
             match alert {
-                Some(a) => tracing::warn!(alert = a.name, alert.key = %k, message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started"),
+                Some(a) => {
+                    tracing::warn!(alert = a.name, alert.key = %k, message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started")
+                }
                 None => tracing::info!(alert = name, alert.key = %k, "alert ended"),
             }
             metrics::counter!("rampart_alert_transitions_total", "alert" => name, "to" => if on { "active" } else { "resolved" }).increment(1);
@@ -101,7 +109,10 @@ pub async fn watch(state: AppState) {
 
 /// The `alert.notify` job: one signed POST to the ops webhook.
 pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
-    let (Some(url), Some(secret)) = (&state.config.ops_webhook_url, &state.config.ops_webhook_secret) else {
+    let (Some(url), Some(secret)) = (
+        &state.config.ops_webhook_url,
+        &state.config.ops_webhook_secret,
+    ) else {
         // Configuration changed since it was queued: nothing to do.
         if let Some(mut tx) = begin_fenced(&state.db, job).await? {
             finish(&mut tx, job, &Completion::Done).await?;
@@ -111,7 +122,8 @@ pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
     };
     let body = job.payload.to_string();
     let ts = now_ms() / 1000;
-    let key = crate::webhooks::signing::secret_bytes(secret.expose()).unwrap_or_else(|| secret.expose().as_bytes().to_vec());
+    let key = crate::webhooks::signing::secret_bytes(secret.expose())
+        .unwrap_or_else(|| secret.expose().as_bytes().to_vec());
     let sig = crate::webhooks::signing::header(&[key], &job.id, ts, body.as_bytes());
     let res = state
         .ops_http
@@ -124,7 +136,11 @@ pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(10))
         .send()
         .await?;
-    anyhow::ensure!(res.status().is_success(), "the ops webhook answered {}", res.status());
+    anyhow::ensure!(
+        res.status().is_success(),
+        "the ops webhook answered {}",
+        res.status()
+    );
     if let Some(mut tx) = begin_fenced(&state.db, job).await? {
         finish(&mut tx, job, &Completion::Done).await?;
         tx.commit().await?;

@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
-use serde_json::{json, Value};
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::clock::{now_ms, rfc3339};
 use crate::store::migrate::MigrationSet;
-use crate::store::{insert_many, sql, sql_built, Arg, Db, Dialect, Exec, Q, Tx};
+use crate::store::{Arg, Db, Dialect, Exec, Q, Tx, insert_many, sql, sql_built};
 
 pub const FORMAT: &str = "rampart-backup";
 pub const VERSION: i64 = 1;
@@ -145,7 +145,9 @@ fn encode(row: &crate::store::Row, cols: &[(String, Kind)]) -> anyhow::Result<Va
 fn decode(v: &Value, kind: Kind) -> anyhow::Result<Arg> {
     Ok(match (kind, v) {
         (Kind::Int, Value::Null) => Arg::Int(None),
-        (Kind::Int, Value::Number(n)) => Arg::Int(Some(n.as_i64().context("integer out of range")?)),
+        (Kind::Int, Value::Number(n)) => {
+            Arg::Int(Some(n.as_i64().context("integer out of range")?))
+        }
         (Kind::Bool, Value::Null) => Arg::Bool(None),
         (Kind::Bool, Value::Bool(b)) => Arg::Bool(Some(*b)),
         (Kind::Text, Value::Null) => Arg::Text(None),
@@ -170,18 +172,25 @@ pub struct Summary {
 }
 
 /// Writes a backup of `db` to `out` (via a temporary file renamed into place when complete).
-pub async fn backup(db: &Db, out: &Path, build_id: &str, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Summary> {
+pub async fn backup(
+    db: &Db,
+    out: &Path,
+    build_id: &str,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<Summary> {
     let tmp = out.with_extension("partial");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     let mut w = BufWriter::new(file);
     let mut all = Sha256::new();
-    let write_line = |w: &mut BufWriter<std::fs::File>, all: &mut Sha256, line: &str| -> std::io::Result<u64> {
-        w.write_all(line.as_bytes())?;
-        w.write_all(b"\n")?;
-        all.update(line.as_bytes());
-        all.update(b"\n");
-        Ok(line.len() as u64 + 1)
-    };
+    let write_line =
+        |w: &mut BufWriter<std::fs::File>, all: &mut Sha256, line: &str| -> std::io::Result<u64> {
+            w.write_all(line.as_bytes())?;
+            w.write_all(b"\n")?;
+            all.update(line.as_bytes());
+            all.update(b"\n");
+            Ok(line.len() as u64 + 1)
+        };
     let mut tx = db.begin_snapshot().await?;
     let schema_version: i64 = sql("SELECT MAX(version) AS v FROM schema_migrations")
         .fetch_one(&mut tx)
@@ -191,7 +200,10 @@ pub async fn backup(db: &Db, out: &Path, build_id: &str, progress: &mut dyn FnMu
     // Counts first (inside the snapshot), for the header and for progress.
     let mut counts = BTreeMap::new();
     for (t, _) in TABLES {
-        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {t}")).fetch_one(&mut tx).await?.get("n")?;
+        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {t}"))
+            .fetch_one(&mut tx)
+            .await?
+            .get("n")?;
         counts.insert((*t).to_owned(), u64::try_from(n).unwrap_or(0));
     }
     let total: u64 = counts.values().sum();
@@ -224,7 +236,9 @@ pub async fn backup(db: &Db, out: &Path, build_id: &str, progress: &mut dyn FnMu
                 .fetch_all(&mut tx)
                 .await?
             } else {
-                sql_built(format!("SELECT * FROM {table} ORDER BY {order}")).fetch_all(&mut tx).await?
+                sql_built(format!("SELECT * FROM {table} ORDER BY {order}"))
+                    .fetch_all(&mut tx)
+                    .await?
             };
             let len = rows.len() as i64;
             for r in &rows {
@@ -237,12 +251,18 @@ pub async fn backup(db: &Db, out: &Path, build_id: &str, progress: &mut dyn FnMu
             done += len as u64;
             if single_key && len == PAGE {
                 after = rows.last().map(|r| r.get::<String>(order)).transpose()?;
-                progress(&format!("{table}: {n} rows ({}%)", done * 100 / total.max(1)));
+                progress(&format!(
+                    "{table}: {n} rows ({}%)",
+                    done * 100 / total.max(1)
+                ));
                 continue;
             }
             break;
         }
-        progress(&format!("{table}: {n} rows ({}%)", done * 100 / total.max(1)));
+        progress(&format!(
+            "{table}: {n} rows ({}%)",
+            done * 100 / total.max(1)
+        ));
         let end = json!({ "end_table": table, "rows": n, "sha256": hex(th.finalize()) });
         bytes += write_line(&mut w, &mut all, &end.to_string())?;
     }
@@ -253,7 +273,8 @@ pub async fn backup(db: &Db, out: &Path, build_id: &str, progress: &mut dyn FnMu
     w.write_all(b"\n")?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot move the backup into {}", out.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot move the backup into {}", out.display()))?;
     Ok(Summary {
         file: out.display().to_string(),
         source: db.dialect(),
@@ -291,46 +312,77 @@ fn verify_file(path: &Path) -> anyhow::Result<Verified> {
     };
     let header: Value = next(&mut all, true)?
         .ok_or_else(|| corrupt("empty file".into()))
-        .and_then(|l| serde_json::from_str(&l).map_err(|_| corrupt("the header is not JSON".into())))?;
+        .and_then(|l| {
+            serde_json::from_str(&l).map_err(|_| corrupt("the header is not JSON".into()))
+        })?;
     if header["format"] != FORMAT {
         bail!("not a Rampart backup (format {})", header["format"]);
     }
     if header["version"].as_i64() != Some(VERSION) {
-        bail!("backup format version {} is not supported by this binary (expects {VERSION})", header["version"]);
+        bail!(
+            "backup format version {} is not supported by this binary (expects {VERSION})",
+            header["version"]
+        );
     }
-    let schema_version = header["schema_version"].as_i64().ok_or_else(|| corrupt("no schema_version".into()))?;
+    let schema_version = header["schema_version"]
+        .as_i64()
+        .ok_or_else(|| corrupt("no schema_version".into()))?;
     let mut counts = BTreeMap::new();
-    for t in header["tables"].as_array().ok_or_else(|| corrupt("no table list".into()))? {
-        counts.insert(t["name"].as_str().unwrap_or("").to_owned(), t["rows"].as_u64().unwrap_or(0));
+    for t in header["tables"]
+        .as_array()
+        .ok_or_else(|| corrupt("no table list".into()))?
+    {
+        counts.insert(
+            t["name"].as_str().unwrap_or("").to_owned(),
+            t["rows"].as_u64().unwrap_or(0),
+        );
     }
     for (table, _) in TABLES {
         let start: Value = next(&mut all, true)?
             .ok_or_else(|| corrupt(format!("ends before table {table}")))
-            .and_then(|l| serde_json::from_str(&l).map_err(|_| corrupt(format!("bad section start for {table}"))))?;
+            .and_then(|l| {
+                serde_json::from_str(&l)
+                    .map_err(|_| corrupt(format!("bad section start for {table}")))
+            })?;
         if start["table"] != *table {
-            return Err(corrupt(format!("expected table {table}, found {}", start["table"])));
+            return Err(corrupt(format!(
+                "expected table {table}, found {}",
+                start["table"]
+            )));
         }
         let width = start["columns"].as_array().map_or(0, Vec::len);
         let mut th = Sha256::new();
         let mut n = 0u64;
         loop {
-            let line = next(&mut all, true)?.ok_or_else(|| corrupt(format!("ends inside table {table}")))?;
+            let line = next(&mut all, true)?
+                .ok_or_else(|| corrupt(format!("ends inside table {table}")))?;
             if line.starts_with('{') {
-                let end: Value = serde_json::from_str(&line).map_err(|_| corrupt(format!("bad section end for {table}")))?;
+                let end: Value = serde_json::from_str(&line)
+                    .map_err(|_| corrupt(format!("bad section end for {table}")))?;
                 if end["end_table"] != *table || end["rows"].as_u64() != Some(n) {
-                    return Err(corrupt(format!("{table}: {n} rows read, the section says {}", end["rows"])));
+                    return Err(corrupt(format!(
+                        "{table}: {n} rows read, the section says {}",
+                        end["rows"]
+                    )));
                 }
                 if end["sha256"].as_str() != Some(hex(th.clone().finalize()).as_str()) {
                     return Err(corrupt(format!("{table}: checksum mismatch")));
                 }
                 if counts.get(*table) != Some(&n) {
-                    return Err(corrupt(format!("{table}: {n} rows, the header says {:?}", counts.get(*table))));
+                    return Err(corrupt(format!(
+                        "{table}: {n} rows, the header says {:?}",
+                        counts.get(*table)
+                    )));
                 }
                 break;
             }
-            let row: Value = serde_json::from_str(&line).map_err(|_| corrupt(format!("{table}: row {} is not JSON", n + 1)))?;
+            let row: Value = serde_json::from_str(&line)
+                .map_err(|_| corrupt(format!("{table}: row {} is not JSON", n + 1)))?;
             if row.as_array().map(Vec::len) != Some(width) {
-                return Err(corrupt(format!("{table}: row {} has the wrong width", n + 1)));
+                return Err(corrupt(format!(
+                    "{table}: row {} has the wrong width",
+                    n + 1
+                )));
             }
             th.update(line.as_bytes());
             th.update(b"\n");
@@ -347,7 +399,10 @@ fn verify_file(path: &Path) -> anyhow::Result<Verified> {
     if next(&mut all, false)?.is_some() {
         return Err(corrupt("data after the end record".into()));
     }
-    Ok(Verified { schema_version, counts })
+    Ok(Verified {
+        schema_version,
+        counts,
+    })
 }
 
 /// Orders org rows so that a parent comes before its children (the self-reference).
@@ -377,7 +432,11 @@ fn parents_first(rows: Vec<Vec<Value>>, cols: &[String]) -> Vec<Vec<Value>> {
 }
 
 /// Restores `path` into `db`, which must be empty. Returns per-table row counts.
-pub async fn restore(db: &Db, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow::Result<BTreeMap<String, u64>> {
+pub async fn restore(
+    db: &Db,
+    path: &Path,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<BTreeMap<String, u64>> {
     progress("verifying the backup file");
     let v = verify_file(path)?;
     crate::store::migrate::apply(db).await?;
@@ -390,11 +449,16 @@ pub async fn restore(db: &Db, path: &Path, progress: &mut dyn FnMut(&str)) -> an
     }
     let mut tx = db.begin().await?;
     for (table, _) in TABLES {
-        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(&mut tx).await?.get("n")?;
+        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&mut tx)
+            .await?
+            .get("n")?;
         // Start-up writes the secret key's fingerprint into settings: that alone is allowed.
         let allowed = if *table == "settings" { 1 } else { 0 };
         if n > allowed {
-            bail!("the target database is not empty ({table} has {n} rows): restore into a new database");
+            bail!(
+                "the target database is not empty ({table} has {n} rows): restore into a new database"
+            );
         }
     }
     sql("DELETE FROM settings").execute(&mut tx).await?;
@@ -415,7 +479,11 @@ pub async fn restore(db: &Db, path: &Path, progress: &mut dyn FnMut(&str)) -> an
             .iter()
             .map(|t| Kind::parse(t.as_str().unwrap_or("")).context("unknown column type"))
             .collect::<anyhow::Result<_>>()?;
-        let target: Vec<String> = columns(&mut tx, table).await?.into_iter().map(|c| c.0).collect();
+        let target: Vec<String> = columns(&mut tx, table)
+            .await?
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         let mut sorted_target = target.clone();
         sorted_target.sort();
         let mut sorted_names = names.clone();
@@ -438,7 +506,12 @@ pub async fn restore(db: &Db, path: &Path, progress: &mut dyn FnMut(&str)) -> an
         let count = rows.len();
         let mut args = Vec::with_capacity(count);
         for r in rows {
-            args.push(r.iter().zip(&kinds).map(|(v, k)| decode(v, *k)).collect::<anyhow::Result<Vec<Arg>>>()?);
+            args.push(
+                r.iter()
+                    .zip(&kinds)
+                    .map(|(v, k)| decode(v, *k))
+                    .collect::<anyhow::Result<Vec<Arg>>>()?,
+            );
         }
         let head = format!("INSERT INTO {table} ({})", names.join(", "));
         insert_many(&mut tx, &head, "", args).await?;
@@ -452,7 +525,10 @@ pub async fn restore(db: &Db, path: &Path, progress: &mut dyn FnMut(&str)) -> an
 
 async fn check_counts(tx: &mut Tx, expected: &BTreeMap<String, u64>) -> anyhow::Result<()> {
     for (table, _) in TABLES {
-        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(tx).await?.get("n")?;
+        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(tx)
+            .await?
+            .get("n")?;
         let want = expected.get(*table).copied().unwrap_or(0);
         if u64::try_from(n).unwrap_or(0) != want {
             bail!("{table}: {n} rows after restore, the backup has {want}; nothing was committed");

@@ -18,15 +18,23 @@ use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::get("/v1/branding", Profile::users(Scope::Org, Permission::Read).billing(Billing::Standard), get_branding)
-            .summary("The org's white-label branding")
-            .tag("enterprise")
-            .returns::<BrandingOut>(200),
-        Route::put("/v1/branding", Profile::users(Scope::Org, Permission::Write).audited(), put_branding)
-            .summary("Set the org's white-label branding (status page name, colours, logo)")
-            .tag("enterprise")
-            .body::<BrandingIn>()
-            .returns::<BrandingOut>(200),
+        Route::get(
+            "/v1/branding",
+            Profile::users(Scope::Org, Permission::Read).billing(Billing::Standard),
+            get_branding,
+        )
+        .summary("The org's white-label branding")
+        .tag("enterprise")
+        .returns::<BrandingOut>(200),
+        Route::put(
+            "/v1/branding",
+            Profile::users(Scope::Org, Permission::Write).audited(),
+            put_branding,
+        )
+        .summary("Set the org's white-label branding (status page name, colours, logo)")
+        .tag("enterprise")
+        .body::<BrandingIn>()
+        .returns::<BrandingOut>(200),
     ]
 }
 
@@ -51,7 +59,10 @@ impl Validate for BrandingIn {
         let mut c = Checks::new();
         c.len("name", &self.name, 1, 100);
         c.printable("name", &self.name);
-        for (f, v) in [("primary_color", &self.primary_color), ("accent_color", &self.accent_color)] {
+        for (f, v) in [
+            ("primary_color", &self.primary_color),
+            ("accent_color", &self.accent_color),
+        ] {
             if let Some(v) = v {
                 // Colours go into the page's style sheet: nothing but #rrggbb is accepted.
                 c.check(is_color(v), f, "must be a colour such as #1d4ed8");
@@ -59,7 +70,9 @@ impl Validate for BrandingIn {
         }
         if let Some(u) = &self.logo_url {
             let ok = u.len() <= 2048
-                && reqwest::Url::parse(u).is_ok_and(|p| p.scheme() == "https" && p.host_str().is_some() && p.username().is_empty());
+                && reqwest::Url::parse(u).is_ok_and(|p| {
+                    p.scheme() == "https" && p.host_str().is_some() && p.username().is_empty()
+                });
             c.check(ok, "logo_url", "must be an https URL");
         }
         c.finish()
@@ -106,11 +119,20 @@ async fn load(app: &AppState, p: &Principal) -> ApiResult<BrandingOut> {
     })
 }
 
-async fn get_branding(p: Principal, State(app): State<AppState>) -> ApiResult<axum::Json<BrandingOut>> {
+async fn get_branding(
+    p: Principal,
+    State(app): State<AppState>,
+) -> ApiResult<axum::Json<BrandingOut>> {
     Ok(axum::Json(load(&app, &p).await?))
 }
 
-async fn put_branding(p: Principal, State(app): State<AppState>, meta: RequestMeta, idem: Idem, Json(b): Json<BrandingIn>) -> ApiResult<Response> {
+async fn put_branding(
+    p: Principal,
+    State(app): State<AppState>,
+    meta: RequestMeta,
+    idem: Idem,
+    Json(b): Json<BrandingIn>,
+) -> ApiResult<Response> {
     let mut tx = app.db.begin().await?;
     sql("INSERT INTO branding (org_id, name, primary_color, accent_color, logo_url, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (org_id) DO UPDATE SET name = excluded.name, primary_color = excluded.primary_color,
@@ -123,7 +145,12 @@ async fn put_branding(p: Principal, State(app): State<AppState>, meta: RequestMe
         .bind(now_ms())
         .execute(&mut tx)
         .await?;
-    audit::record(&mut tx, &meta, Entry::new(Some(&p.org), p.actor(), "branding.updated").details(json!({ "name": b.name }))).await?;
+    audit::record(
+        &mut tx,
+        &meta,
+        Entry::new(Some(&p.org), p.actor(), "branding.updated").details(json!({ "name": b.name })),
+    )
+    .await?;
     let url = format!("{}/status?org={}", app.config.base_url(), p.org);
     let out = BrandingOut {
         object: "branding",

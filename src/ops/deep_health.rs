@@ -5,14 +5,14 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::clock::{self, now_ms};
-use crate::store::{sql, DbResult};
+use crate::store::{DbResult, sql};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,17 +62,22 @@ pub async fn figures(state: &AppState) -> DbResult<Figures> {
     let stale_ms = i64::try_from(state.config.alert_worker_stale.as_millis()).unwrap_or(30_000);
     let count = |q: &'static str, a: i64| crate::store::sql(q).bind(a);
     let due_backlog = crate::jobs::queue::due_backlog(&state.db).await?;
-    let dead_letters_5m: i64 = count("SELECT COUNT(*) AS n FROM dead_letters WHERE created_at >= $1", now - 300_000)
-        .fetch_one(&mut db)
-        .await?
-        .get("n")?;
-    let open_dead_letters: i64 = sql("SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'open'")
-        .fetch_one(&mut db)
-        .await?
-        .get("n")?;
-    let workers = sql("SELECT worker_id, build_id, last_seen FROM workers WHERE stopped_at IS NULL")
-        .fetch_all(&mut db)
-        .await?;
+    let dead_letters_5m: i64 = count(
+        "SELECT COUNT(*) AS n FROM dead_letters WHERE created_at >= $1",
+        now - 300_000,
+    )
+    .fetch_one(&mut db)
+    .await?
+    .get("n")?;
+    let open_dead_letters: i64 =
+        sql("SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'open'")
+            .fetch_one(&mut db)
+            .await?
+            .get("n")?;
+    let workers =
+        sql("SELECT worker_id, build_id, last_seen FROM workers WHERE stopped_at IS NULL")
+            .fetch_all(&mut db)
+            .await?;
     let mut live_workers = 0;
     let mut stale_workers = Vec::new();
     let mut mismatched_workers = Vec::new();
@@ -88,10 +93,13 @@ pub async fn figures(state: &AppState) -> DbResult<Figures> {
             }
         }
     }
-    let overdue_scheduled: i64 = count("SELECT COUNT(*) AS n FROM scheduled_messages WHERE status = 'pending' AND send_at < $1", now - 5_000)
-        .fetch_one(&mut db)
-        .await?
-        .get("n")?;
+    let overdue_scheduled: i64 = count(
+        "SELECT COUNT(*) AS n FROM scheduled_messages WHERE status = 'pending' AND send_at < $1",
+        now - 5_000,
+    )
+    .fetch_one(&mut db)
+    .await?
+    .get("n")?;
     Ok(Figures {
         due_backlog,
         dead_letters_5m,
@@ -130,7 +138,11 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
             out.push(Alert {
                 name: "worker_stale",
                 severity: "warning",
-                message: format!("{} worker(s) silent for more than {} s", f.stale_workers.len(), c.alert_worker_stale.as_secs()),
+                message: format!(
+                    "{} worker(s) silent for more than {} s",
+                    f.stale_workers.len(),
+                    c.alert_worker_stale.as_secs()
+                ),
                 observed: json!(f.stale_workers),
                 threshold: json!(c.alert_worker_stale.as_secs()),
             });
@@ -139,8 +151,17 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
             out.push(Alert {
                 name: "build_mismatch",
                 severity: "warning",
-                message: format!("{} worker(s) run another build than this API ({})", f.mismatched_workers.len(), c.build_id),
-                observed: json!(f.mismatched_workers.iter().map(|(w, b)| json!({ "worker_id": w, "build_id": b })).collect::<Vec<_>>()),
+                message: format!(
+                    "{} worker(s) run another build than this API ({})",
+                    f.mismatched_workers.len(),
+                    c.build_id
+                ),
+                observed: json!(
+                    f.mismatched_workers
+                        .iter()
+                        .map(|(w, b)| json!({ "worker_id": w, "build_id": b }))
+                        .collect::<Vec<_>>()
+                ),
                 threshold: json!(c.build_id),
             });
         }
@@ -183,7 +204,11 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
             output: (!ok).then(|| "unreachable; limits local, quotas fail open".to_owned()),
         });
     }
-    let figures = if db_ok { figures(state).await.ok() } else { None };
+    let figures = if db_ok {
+        figures(state).await.ok()
+    } else {
+        None
+    };
     let alerts = alerts_of(state, figures.as_ref());
     let has = |n: &str| alerts.iter().any(|a| a.name == n);
     if let Some(f) = &figures {
@@ -197,23 +222,67 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
                 output: None,
             });
         };
-        push("jobs:backlog", json!(f.due_backlog), "jobs", has("queue_backlog"));
-        push("deadLetters:last5m", json!(f.dead_letters_5m), "dead letters", has("dlq_spike"));
-        push("deadLetters:open", json!(f.open_dead_letters), "dead letters", false);
+        push(
+            "jobs:backlog",
+            json!(f.due_backlog),
+            "jobs",
+            has("queue_backlog"),
+        );
+        push(
+            "deadLetters:last5m",
+            json!(f.dead_letters_5m),
+            "dead letters",
+            has("dlq_spike"),
+        );
+        push(
+            "deadLetters:open",
+            json!(f.open_dead_letters),
+            "dead letters",
+            false,
+        );
         push("workers:live", json!(f.live_workers), "workers", false);
-        push("workers:stale", json!(f.stale_workers.len()), "workers", has("worker_stale"));
-        push("workers:buildMismatch", json!(f.mismatched_workers.len()), "workers", has("build_mismatch"));
-        push("scheduler:overdue", json!(f.overdue_scheduled), "scheduled messages", f.overdue_scheduled > 0);
+        push(
+            "workers:stale",
+            json!(f.stale_workers.len()),
+            "workers",
+            has("worker_stale"),
+        );
+        push(
+            "workers:buildMismatch",
+            json!(f.mismatched_workers.len()),
+            "workers",
+            has("build_mismatch"),
+        );
+        push(
+            "scheduler:overdue",
+            json!(f.overdue_scheduled),
+            "scheduled messages",
+            f.overdue_scheduled > 0,
+        );
     }
     checks.push(Check {
         key: "quota:failOpens".into(),
         component_type: "component",
-        value: json!(state.limiter.stats.quota_fail_opens.load(std::sync::atomic::Ordering::Relaxed)),
+        value: json!(
+            state
+                .limiter
+                .stats
+                .quota_fail_opens
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ),
         unit: "requests",
-        status: if has("quota_store_degraded") { Status::Warn } else { Status::Pass },
+        status: if has("quota_store_degraded") {
+            Status::Warn
+        } else {
+            Status::Pass
+        },
         output: None,
     });
-    let mut status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Pass);
+    let mut status = checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass);
     if !alerts.is_empty() && status == Status::Pass {
         status = Status::Warn;
     }
@@ -258,6 +327,9 @@ pub async fn get_health_deep(State(state): State<AppState>) -> Response {
         StatusCode::OK
     };
     let mut res = (code, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/health+json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/health+json"),
+    );
     res
 }

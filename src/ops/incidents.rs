@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::clock::now_ms;
 use crate::ids::new_id;
-use crate::store::{sql, DbResult, Exec, Row};
+use crate::store::{DbResult, Exec, Row, sql};
 
 pub const IMPACTS: [&str; 4] = ["none", "minor", "major", "critical"];
 pub const STATUSES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
@@ -50,7 +50,13 @@ impl Incident {
 
 const COLUMNS: &str = "id, title, impact, status, components, created_at, updated_at, resolved_at";
 
-async fn add_update(ex: &mut impl Exec, incident: &str, status: &str, message: &str, by: Option<&str>) -> DbResult<()> {
+async fn add_update(
+    ex: &mut impl Exec,
+    incident: &str,
+    status: &str,
+    message: &str,
+    by: Option<&str>,
+) -> DbResult<()> {
     sql("INSERT INTO incident_updates (id, incident_id, status, message, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(new_id("iup"))
         .bind(incident)
@@ -98,15 +104,17 @@ pub async fn update(
     by: Option<&str>,
 ) -> DbResult<bool> {
     let now = now_ms();
-    let n = sql("UPDATE incidents SET status = $2, impact = COALESCE($3, impact), updated_at = $4,
+    let n = sql(
+        "UPDATE incidents SET status = $2, impact = COALESCE($3, impact), updated_at = $4,
                  resolved_at = CASE WHEN $2 = 'resolved' THEN $4 ELSE NULL END
-                 WHERE id = $1 AND status <> 'resolved'")
-        .bind(id)
-        .bind(status)
-        .bind(impact.map(str::to_owned))
-        .bind(now)
-        .execute(ex)
-        .await?;
+                 WHERE id = $1 AND status <> 'resolved'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(impact.map(str::to_owned))
+    .bind(now)
+    .execute(ex)
+    .await?;
     if n == 0 {
         return Ok(false);
     }

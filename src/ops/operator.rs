@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::access::grants::{Permission, Role, Scope};
 use crate::access::principal::Principal;
@@ -29,20 +29,24 @@ pub const ACTIONS: [&str; 6] = [
 ];
 
 pub fn routes() -> Vec<Route> {
-    vec![Route::post(
-        "/v1/operator/actions",
-        Profile::users(Scope::Operator, Permission::Write)
-            .billing(Billing::Full)
-            .min_role(Role::Admin)
-            .idempotency(Idempotency::Required)
-            .audited()
-            .live_only(),
-        run_operator_action,
-    )
-    .summary("Run an operator action (pause/resume an endpoint, replay dead letters, incidents)")
-    .tag("operator")
-    .body::<ActionIn>()
-    .returns::<ActionOut>(200)]
+    vec![
+        Route::post(
+            "/v1/operator/actions",
+            Profile::users(Scope::Operator, Permission::Write)
+                .billing(Billing::Full)
+                .min_role(Role::Admin)
+                .idempotency(Idempotency::Required)
+                .audited()
+                .live_only(),
+            run_operator_action,
+        )
+        .summary(
+            "Run an operator action (pause/resume an endpoint, replay dead letters, incidents)",
+        )
+        .tag("operator")
+        .body::<ActionIn>()
+        .returns::<ActionOut>(200),
+    ]
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -59,8 +63,16 @@ pub struct ActionIn {
 impl Validate for ActionIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.check(ACTIONS.contains(&self.action.as_str()), "action", format!("must be one of {}", ACTIONS.join(", ")));
-        c.check(self.params.is_object() || self.params.is_null(), "params", "must be an object");
+        c.check(
+            ACTIONS.contains(&self.action.as_str()),
+            "action",
+            format!("must be one of {}", ACTIONS.join(", ")),
+        );
+        c.check(
+            self.params.is_object() || self.params.is_null(),
+            "params",
+            "must be an object",
+        );
         c.finish()
     }
 }
@@ -92,12 +104,26 @@ fn required<'a>(c: &mut Checks, p: &'a Value, k: &str, max: usize) -> &'a str {
 
 fn one_of(c: &mut Checks, p: &Value, k: &str, allowed: &[&str]) -> Option<String> {
     let v = s(p, k)?;
-    c.check(allowed.contains(&v), &format!("params.{k}"), format!("must be one of {}", allowed.join(", ")));
+    c.check(
+        allowed.contains(&v),
+        &format!("params.{k}"),
+        format!("must be one of {}", allowed.join(", ")),
+    );
     Some(v.to_owned())
 }
 
-async fn run_operator_action(p: Principal, State(app): State<AppState>, meta: RequestMeta, idem: Idem, Json(body): Json<ActionIn>) -> ApiResult<Response> {
-    let params = if body.params.is_null() { json!({}) } else { body.params.clone() };
+async fn run_operator_action(
+    p: Principal,
+    State(app): State<AppState>,
+    meta: RequestMeta,
+    idem: Idem,
+    Json(body): Json<ActionIn>,
+) -> ApiResult<Response> {
+    let params = if body.params.is_null() {
+        json!({})
+    } else {
+        body.params.clone()
+    };
     let t = p.tenant();
     let actor_id = p.user_id().map(ToString::to_string);
     let mut c = Checks::new();
@@ -106,18 +132,34 @@ async fn run_operator_action(p: Principal, State(app): State<AppState>, meta: Re
         "pause_endpoint" | "resume_endpoint" => {
             let id = required(&mut c, &params, "endpoint_id", 64).to_owned();
             c.finish()?;
-            let status = if body.action == "pause_endpoint" { "paused" } else { "active" };
-            let patch = endpoints::Patch { status: Some(status.into()), ..Default::default() };
-            let ep = endpoints::update(&mut tx, &t, &id, &patch).await?.ok_or(ApiError::NotFound)?;
+            let status = if body.action == "pause_endpoint" {
+                "paused"
+            } else {
+                "active"
+            };
+            let patch = endpoints::Patch {
+                status: Some(status.into()),
+                ..Default::default()
+            };
+            let ep = endpoints::update(&mut tx, &t, &id, &patch)
+                .await?
+                .ok_or(ApiError::NotFound)?;
             if status == "active" {
                 crate::jobs::queue::wake_after_commit(&mut tx).await?;
             }
-            (Some(("webhook_endpoint", ep.id.clone())), json!({ "endpoint_id": ep.id, "status": ep.status }))
+            (
+                Some(("webhook_endpoint", ep.id.clone())),
+                json!({ "endpoint_id": ep.id, "status": ep.status }),
+            )
         }
         "replay_dead_letters" => {
             for k in ["since", "until"] {
                 if let Some(v) = s(&params, k) {
-                    c.check(parse_rfc3339(v).is_some(), &format!("params.{k}"), "must be an RFC 3339 time");
+                    c.check(
+                        parse_rfc3339(v).is_some(),
+                        &format!("params.{k}"),
+                        "must be an RFC 3339 time",
+                    );
                 }
             }
             c.finish()?;
@@ -128,11 +170,21 @@ async fn run_operator_action(p: Principal, State(app): State<AppState>, meta: Re
                 since_ms: s(&params, "since").and_then(parse_rfc3339),
                 until_ms: s(&params, "until").and_then(parse_rfc3339),
             };
-            let out = crate::webhooks::dead_letter_routes::bulk_replay(&app, &t, f, p.actor(), &meta, &mut tx).await?;
+            let out = crate::webhooks::dead_letter_routes::bulk_replay(
+                &app,
+                &t,
+                f,
+                p.actor(),
+                &meta,
+                &mut tx,
+            )
+            .await?;
             (None, serde_json::to_value(out).unwrap_or(Value::Null))
         }
         action => {
-            let org = crate::orgs::get(&mut tx, p.org.as_str()).await?.ok_or(ApiError::NotFound)?;
+            let org = crate::orgs::get(&mut tx, p.org.as_str())
+                .await?
+                .ok_or(ApiError::NotFound)?;
             if !org.is_platform {
                 drop(tx);
                 let denied = Entry::new(Some(&p.org), p.actor(), "operator.action")
@@ -148,11 +200,21 @@ async fn run_operator_action(p: Principal, State(app): State<AppState>, meta: Re
                 "open_incident" => {
                     let title = required(&mut c, &params, "title", 200).to_owned();
                     let message = required(&mut c, &params, "message", 2000).to_owned();
-                    let impact = one_of(&mut c, &params, "impact", &super::incidents::IMPACTS).unwrap_or_else(|| "minor".into());
-                    let status = one_of(&mut c, &params, "status", &["investigating", "identified", "monitoring"]).unwrap_or_else(|| "investigating".into());
+                    let impact = one_of(&mut c, &params, "impact", &super::incidents::IMPACTS)
+                        .unwrap_or_else(|| "minor".into());
+                    let status = one_of(
+                        &mut c,
+                        &params,
+                        "status",
+                        &["investigating", "identified", "monitoring"],
+                    )
+                    .unwrap_or_else(|| "investigating".into());
                     let components: Vec<String> = match params.get("components") {
                         None => Vec::new(),
-                        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                        Some(Value::Array(a)) => a
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect(),
                         Some(_) => {
                             c.fail("params.components", "must be an array of component ids");
                             Vec::new()
@@ -162,12 +224,27 @@ async fn run_operator_action(p: Principal, State(app): State<AppState>, meta: Re
                         c.check(
                             super::status::COMPONENTS.iter().any(|(id, _)| id == comp),
                             &format!("params.components[{i}]"),
-                            format!("unknown component; one of {}", super::status::COMPONENTS.map(|c| c.0).join(", ")),
+                            format!(
+                                "unknown component; one of {}",
+                                super::status::COMPONENTS.map(|c| c.0).join(", ")
+                            ),
                         );
                     }
                     c.finish()?;
-                    let id = super::incidents::open(&mut tx, &title, &impact, &status, &components, &message, actor_id.as_deref()).await?;
-                    (Some(("incident", id.clone())), json!({ "incident_id": id, "status": status, "impact": impact }))
+                    let id = super::incidents::open(
+                        &mut tx,
+                        &title,
+                        &impact,
+                        &status,
+                        &components,
+                        &message,
+                        actor_id.as_deref(),
+                    )
+                    .await?;
+                    (
+                        Some(("incident", id.clone())),
+                        json!({ "incident_id": id, "status": status, "impact": impact }),
+                    )
                 }
                 "update_incident" | "resolve_incident" => {
                     let id = required(&mut c, &params, "incident_id", 64).to_owned();
@@ -191,19 +268,43 @@ async fn run_operator_action(p: Principal, State(app): State<AppState>, meta: Re
                     let impact = one_of(&mut c, &params, "impact", &super::incidents::IMPACTS);
                     c.finish()?;
                     let status = status.unwrap_or_default();
-                    if !super::incidents::update(&mut tx, &id, &status, &message, impact.as_deref(), actor_id.as_deref()).await? {
-                        return Err(ApiError::field("params.incident_id", "no such open incident"));
+                    if !super::incidents::update(
+                        &mut tx,
+                        &id,
+                        &status,
+                        &message,
+                        impact.as_deref(),
+                        actor_id.as_deref(),
+                    )
+                    .await?
+                    {
+                        return Err(ApiError::field(
+                            "params.incident_id",
+                            "no such open incident",
+                        ));
                     }
-                    (Some(("incident", id.clone())), json!({ "incident_id": id, "status": status }))
+                    (
+                        Some(("incident", id.clone())),
+                        json!({ "incident_id": id, "status": status }),
+                    )
                 }
                 _ => unreachable!("validated against ACTIONS"),
             }
         }
     };
-    let mut entry = Entry::new(Some(&p.org), p.actor(), "operator.action").details(json!({ "action": body.action, "params": params }));
+    let mut entry = Entry::new(Some(&p.org), p.actor(), "operator.action")
+        .details(json!({ "action": body.action, "params": params }));
     if let Some((kind, id)) = &target {
         entry = entry.target(kind, id);
     }
     audit::record(&mut tx, &meta, entry).await?;
-    idem.commit(tx, StatusCode::OK, &ActionOut { action: body.action, result }).await
+    idem.commit(
+        tx,
+        StatusCode::OK,
+        &ActionOut {
+            action: body.action,
+            result,
+        },
+    )
+    .await
 }

@@ -8,13 +8,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::deep_health::{alerts_of, figures, Figures};
+use super::deep_health::{Figures, alerts_of, figures};
 use super::incidents::{self, Incident};
 use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
@@ -40,13 +40,25 @@ pub fn routes() -> Vec<Route> {
         Route::get("/status", Profile::public(), get_status_page)
             .summary("The public status page (HTML, works without JavaScript)")
             .tag("status")
-            .param("org", "string", "an org id whose white-label branding to show")
+            .param(
+                "org",
+                "string",
+                "an org id whose white-label branding to show",
+            )
             .content_type("text/html"),
-        Route::get("/status/summary.json", Profile::public(), get_status_summary)
-            .summary("Status in the Statuspage summary.json shape")
-            .tag("status")
-            .param("org", "string", "an org id whose white-label branding to show")
-            .content_type("application/json"),
+        Route::get(
+            "/status/summary.json",
+            Profile::public(),
+            get_status_summary,
+        )
+        .summary("Status in the Statuspage summary.json shape")
+        .tag("status")
+        .param(
+            "org",
+            "string",
+            "an org id whose white-label branding to show",
+        )
+        .content_type("application/json"),
         Route::post("/status/csp-report", Profile::public(), post_csp_report)
             .summary("Receives Content-Security-Policy violation reports from browsers")
             .tag("status")
@@ -55,7 +67,13 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// Statuspage component statuses, from best to worst.
-const ORDER: [&str; 5] = ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"];
+const ORDER: [&str; 5] = [
+    "operational",
+    "under_maintenance",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+];
 
 fn worse<'a>(a: &'a str, b: &'a str) -> &'a str {
     let rank = |s: &str| ORDER.iter().position(|x| *x == s).unwrap_or(0);
@@ -72,14 +90,25 @@ fn impact_status(impact: &str) -> &'static str {
 }
 
 /// The current status of each component.
-pub fn component_statuses(db_ok: bool, f: Option<&Figures>, alerts: &[super::deep_health::Alert], open: &[Incident]) -> Vec<(&'static str, &'static str, &'static str)> {
+pub fn component_statuses(
+    db_ok: bool,
+    f: Option<&Figures>,
+    alerts: &[super::deep_health::Alert],
+    open: &[Incident],
+) -> Vec<(&'static str, &'static str, &'static str)> {
     let has = |n: &str| alerts.iter().any(|a| a.name == n);
     COMPONENTS
         .iter()
         .map(|(id, name)| {
             let mut s = match (*id, f) {
                 (_, None) => "major_outage",
-                ("api", Some(_)) => if db_ok { "operational" } else { "major_outage" },
+                ("api", Some(_)) => {
+                    if db_ok {
+                        "operational"
+                    } else {
+                        "major_outage"
+                    }
+                }
                 ("webhooks", Some(_)) => match (has("queue_backlog"), has("dlq_spike")) {
                     (true, true) => "partial_outage",
                     (false, false) => "operational",
@@ -140,16 +169,29 @@ impl Default for Brand {
 
 async fn brand(state: &AppState, org: Option<&str>) -> Brand {
     let q = match org.and_then(crate::ids::OrgId::parse) {
-        Some(o) => sql("SELECT name, primary_color, accent_color, logo_url FROM branding WHERE org_id = $1").bind(o),
-        None => sql("SELECT b.name, b.primary_color, b.accent_color, b.logo_url FROM branding b JOIN orgs o ON o.id = b.org_id WHERE o.is_platform ORDER BY o.created_at LIMIT 1"),
+        Some(o) => sql(
+            "SELECT name, primary_color, accent_color, logo_url FROM branding WHERE org_id = $1",
+        )
+        .bind(o),
+        None => sql(
+            "SELECT b.name, b.primary_color, b.accent_color, b.logo_url FROM branding b JOIN orgs o ON o.id = b.org_id WHERE o.is_platform ORDER BY o.created_at LIMIT 1",
+        ),
     };
     let row = q.fetch_optional(&mut state.db.clone()).await.ok().flatten();
     let d = Brand::default();
     match row {
         Some(r) => Brand {
             name: r.get::<String>("name").unwrap_or(d.name),
-            primary: r.get::<Option<String>>("primary_color").ok().flatten().unwrap_or(d.primary),
-            accent: r.get::<Option<String>>("accent_color").ok().flatten().unwrap_or(d.accent),
+            primary: r
+                .get::<Option<String>>("primary_color")
+                .ok()
+                .flatten()
+                .unwrap_or(d.primary),
+            accent: r
+                .get::<Option<String>>("accent_color")
+                .ok()
+                .flatten()
+                .unwrap_or(d.accent),
             logo_url: r.get::<Option<String>>("logo_url").ok().flatten(),
         },
         None => d,
@@ -167,15 +209,24 @@ async fn uptime(state: &AppState) -> HashMap<String, Vec<Option<f64>>> {
         .fetch_all(&mut state.db.clone())
         .await
         .unwrap_or_default();
-    let mut out: HashMap<String, Vec<Option<f64>>> = COMPONENTS.iter().map(|(id, _)| ((*id).to_owned(), vec![None; 90])).collect();
+    let mut out: HashMap<String, Vec<Option<f64>>> = COMPONENTS
+        .iter()
+        .map(|(id, _)| ((*id).to_owned(), vec![None; 90]))
+        .collect();
     for r in rows {
-        let (Ok(c), Ok(day), Ok(n), Ok(ok)) = (r.get::<String>("component"), r.get::<i64>("day"), r.get::<i64>("n"), r.get::<i64>("ok")) else {
+        let (Ok(c), Ok(day), Ok(n), Ok(ok)) = (
+            r.get::<String>("component"),
+            r.get::<i64>("day"),
+            r.get::<i64>("n"),
+            r.get::<i64>("ok"),
+        ) else {
             continue;
         };
-        if let (Some(v), Ok(i)) = (out.get_mut(&c), usize::try_from(day - first)) {
-            if i < 90 && n > 0 {
-                v[i] = Some(ok as f64 / n as f64);
-            }
+        if let (Some(v), Ok(i)) = (out.get_mut(&c), usize::try_from(day - first))
+            && i < 90
+            && n > 0
+        {
+            v[i] = Some(ok as f64 / n as f64);
         }
     }
     out
@@ -183,16 +234,26 @@ async fn uptime(state: &AppState) -> HashMap<String, Vec<Option<f64>>> {
 
 async fn snapshot(state: &AppState, org: Option<&str>) -> Snapshot {
     let db_ok = state.db.ping().await.is_ok();
-    let f = if db_ok { figures(state).await.ok() } else { None };
+    let f = if db_ok {
+        figures(state).await.ok()
+    } else {
+        None
+    };
     let alerts = alerts_of(state, f.as_ref());
     let incidents = if db_ok {
-        incidents::recent(&mut state.db.clone(), now_ms() - 7 * DAY_MS).await.unwrap_or_default()
+        incidents::recent(&mut state.db.clone(), now_ms() - 7 * DAY_MS)
+            .await
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
     Snapshot {
         components: component_statuses(db_ok, f.as_ref(), &alerts, &incidents),
-        uptime: if db_ok { uptime(state).await } else { HashMap::new() },
+        uptime: if db_ok {
+            uptime(state).await
+        } else {
+            HashMap::new()
+        },
         incidents,
         brand: brand(state, org).await,
     }
@@ -222,7 +283,10 @@ pub async fn sample(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
 }
 
 fn indicator(snap: &Snapshot) -> (&'static str, &'static str) {
-    let worst = snap.components.iter().fold("operational", |w, c| worse(w, c.2));
+    let worst = snap
+        .components
+        .iter()
+        .fold("operational", |w, c| worse(w, c.2));
     let by_incident = snap
         .incidents
         .iter()
@@ -242,10 +306,14 @@ pub struct StatusQuery {
     org: Option<String>,
 }
 
-async fn get_status_summary(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> Response {
+async fn get_status_summary(
+    State(state): State<AppState>,
+    Query(q): Query<StatusQuery>,
+) -> Response {
     let snap = snapshot(&state, q.org.as_deref()).await;
     let now = rfc3339(now_ms());
-    let base = state.config.base_url();
+    // Absolute links only when the public URL is configured: never the listen address.
+    let base = state.config.public_base_url.clone().unwrap_or_default();
     let (indicator, description) = indicator(&snap);
     let components: Vec<Value> = snap
         .components
@@ -274,7 +342,10 @@ async fn get_status_summary(State(state): State<AppState>, Query(q): Query<Statu
         "scheduled_maintenances": [],
     });
     let mut res = axum::Json(body).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=10"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=10"),
+    );
     res
 }
 
@@ -332,9 +403,20 @@ h2{font-size:16px;margin:28px 0 8px}.inc h3{margin:0 0 4px;font-size:16px}.upd{m
 
 fn render(snap: &Snapshot, nonce: &str) -> Markup {
     let (ind, desc) = indicator(snap);
-    let css = format!(":root{{--primary:{};--accent:{}}}{STYLE}", snap.brand.primary, snap.brand.accent);
-    let open: Vec<&Incident> = snap.incidents.iter().filter(|i| i.status != "resolved").collect();
-    let past: Vec<&Incident> = snap.incidents.iter().filter(|i| i.status == "resolved").collect();
+    let css = format!(
+        ":root{{--primary:{};--accent:{}}}{STYLE}",
+        snap.brand.primary, snap.brand.accent
+    );
+    let open: Vec<&Incident> = snap
+        .incidents
+        .iter()
+        .filter(|i| i.status != "resolved")
+        .collect();
+    let past: Vec<&Incident> = snap
+        .incidents
+        .iter()
+        .filter(|i| i.status == "resolved")
+        .collect();
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -395,12 +477,17 @@ fn render(snap: &Snapshot, nonce: &str) -> Markup {
 async fn get_status_page(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> Response {
     let snap = snapshot(&state, q.org.as_deref()).await;
     let nonce = csp_nonce();
-    let mut res = (StatusCode::OK, axum::response::Html(render(&snap, &nonce).into_string())).into_response();
+    let mut res = (
+        StatusCode::OK,
+        axum::response::Html(render(&snap, &nonce).into_string()),
+    )
+        .into_response();
     let csp = format!("{}; report-uri /status/csp-report", html_csp(&nonce));
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
 }
 

@@ -232,27 +232,36 @@ async fn dispatch_claimed(state: &AppState, items: Vec<Item>, token: &str) {
             .push(i);
     }
     for (_, group) in groups {
-        match dispatch_group(state, &group, token).await {
-            Ok(n) => record_dispatched(&group, n),
-            Err(e) => {
-                tracing::warn!(error = %e, items = group.len(), "batch dispatch failed; isolating items");
-                for item in group {
-                    let one = std::slice::from_ref(&item);
-                    match dispatch_group(state, one, token).await {
-                        Ok(n) => record_dispatched(one, n),
-                        Err(e) => {
-                            if let Err(e2) =
-                                fail_item(state, &item, token, "dispatch_failed", &e.to_string())
-                                    .await
-                            {
-                                tracing::error!(error = %e2, item = %item.id, "could not record a dispatch failure; the lease will expire and it will be retried");
-                            }
-                        }
-                    }
+        dispatch_isolating(state, &group, token).await;
+    }
+}
+
+/// Dispatches a group at once; if that fails, halves it and tries each half, down to single
+/// items: a poisoned item costs O(log n) extra transactions, and only it fails.
+fn dispatch_isolating<'a>(
+    state: &'a AppState,
+    items: &'a [Item],
+    token: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        match dispatch_group(state, items, token).await {
+            Ok(n) => record_dispatched(items, n),
+            Err(e) if items.len() == 1 => {
+                let item = &items[0];
+                if let Err(e2) =
+                    fail_item(state, item, token, "dispatch_failed", &e.to_string()).await
+                {
+                    tracing::error!(error = %e2, item = %item.id, "could not record a dispatch failure; the lease will expire and it will be retried");
                 }
             }
+            Err(e) => {
+                tracing::warn!(error = %e, items = items.len(), "batch dispatch failed; isolating the failing item");
+                let (a, b) = items.split_at(items.len() / 2);
+                dispatch_isolating(state, a, token).await;
+                dispatch_isolating(state, b, token).await;
+            }
         }
-    }
+    })
 }
 
 fn record_dispatched(items: &[Item], n: usize) {

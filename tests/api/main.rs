@@ -11,6 +11,7 @@ mod conventions;
 mod identity;
 mod matrix;
 mod messaging;
+mod operations;
 mod receiver;
 mod traffic;
 mod webhooks;
@@ -66,6 +67,7 @@ fn main() {
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
         ("messaging", messaging::scenarios()),
+        ("operations", operations::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -101,6 +103,7 @@ fn main() {
         ("cli", cli::plain()),
         ("conventions", conventions::plain()),
         ("webhooks", webhooks::plain()),
+        ("operations", operations::plain()),
     ];
     for (module, list) in plain {
         for (name, f) in list {
@@ -109,6 +112,24 @@ fn main() {
                 Ok(())
             }));
         }
+    }
+    let chromium = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for (name, f) in operations::chromium_tests() {
+        trials.push(
+            Trial::test(format!("browser::{name}"), move || {
+                runtime().block_on(f());
+                Ok(())
+            })
+            .with_ignored_flag(!chromium),
+        );
+    }
+    if !chromium {
+        eprintln!();
+        eprintln!(" NOTE: the browser test did NOT run (shown as `ignored`): install Chromium");
+        eprintln!(" (apt-get install chromium; .ci/run does).");
     }
     if redis.is_none() {
         eprintln!();
