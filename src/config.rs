@@ -1046,6 +1046,15 @@ mod tests {
     }
 
     #[test]
+    fn operations_doc_lists_every_variable() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+            .expect("docs/OPERATIONS.md");
+        for (var, _) in VARIABLES {
+            assert!(doc.contains(&format!("`{var}`")), "docs/OPERATIONS.md does not document {var}");
+        }
+    }
+
+    #[test]
     fn rates_and_durations_parse() {
         assert_eq!(Rate::parse("5/s"), Some(Rate::per_second(5)));
         assert_eq!(Rate::parse("100/day").unwrap().period_ms, 86_400_000);

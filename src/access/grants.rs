@@ -241,6 +241,32 @@ impl Grants {
     }
 }
 
+/// The role table as Markdown (docs/SECURITY.md carries it; a test keeps the two equal).
+pub fn role_table_markdown() -> String {
+    let mut s = String::from("| scope | key-grantable | viewer | developer | admin | owner |\n|---|---|---|---|---|---|\n");
+    for scope in Scope::ALL {
+        let cell = |r: Role| {
+            let g = r.grants();
+            let perms: Vec<&str> = Permission::ALL
+                .iter()
+                .filter(|p| g.allows(scope, **p))
+                .map(|p| p.as_str())
+                .collect();
+            if perms.is_empty() { "—".to_owned() } else { perms.join(", ") }
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            scope.as_str(),
+            if scope.key_grantable() { "yes" } else { "no" },
+            cell(Role::Viewer),
+            cell(Role::Developer),
+            cell(Role::Admin),
+            cell(Role::Owner)
+        ));
+    }
+    s
+}
+
 /// Parses a comma-separated list, refusing unknown and (for keys) user-only scopes.
 pub fn parse_scopes(s: &str, for_key: bool) -> Result<Vec<Scope>, String> {
     let mut out = Vec::new();
@@ -295,6 +321,17 @@ mod tests {
             !Role::Viewer
                 .grants()
                 .allows(Scope::Contacts, Permission::Write)
+        );
+    }
+
+    #[test]
+    fn security_doc_carries_the_role_table() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/SECURITY.md"))
+            .expect("docs/SECURITY.md");
+        assert!(
+            doc.contains(&role_table_markdown()),
+            "docs/SECURITY.md must contain this role table:\n{}",
+            role_table_markdown()
         );
     }
 
