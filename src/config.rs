@@ -1047,10 +1047,14 @@ mod tests {
 
     #[test]
     fn operations_doc_lists_every_variable() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
-            .expect("docs/OPERATIONS.md");
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+                .expect("docs/OPERATIONS.md");
         for (var, _) in VARIABLES {
-            assert!(doc.contains(&format!("`{var}`")), "docs/OPERATIONS.md does not document {var}");
+            assert!(
+                doc.contains(&format!("`{var}`")),
+                "docs/OPERATIONS.md does not document {var}"
+            );
         }
     }
 

@@ -44,4 +44,18 @@ pub fn init(config: &Config, server: bool) {
         (false, false) => builder.with_writer(std::io::stderr).try_init(),
     };
     let _ = result;
+    // A panic anywhere (a job, a handler) is logged as a structured error, with the request's
+    // span when there is one, instead of going to stderr unformatted.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(panic.message = %message, panic.location = location.as_deref(), "panicked");
+    }));
 }

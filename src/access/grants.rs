@@ -243,7 +243,9 @@ impl Grants {
 
 /// The role table as Markdown (docs/SECURITY.md carries it; a test keeps the two equal).
 pub fn role_table_markdown() -> String {
-    let mut s = String::from("| scope | key-grantable | viewer | developer | admin | owner |\n|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| scope | key-grantable | viewer | developer | admin | owner |\n|---|---|---|---|---|---|\n",
+    );
     for scope in Scope::ALL {
         let cell = |r: Role| {
             let g = r.grants();
@@ -252,7 +254,11 @@ pub fn role_table_markdown() -> String {
                 .filter(|p| g.allows(scope, **p))
                 .map(|p| p.as_str())
                 .collect();
-            if perms.is_empty() { "—".to_owned() } else { perms.join(", ") }
+            if perms.is_empty() {
+                "—".to_owned()
+            } else {
+                perms.join(", ")
+            }
         };
         s.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} |\n",

@@ -83,6 +83,10 @@ struct HttpArgs {
     /// or the generator was the bottleneck.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A process the server relies on (e.g. Redis) whose CPU use is reported apart from the
+    /// rest of the machine (repeatable).
+    #[arg(long = "helper-pid")]
+    helper_pids: Vec<u32>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -318,9 +322,11 @@ struct HttpReport {
     /// Open loop: from the actual send to the response, i.e. `latency_ms` without the lag.
     service_ms: Option<Percentiles>,
     /// CPU used over the window, in cores (1.0 = one core busy throughout): this generator,
-    /// the `--server-pid` process, and the whole machine (so the rest is everything else).
+    /// the `--server-pid` process, the `--helper-pid` processes, and the whole machine (so
+    /// the rest is everything else: the kernel's own work, or other jobs skewing the figures).
     generator_cpu: Option<f64>,
     server_cpu: Option<f64>,
+    helpers_cpu: Option<f64>,
     machine_cpu: Option<f64>,
 }
 
@@ -349,7 +355,7 @@ async fn closed_loop(a: &HttpArgs, target: Arc<Target>) -> anyhow::Result<HttpRe
     let t0 = Instant::now();
     let start = t0 + a.warmup;
     let end = start + a.duration;
-    let cpu = tokio::spawn(cpu_over(a.server_pid, start, end));
+    let cpu = tokio::spawn(cpu_over(a.server_pid, a.helper_pids.clone(), start, end));
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
         let mut conn = target.connect(a.timeout);
@@ -397,7 +403,7 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
     // Past this, a backlog is abandoned: the server could not keep up and the figures say so.
     let deadline = end + a.timeout;
     let slot = move |k: u64| t0 + Duration::from_secs_f64(k as f64 / rate);
-    let cpu = tokio::spawn(cpu_over(a.server_pid, start, end));
+    let cpu = tokio::spawn(cpu_over(a.server_pid, a.helper_pids.clone(), start, end));
 
     let mut schedule = Schedule {
         t0,
@@ -532,13 +538,27 @@ impl Schedule {
 struct CpuUse {
     generator: Option<f64>,
     server: Option<f64>,
+    helpers: Option<f64>,
     machine: Option<f64>,
 }
 
-/// Measures CPU use between `start` and `end`: this process, `server`, the whole machine.
-async fn cpu_over(server: Option<u32>, start: Instant, end: Instant) -> CpuUse {
+/// Measures CPU use between `start` and `end`: this process, `server`, `helpers` together,
+/// and the whole machine.
+async fn cpu_over(server: Option<u32>, helpers: Vec<u32>, start: Instant, end: Instant) -> CpuUse {
     let own = std::process::id();
-    let sample = move || (cpu_time(own), server.and_then(cpu_time), machine_busy());
+    let sample = move || {
+        let helpers: Option<Duration> = if helpers.is_empty() {
+            None
+        } else {
+            helpers.iter().map(|&p| cpu_time(p)).sum()
+        };
+        (
+            cpu_time(own),
+            server.and_then(cpu_time),
+            helpers,
+            machine_busy(),
+        )
+    };
     tokio::time::sleep_until(start.into()).await;
     let before = sample();
     tokio::time::sleep_until(end.into()).await;
@@ -550,7 +570,8 @@ async fn cpu_over(server: Option<u32>, start: Instant, end: Instant) -> CpuUse {
     CpuUse {
         generator: cores(before.0, after.0),
         server: cores(before.1, after.1),
-        machine: cores(before.2, after.2),
+        helpers: cores(before.2, after.2),
+        machine: cores(before.3, after.3),
     }
 }
 
@@ -612,6 +633,7 @@ fn finish(
         service_ms: Percentiles::of(&mut tally.service),
         generator_cpu: cpu.generator,
         server_cpu: cpu.server,
+        helpers_cpu: cpu.helpers,
         machine_cpu: cpu.machine,
     }
 }
@@ -656,9 +678,10 @@ fn print_http(r: &HttpReport) {
     }
     let cores = |c: Option<f64>| c.map_or_else(|| "-".to_owned(), |c| format!("{c:.2}"));
     println!(
-        "  CPU cores  generator {}, server {}, whole machine {}",
+        "  CPU cores  generator {}, server {}, helpers {}, whole machine {}",
         cores(r.generator_cpu),
         cores(r.server_cpu),
+        cores(r.helpers_cpu),
         cores(r.machine_cpu)
     );
 }

@@ -66,7 +66,7 @@ pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
         if changed {
             match alert {
                 Some(a) => {
-                    tracing::warn!(alert = a.name, alert.key = %k, message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started")
+                    tracing::warn!(alert = a.name, alert.key = %k, alert.message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started")
                 }
                 None => tracing::info!(alert = name, alert.key = %k, "alert ended"),
             }

@@ -17,6 +17,8 @@ crate::plain_tests![
     admin_commands_print_json,
     serve_exits_0_on_sigterm,
     sigterm_lets_an_in_flight_request_finish,
+    logs_are_json_with_the_request_id_on_every_line_of_a_request,
+    alerts_are_logged_when_they_start_and_end,
     audit_verify_names_the_first_broken_entry,
 ];
 
@@ -501,7 +503,19 @@ async fn admin_commands_print_json() {
 /// Starts `rampart serve` on port 0 and returns the child with its public address, read from
 /// the start-up log line.
 pub async fn start_server(env: &[(String, String)]) -> (tokio::process::Child, String) {
+    let (child, addr, _) = start_server_logged(env).await;
+    (child, addr)
+}
+
+/// Log lines a server wrote so far, parsed.
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// As [`start_server`], also collecting its JSON log lines.
+pub async fn start_server_logged(
+    env: &[(String, String)],
+) -> (tokio::process::Child, String, Logs) {
     use tokio::io::AsyncBufReadExt as _;
+    let logs: Logs = Default::default();
     let mut cmd = tokio::process::Command::new(bin());
     cmd.arg("serve");
     for (k, _) in std::env::vars() {
@@ -533,9 +547,32 @@ pub async fn start_server(env: &[(String, String)]) -> (tokio::process::Child, S
     })
     .await
     .expect("server started");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    // Keep reading stdout (so the child never blocks on a full pipe), keeping the lines.
+    let sink = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                sink.lock().unwrap().push(v);
+            }
+        }
+    });
+    (child, addr, logs)
+}
+
+/// Waits for a log line satisfying `f`.
+pub async fn wait_log(
+    logs: &Logs,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = logs.lock().unwrap().iter().find(|v| f(v)) {
+            return v.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no log line: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts `rampart worker` and waits until it says it has started.
@@ -616,4 +653,87 @@ async fn serve_exits_0_on_sigterm() {
             .is_err(),
         "no longer accepting"
     );
+}
+
+async fn logs_are_json_with_the_request_id_on_every_line_of_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&dir);
+    env.push(("RAMPART_BILLING_WEBHOOK_SECRET".into(), "whsec_logs".into()));
+    let (mut child, addr, logs) = start_server_logged(&env).await;
+    let now = rampart::clock::now_ms() / 1000;
+    let payload = r#"{"id":"evt_log","type":"customer.subscription.updated","created":1,"data":{"object":{"status":"active","metadata":{"org_id":"org_00000000000000000000000000"}}}}"#;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"whsec_logs");
+    let tag = ring::hmac::sign(&key, format!("{now}.{payload}").as_bytes());
+    let sig: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let res = client()
+        .post(format!("http://{addr}/v1/billing/events"))
+        .header("x-request-id", "log-probe-1")
+        .header("stripe-signature", format!("t={now},v1={sig}"))
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let done = wait_log(&logs, "request completed", |v| {
+        v["message"] == "request completed" && v["span"]["request_id"] == "log-probe-1"
+    })
+    .await;
+    assert_eq!(done["http.status"], 200);
+    assert!(
+        done["duration_ms"].is_number() && done["timestamp"].is_string() && done["level"] == "INFO"
+    );
+    // A line written by the handler, inside the request, carries the id too.
+    let inner = wait_log(&logs, "billing event not applied", |v| {
+        v["message"] == "billing event not applied"
+    })
+    .await;
+    assert_eq!(inner["span"]["request_id"], "log-probe-1");
+    // Secrets never reach the log.
+    let all = serde_json::to_string(&*logs.lock().unwrap()).unwrap();
+    assert!(!all.contains("whsec_logs") && !all.contains(&sig));
+    sigterm(&child);
+    let _ = child.wait().await;
+}
+
+async fn alerts_are_logged_when_they_start_and_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&dir);
+    env.push(("RAMPART_ALERT_INTERVAL".into(), "200ms".into()));
+    env.push(("RAMPART_ALERT_DLQ_SPIKE".into(), "1".into()));
+    let (mut child, _, logs) = start_server_logged(&env).await;
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let exec = |q: String| {
+        let db = db.clone();
+        async move {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(&db).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+        }
+    };
+    let now = rampart::clock::now_ms();
+    exec(format!("INSERT INTO orgs (id, name, is_platform, created_at) VALUES ('org_00000000000000000000000001', 'A', FALSE, {now});
+                  INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
+                  VALUES ('dl_1', 'org_00000000000000000000000001', 'live', 'webhook_delivery', 'x', '{{}}', 'retries_exhausted', 'open', 1, {now}, {now})")).await;
+    let started = wait_log(&logs, "alert started", |v| {
+        v["message"] == "alert started" && v["alert"] == "dlq_spike"
+    })
+    .await;
+    assert_eq!(started["level"], "WARN");
+    assert!(started["observed"].is_string() || started["observed"].is_number());
+    exec(format!(
+        "UPDATE dead_letters SET created_at = {} WHERE id = 'dl_1'",
+        now - 600_000
+    ))
+    .await;
+    let ended = wait_log(&logs, "alert ended", |v| {
+        v["message"] == "alert ended" && v["alert"] == "dlq_spike"
+    })
+    .await;
+    assert_eq!(ended["level"], "INFO");
+    sigterm(&child);
+    let _ = child.wait().await;
 }

@@ -22,6 +22,7 @@ crate::scenarios![
     two_workers_never_deliver_one_attempt_twice_in_parallel,
     single_dead_letter_replay_and_refusals,
     a_killed_worker_loses_no_delivery,
+    a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs,
 ];
 
 crate::plain_tests![standard_webhooks_test_vector_verifies_independently];
@@ -899,5 +900,89 @@ async fn a_killed_worker_loses_no_delivery(store: Store) {
             ids.len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM: the worker finishes what it runs within the shutdown bound and hands the rest back
+/// at once — the next worker delivers them long before any lease could have expired.
+async fn a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs(store: Store) {
+    use crate::cli::{sigterm, start_worker};
+    let db = std::sync::Arc::new(TestDb::new(store).await);
+    let slow = [
+        ("RAMPART_JOB_LEASE", "120s"),
+        ("RAMPART_WORKER_CONCURRENCY", "2"),
+        ("RAMPART_SHUTDOWN_TIMEOUT", "1s"),
+    ];
+    let api = spawn_on(
+        db.clone(),
+        &slow,
+        rampart::app::ServeOptions { no_worker: true },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_millis(2500)));
+    let org = api.org("Acme").await;
+    let key = api.full_key(&org).await;
+    endpoint(
+        &api,
+        &key,
+        &rx.url("/"),
+        json!({ "events": ["contact.created"] }),
+    )
+    .await;
+    let n = 6;
+    for i in 0..n {
+        api.post_as(
+            "/v1/contacts",
+            &key,
+            &json!({ "external_key": format!("k{i}") }),
+        )
+        .await;
+    }
+    let env: Vec<(String, String)> = api
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut worker = start_worker(&env).await;
+    rx.wait_for(2, Duration::from_secs(20)).await;
+    sigterm(&worker);
+    let status = tokio::time::timeout(Duration::from_secs(15), worker.wait())
+        .await
+        .expect("stops in time")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let stopped =
+        rampart::store::sql("SELECT COUNT(*) AS n FROM workers WHERE stopped_at IS NOT NULL")
+            .fetch_one(&mut api.state.db.clone())
+            .await
+            .unwrap()
+            .get::<i64>("n")
+            .unwrap();
+    assert_eq!(stopped, 1, "the worker recorded its stop");
+    // Nothing is left leased to the stopped worker.
+    let held = rampart::store::sql("SELECT COUNT(*) AS n FROM jobs WHERE status = 'running'")
+        .fetch_one(&mut api.state.db.clone())
+        .await
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap();
+    assert_eq!(held, 0, "leases handed back");
+    rx.set_default(Reply::status(200));
+    let _next = start_worker(&env).await;
+    let started = std::time::Instant::now();
+    loop {
+        let mut ids: Vec<String> = rx.hits().iter().map(|h| h.header("webhook-id")).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() == n {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {n} delivered",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
