@@ -15,7 +15,8 @@
 # Knobs (environment): CARGO_TARGET_DIR (default /work/bench-target), BENCH_PG_URL,
 # BENCH_REDIS_URL, BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY, BENCH_SERVER_CPUS,
 # BENCH_LOAD_CPUS (empty: no pinning), BENCH_LIGHT_RATE, BENCH_RATE_FRACTION,
-# BENCH_STARTUP_RUNS, BENCH_SKIP_BUILD=1.
+# BENCH_STARTUP_RUNS, BENCH_ROUNDS, BENCH_QUIET_CPU, BENCH_QUIET_WAIT, BENCH_MAX_REST,
+# BENCH_ATTEMPTS, BENCH_PROFILE=0, BENCH_SKIP_BUILD=1.
 set -euo pipefail
 export LC_ALL=C
 
@@ -43,6 +44,9 @@ LOAD_CPUS=${BENCH_LOAD_CPUS-0}
 LIGHT_RATE=${BENCH_LIGHT_RATE:-1000}
 RATE_FRACTION=${BENCH_RATE_FRACTION:-0.5}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+MAX_REST=${BENCH_MAX_REST:-0.3}
+ATTEMPTS=${BENCH_ATTEMPTS:-4}
 # Per-request access logs would dominate a no-op route; `rampart::app=info` keeps only the
 # start-up line that carries the bound addresses.
 SERVER_LOG=${BENCH_SERVER_LOG:-warn,rampart::app=info}
@@ -172,25 +176,80 @@ bench_startup() {
 # guard: the full guard stack against the bare route, same server, same run, with the
 # in-process limiter and with Redis.
 
-# load OUT ARGS...: one `rampart-bench http` run against the current server, JSON to OUT.
+# load OUT STORE ROUTE ROUND ARGS...: one `rampart-bench http` run against the current
+# server; its JSON report, labelled, goes to OUT. Extra args go to `rampart-bench http`
+# (e.g. --helper-pid for Redis). A run during which other work took more than
+# BENCH_MAX_REST cores is repeated, up to BENCH_ATTEMPTS times in all; the last one stands.
 load() {
-    local out=$1
-    shift
+    local out=$1 store=$2 route=$3 round=$4
+    shift 4
+    local pacer=thread
+    # With a core of its own, the generator can afford to spin for a precise schedule.
+    [[ -z $LOAD_CPUS ]] || pacer=spin
+    local attempt rest
+    for ((attempt = 1; ; attempt++)); do
+        quiet
+        pinned "$LOAD_CPUS" "$LOAD" http --json --duration "$DURATION" --warmup "$WARMUP" \
+            --server-pid "$SERVER_PID" --pacer "$pacer" "$@" |
+            jq -c --arg store "$store" --arg route "$route" --argjson round "$round" \
+                --argjson attempt "$attempt" \
+                '. + {store: $store, route: $route, round: $round, attempts: $attempt,
+                      rest_cpu: ([.machine_cpu - .server_cpu - .generator_cpu - (.helpers_cpu // 0), 0] | max)}' \
+                >"$out"
+        rest=$(jq .rest_cpu "$out")
+        jq -r '"   \(.route) \(.mode)\(if .target_rate then " @\(.target_rate)/s" else "" end) #\(.round): \(.throughput_rps | round) req/s, p50 \(.latency_ms.p50 * 1000 | round / 1000) ms, p99 \(.latency_ms.p99 * 1000 | round / 1000) ms, status \(.status | tostring), errors \(.errors + .unsent), CPU server \(.server_cpu * 100 | round / 100) generator \(.generator_cpu * 100 | round / 100) helpers \(.helpers_cpu // 0 | . * 100 | round / 100) rest \(.rest_cpu * 100 | round / 100)"' "$out" >&2
+        if awk "BEGIN { exit !($rest <= $MAX_REST) }" || ((attempt >= ATTEMPTS)); then
+            return 0
+        fi
+        echo "   (other work used $rest cores during that run: repeating it)" >&2
+    done
+}
+
+# profile_guarded URL KEY OUT: where the server's CPU goes on the guarded route, by perf
+# (DWARF call graphs; the release profile keeps line tables). Optional: needs perf, and
+# BENCH_PROFILE=0 skips it. Run apart from the measurements, which it would perturb.
+profile_guarded() {
+    local url=$1 key=$2 out=$3
+    if [[ ${BENCH_PROFILE:-1} == 0 ]] || ! command -v perf >/dev/null; then
+        rm -f "$out"
+        return 0
+    fi
+    log "guard: perf profile of the guarded route"
     quiet
-    pinned "$LOAD_CPUS" "$LOAD" http --json --duration "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$SERVER_PID" "$@" >"$out"
-    jq -r '"   \(.url | sub("http://[^/]+"; "")) \(.mode)\(if .target_rate then " @\(.target_rate)/s" else "" end): \(.throughput_rps | round) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, status \(.status | tostring), errors \(.errors), server CPU \(.server_cpu), generator CPU \(.generator_cpu)"' "$out" >&2
+    pinned "$LOAD_CPUS" "$LOAD" http --url "$url" -H "Authorization: Bearer $key" \
+        --concurrency "$CONCURRENCY" --warmup 1s --duration 7s --json >/dev/null &
+    local gen=$!
+    sleep 2
+    if perf record -F 499 --call-graph dwarf,16384 -p "$SERVER_PID" -o "$TMP/perf.data" \
+        -- sleep 4 >/dev/null 2>&1; then
+        # Inclusive share of the server's samples per Rampart function.
+        perf report -i "$TMP/perf.data" --children --percent-limit 0.5 --stdio -g none \
+            2>/dev/null | awk '$1 ~ /%$/ && /\] rampart::/ {
+                pct = $1; sym = $0; sub(/^.*\] /, "", sym); sub(/::\{\{closure\}\}$/, "", sym)
+                if (!(sym in seen)) { seen[sym] = 1; print pct "\t" sym } }' >"$out"
+    else
+        echo "perf record failed; no profile" >&2
+        rm -f "$out"
+    fi
+    wait "$gen" || true
 }
 
 bench_guard() {
-    local store dir=$TMP/guard
-    local all=()
+    local store dir=$TMP/guard runs=()
     for store in memory redis; do
         log "guard: limiter store $store"
-        mkdir -p "$dir/$store"
-        local envs=("RAMPART_DATABASE_URL=sqlite://$dir/$store/r.db" "RAMPART_DATA_DIR=$dir/$store"
+        local out=$dir/$store
+        mkdir -p "$out"
+        local envs=("RAMPART_DATABASE_URL=sqlite://$out/r.db" "RAMPART_DATA_DIR=$out"
             "RAMPART_LOG=$SERVER_LOG")
-        [[ $store == redis ]] && envs+=("RAMPART_REDIS_URL=$REDIS_URL")
+        local helper=()
+        if [[ $store == redis ]]; then
+            envs+=("RAMPART_REDIS_URL=$REDIS_URL")
+            # Redis's own CPU is reported apart, not mistaken for interference.
+            local redis_pid
+            redis_pid=$(pgrep -x redis-server | head -1 || true)
+            [[ -z $redis_pid ]] || helper=(--helper-pid "$redis_pid")
+        fi
         local org key
         org=$(admin envs create-org --name "bench-guard-$store" | jq -r .id)
         # Plan limits far above anything reachable and no per-key limit: nothing is refused,
@@ -199,80 +258,96 @@ bench_guard() {
             --rate-limit 1000000/s --quota 1000000000/day >/dev/null
         key=$(admin envs create-key --org "$org" --scopes messages --permissions read | jq -r .key)
         start_server "guard-$store" "$SERVER_CPUS" "${envs[@]}"
-        local base="http://$SERVER_API" auth="Authorization: Bearer $key" out=$dir/$store
-        load "$out/bare-closed.json" --url "$base/bench/bare" --concurrency "$CONCURRENCY"
-        load "$out/guarded-closed.json" --url "$base/v1/bench/guarded" -H "$auth" \
-            --concurrency "$CONCURRENCY"
-        # A rate both routes sustain: a fraction of the slower one's maximum.
+        local bare="http://$SERVER_API/bench/bare" guarded="http://$SERVER_API/v1/bench/guarded"
+        local auth="Authorization: Bearer $key" round
+        # Rounds alternate the routes so that drift on a shared VM hits both alike.
+        for ((round = 1; round <= ROUNDS; round++)); do
+            load "$out/closed-bare-$round.json" "$store" bare "$round" "${helper[@]}" \
+                --url "$bare" --concurrency "$CONCURRENCY"
+            load "$out/closed-guarded-$round.json" "$store" guarded "$round" "${helper[@]}" \
+                --url "$guarded" -H "$auth" --concurrency "$CONCURRENCY"
+        done
+        # A rate both routes sustain: a fraction of the slower route's median maximum.
         local slower rate
-        slower=$(jq -s 'map(.throughput_rps) | min' "$out/bare-closed.json" "$out/guarded-closed.json")
+        slower=$(jq -s 'group_by(.route) | map(map(.throughput_rps) | sort | .[length / 2 | floor]) | min' \
+            "$out"/closed-*.json)
         rate=$(calc "int($slower * $RATE_FRACTION / 100) * 100")
-        local r
         for r in "$LIGHT_RATE" "$rate"; do
-            load "$out/bare-open-$r.json" --url "$base/bench/bare" --rate "$r" \
-                --concurrency "$OPEN_CONNECTIONS"
-            load "$out/guarded-open-$r.json" --url "$base/v1/bench/guarded" -H "$auth" \
-                --rate "$r" --concurrency "$OPEN_CONNECTIONS"
-        done
-        stop_server "$SERVER_PID"
-        local f
-        for f in "$out"/*.json; do
-            all+=("$(jq -c --arg store "$store" --arg route "$(basename "$f" | cut -d- -f1)" \
-                '. + {store: $store, route: $route}' "$f")")
-        done
-        echo "$rate" >"$out/rate"
-    done
-    printf '%s\n' "${all[@]}" | jq -s . >"$RESULTS/guard.json"
-
-    local json=$RESULTS/guard.json
-    {
-        echo "## Guard stack overhead"
-        echo
-        section_stamp
-        echo
-        echo "One \`rampart serve --no-worker\` on a fresh SQLite database, \`RAMPART_LOG=$SERVER_LOG\` (no per-request access log lines; the filter keeps only the start-up line with the bound addresses). \`GET /bench/bare\` is a 204 behind only the outer conventions middleware (request id, headers, logging span, metrics); \`GET /v1/bench/guarded\` is a 204 no-op behind the whole guard stack (API-key auth with its cache, tenant, scope \`messages\` + permission \`read\`, billing, per-key and per-org rate limits and quotas). The org is \`active\`/\`full\` with plan limits raised to 1000000/s and 1000000000/day and the key has no limit of its own, so nothing is refused but every limit is evaluated. Both routes are measured against the same server in the same run; with Redis (\`RAMPART_REDIS_URL\`), the limits are evaluated by the Redis script on every request."
-        echo
-        echo "Pinning: server on CPU ${SERVER_CPUS:-any}, load generator (\`rampart-bench http\`, raw HTTP/1.1 keep-alive engine) on CPU ${LOAD_CPUS:-any} (\`taskset\`); Redis is not pinned. Each run: $WARMUP warm-up, then $DURATION measured. Closed loop: $CONCURRENCY connections, each sending its next request when the previous answer arrives. Fixed rate: open loop, $OPEN_CONNECTIONS connections, latency measured from each request's scheduled send time (no coordinated omission)."
-        echo
-        echo "### Maximum throughput (closed loop, $CONCURRENCY connections)"
-        echo
-        echo "| Limiter store | Bare req/s | Guarded req/s | Guarded / bare | Target | Met | Server CPU (bare / guarded) |"
-        echo "|---|---:|---:|---:|---:|:---:|---:|"
-        for store in memory redis; do
-            local b g ratio
-            b=$(jq "map(select(.store == \"$store\" and .route == \"bare\" and .mode == \"closed\"))[0]" "$json")
-            g=$(jq "map(select(.store == \"$store\" and .route == \"guarded\" and .mode == \"closed\"))[0]" "$json")
-            ratio=$(calc "$(jq .throughput_rps <<<"$g") / $(jq .throughput_rps <<<"$b")")
-            echo "| $store | $(fmt "$(jq .throughput_rps <<<"$b")" 0) | $(fmt "$(jq .throughput_rps <<<"$g")" 0) | $(fmt "$ratio" 3) | ≥ 0.85 | $(check "$ratio" ">=" 0.85) | $(fmt "$(jq .server_cpu <<<"$b")" 2) / $(fmt "$(jq .server_cpu <<<"$g")" 2) |"
-        done
-        echo
-        echo "### Latency at a fixed rate both routes sustain"
-        echo
-        echo "Rates: $LIGHT_RATE req/s (light) and $RATE_FRACTION × the slower route's closed-loop maximum, rounded down to 100."
-        echo
-        echo "| Limiter store | Rate (req/s) | Bare p50 | Bare p99 | Guarded p50 | Guarded p99 | p50 overhead | p99 overhead | Target (p99) | Met |"
-        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
-        for store in memory redis; do
-            local rate
-            for rate in $(jq -r "map(select(.store == \"$store\" and .mode == \"open\") | .target_rate) | unique | .[]" "$json"); do
-                local b g d50 d99
-                b=$(jq "map(select(.store == \"$store\" and .route == \"bare\" and .target_rate == $rate))[0].latency_ms" "$json")
-                g=$(jq "map(select(.store == \"$store\" and .route == \"guarded\" and .target_rate == $rate))[0].latency_ms" "$json")
-                d50=$(calc "$(jq .p50 <<<"$g") - $(jq .p50 <<<"$b")")
-                d99=$(calc "$(jq .p99 <<<"$g") - $(jq .p99 <<<"$b")")
-                echo "| $store | $(fmt "$rate" 0) | $(fmt "$(jq .p50 <<<"$b")" 3) ms | $(fmt "$(jq .p99 <<<"$b")" 3) ms | $(fmt "$(jq .p50 <<<"$g")" 3) ms | $(fmt "$(jq .p99 <<<"$g")" 3) ms | $(fmt "$d50" 3) ms | $(fmt "$d99" 3) ms | ≤ 0.5 ms | $(check "$d99" "<=" 0.5) |"
+            for ((round = 1; round <= ROUNDS; round++)); do
+                load "$out/open-$r-bare-$round.json" "$store" bare "$round" "${helper[@]}" \
+                    --url "$bare" --rate "$r" --concurrency "$OPEN_CONNECTIONS"
+                load "$out/open-$r-guarded-$round.json" "$store" guarded "$round" "${helper[@]}" \
+                    --url "$guarded" -H "$auth" --rate "$r" --concurrency "$OPEN_CONNECTIONS"
             done
         done
+        [[ $store == memory ]] && profile_guarded "$guarded" "$key" "$RESULTS/guard-profile.tsv"
+        stop_server "$SERVER_PID"
+        runs+=("$out"/*.json)
+    done
+    jq -s 'sort_by(.store, .mode, .target_rate, .route, .round)' "${runs[@]}" >"$RESULTS/guard.json"
+    guard_markdown >"$RESULTS/guard.md"
+}
+
+# The guard section, from $RESULTS/guard.json.
+guard_markdown() {
+    local json=$RESULTS/guard.json store
+    # median FILTER: median of FILTER's numbers over the matching runs
+    local med='def median: sort | .[length / 2 | floor];'
+    echo "## Guard stack overhead"
+    echo
+    section_stamp
+    echo
+    echo "One \`rampart serve --no-worker\` on a fresh SQLite database with \`RAMPART_LOG=$SERVER_LOG\`: warnings only, so no per-request access log lines (the one \`info\` target left on, \`rampart::app\`, only logs start-up and shutdown, including the line that carries the bound addresses). \`GET /bench/bare\` is a 204 behind only the outer conventions middleware (request id, security headers, logging span, metrics); \`GET /v1/bench/guarded\` is a 204 no-op behind the whole guard stack (API-key auth with its cache, tenant, scope \`messages\` + permission \`read\`, billing, per-key and per-org rate limits and quotas). The org is \`active\`/\`full\` with its plan limits raised to 1000000/s and 1000000000/day and the key has no limit of its own, so nothing is refused but every limit is still evaluated. Both routes hit the same server in the same run, in alternating runs ($ROUNDS rounds; tables show the median round). With Redis (\`RAMPART_REDIS_URL\`), limits and quotas are evaluated by the Redis script on every guarded request."
+    echo
+    echo "Pinning (\`taskset\`): server on CPU ${SERVER_CPUS:-any}, load generator on CPU ${LOAD_CPUS:-any}; Redis is not pinned and shares the cores. Each run: $WARMUP warm-up, then $DURATION measured. Closed loop: $CONCURRENCY keep-alive connections, each sending its next request as soon as the previous answer arrives (\`rampart-bench http --concurrency $CONCURRENCY\`). Fixed rate: open loop over $OPEN_CONNECTIONS connections, latency measured from each request's scheduled send time, so queueing is counted (no coordinated omission)."
+    echo
+    echo "### Maximum throughput (closed loop, $CONCURRENCY connections)"
+    echo
+    echo "| Limiter store | Bare req/s | Guarded req/s | Guarded / bare | Target | Met | Per-round ratios | Server CPU, bare / guarded |"
+    echo "|---|---:|---:|---:|---:|:---:|---|---:|"
+    for store in memory redis; do
+        jq -r --arg s "$store" "$med"'
+            map(select(.store == $s and .mode == "closed")) as $r
+            | ($r | map(select(.route == "bare"))) as $b | ($r | map(select(.route == "guarded"))) as $g
+            | ($b | map(.throughput_rps) | median) as $bm | ($g | map(.throughput_rps) | median) as $gm
+            | [range(0; [$b, $g] | map(length) | min)] | map(($g[.].throughput_rps / $b[.].throughput_rps * 1000 | round / 1000 | tostring)) | join(", ") as $ratios
+            | "| \($s) | \($bm | round) | \($gm | round) | \($gm / $bm * 1000 | round / 1000) | ≥ 0.85 | \(if $gm / $bm >= 0.85 then "yes" else "**no**" end) | \($ratios) | \($b | map(.server_cpu) | median * 100 | round / 100) / \($g | map(.server_cpu) | median * 100 | round / 100) |"' "$json"
+    done
+    echo
+    echo "### Latency at fixed rates both routes sustain"
+    echo
+    echo "Rates: $LIGHT_RATE req/s, and $RATE_FRACTION × the slower route's median closed-loop maximum (rounded down to 100). Medians over the rounds of each percentile; the overhead is guarded minus bare."
+    echo
+    echo "| Limiter store | Rate (req/s) | Bare p50 | Bare p99 | Guarded p50 | Guarded p99 | p50 overhead | p99 overhead | Target (p99) | Met |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    for store in memory redis; do
+        jq -r --arg s "$store" "$med"'
+            def ms: . * 1000 | round / 1000 | tostring | . + " ms";
+            map(select(.store == $s and .mode == "open")) | group_by(.target_rate)[]
+            | . as $r | (map(select(.route == "bare"))) as $b | (map(select(.route == "guarded"))) as $g
+            | ($b | map(.latency_ms.p50) | median) as $b50 | ($b | map(.latency_ms.p99) | median) as $b99
+            | ($g | map(.latency_ms.p50) | median) as $g50 | ($g | map(.latency_ms.p99) | median) as $g99
+            | "| \($s) | \($r[0].target_rate) | \($b50 | ms) | \($b99 | ms) | \($g50 | ms) | \($g99 | ms) | \($g50 - $b50 | ms) | \($g99 - $b99 | ms) | ≤ 0.5 ms | \(if $g99 - $b99 <= 0.5 then "yes" else "**no**" end) |"' "$json"
+    done
+    if [[ -f $RESULTS/guard-profile.tsv ]]; then
         echo
-        echo "### Every run"
+        echo "### Where the guarded route's server CPU goes (in-memory store)"
         echo
-        echo "Latency in ms. Closed loop: send → response. Open loop: scheduled send → response; *lag p99* is how late the generator got requests out relative to the schedule (its own timer and scheduling jitter, and any queueing; included in the latency), and *send→resp p99* is the latency without it. CPU in cores over the measured window; *rest* is the whole machine minus server and generator (Redis, the kernel, anything else running)."
+        echo "A separate closed-loop run of the guarded route under \`perf record -F 499 --call-graph dwarf\` (4 s, server only). Inclusive share of the server process's samples for each Rampart function above 0.5 %; nested functions are counted in their callers too. *guard* is the whole guard stack, the part the bare route does not pay; the rest (conventions middleware, metrics, hyper and the kernel's socket writes) is common to both routes."
         echo
-        echo "| Store | Route | Mode | req/s | Statuses | Errors | p50 | p90 | p99 | p99.9 | max | Lag p99 | Send→resp p99 | CPU server | CPU generator | CPU rest |"
-        echo "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        jq -r 'def r3: . * 1000 | round / 1000; def r2: . * 100 | round / 100;
-            .[] | "| \(.store) | \(.route) | \(if .mode == "open" then "open @\(.target_rate)/s" else "closed ×\(.concurrency)" end) | \(.throughput_rps | round) | \(.status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.errors + .unsent) | \(.latency_ms.p50 | r3) | \(.latency_ms.p90 | r3) | \(.latency_ms.p99 | r3) | \(.latency_ms.p999 | r3) | \(.latency_ms.max | r3) | \(if .send_lag_ms then (.send_lag_ms.p99 | r3) else "-" end) | \(if .service_ms then (.service_ms.p99 | r3) else "-" end) | \(.server_cpu | r2) | \(.generator_cpu | r2) | \(.machine_cpu - .server_cpu - .generator_cpu | r2) |"' "$json"
-    } >"$RESULTS/guard.md"
+        echo "| Function | Share of server CPU |"
+        echo "|---|---:|"
+        awk -F'\t' '{ printf "| `%s` | %s |\n", $2, $1 }' "$RESULTS/guard-profile.tsv"
+    fi
+    echo
+    echo "### Every run"
+    echo
+    echo "Latency in ms. Closed loop: send → response. Open loop: scheduled send → response; *lag p99* is how late the generator got requests out relative to the schedule (its own scheduling jitter plus any wait for a free connection, included in the latency), and *send→resp p99* is the latency without it. CPU in cores over the measured window (1.00 = one core throughout); *rest* is the whole machine minus server, generator and Redis: the kernel's own work, or other jobs on this shared machine. A run with more than $MAX_REST cores of *rest* was repeated (*attempts*), up to $ATTEMPTS times."
+    echo
+    echo "| Store | Route | Mode | Round | req/s | Statuses | Errors | p50 | p90 | p99 | p99.9 | max | Lag p99 | Send→resp p99 | CPU server | CPU generator | CPU Redis | CPU rest | Attempts |"
+    echo "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    jq -r 'def r3: . * 1000 | round / 1000; def r2: . * 100 | round / 100;
+        .[] | "| \(.store) | \(.route) | \(if .mode == "open" then "open @\(.target_rate)/s" else "closed ×\(.concurrency)" end) | \(.round) | \(.throughput_rps | round) | \(.status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.errors + .unsent) | \(.latency_ms.p50 | r3) | \(.latency_ms.p90 | r3) | \(.latency_ms.p99 | r3) | \(.latency_ms.p999 | r3) | \(.latency_ms.max | r3) | \(if .send_lag_ms then (.send_lag_ms.p99 | r3) else "-" end) | \(if .service_ms then (.service_ms.p99 | r3) else "-" end) | \(.server_cpu | r2) | \(.generator_cpu | r2) | \(if .helpers_cpu then (.helpers_cpu | r2) else "-" end) | \(.rest_cpu | r2) | \(.attempts) |"' "$json"
 }
 
 # ---------------------------------------------------------------------------------------
