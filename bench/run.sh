@@ -236,12 +236,17 @@ profile_guarded() {
 
 bench_guard() {
     local store dir=$TMP/guard runs=()
-    for store in memory redis; do
-        log "guard: limiter store $store"
+    # memory: in-process limiter; redis: Redis limiter; logs: in-process limiter with the
+    # default `info` level, i.e. one JSON access-log line per request (throughput only), to
+    # show what the logs cost.
+    for store in memory redis logs; do
+        log "guard: configuration $store"
         local out=$dir/$store
         mkdir -p "$out"
+        local level=$SERVER_LOG
+        [[ $store != logs ]] || level=info
         local envs=("RAMPART_DATABASE_URL=sqlite://$out/r.db" "RAMPART_DATA_DIR=$out"
-            "RAMPART_LOG=$SERVER_LOG")
+            "RAMPART_LOG=$level")
         local helper=()
         if [[ $store == redis ]]; then
             envs+=("RAMPART_REDIS_URL=$REDIS_URL")
@@ -267,6 +272,12 @@ bench_guard() {
             load "$out/closed-guarded-$round.json" "$store" guarded "$round" "${helper[@]}" \
                 --url "$guarded" -H "$auth" --concurrency "$CONCURRENCY"
         done
+        if [[ $store == logs ]]; then
+            stop_server "$SERVER_PID"
+            runs+=("$out"/*.json)
+            rm -f "$TMP/guard-$store.log" # gigabytes of access log
+            continue
+        fi
         # A rate both routes sustain: a fraction of the slower route's median maximum.
         local slower rate
         slower=$(jq -s 'group_by(.route) | map(map(.throughput_rps) | sort | .[length / 2 | floor]) | min' \
@@ -297,7 +308,7 @@ guard_markdown() {
     echo
     section_stamp
     echo
-    echo "One \`rampart serve --no-worker\` on a fresh SQLite database with \`RAMPART_LOG=$SERVER_LOG\`: warnings only, so no per-request access log lines (the one \`info\` target left on, \`rampart::app\`, only logs start-up and shutdown, including the line that carries the bound addresses). \`GET /bench/bare\` is a 204 behind only the outer conventions middleware (request id, security headers, logging span, metrics); \`GET /v1/bench/guarded\` is a 204 no-op behind the whole guard stack (API-key auth with its cache, tenant, scope \`messages\` + permission \`read\`, billing, per-key and per-org rate limits and quotas). The org is \`active\`/\`full\` with its plan limits raised to 1000000/s and 1000000000/day and the key has no limit of its own, so nothing is refused but every limit is still evaluated. Both routes hit the same server in the same run, in alternating runs ($ROUNDS rounds; tables show the median round). With Redis (\`RAMPART_REDIS_URL\`), limits and quotas are evaluated by the Redis script on every guarded request."
+    echo "One \`rampart serve --no-worker\` on a fresh SQLite database with \`RAMPART_LOG=$SERVER_LOG\`: warnings only, so no per-request access log lines (the one \`info\` target left on, \`rampart::app\`, only logs start-up and shutdown, including the line that carries the bound addresses). \`GET /bench/bare\` is a 204 behind only the outer conventions middleware (request id, security headers, logging span, metrics); \`GET /v1/bench/guarded\` is a 204 no-op behind the whole guard stack (API-key auth with its cache, tenant, scope \`messages\` + permission \`read\`, billing, per-key and per-org rate limits and quotas). The org is \`active\`/\`full\` with its plan limits raised to 1000000/s and 1000000000/day and the key has no limit of its own, so nothing is refused but every limit is still evaluated. Both routes hit the same server in the same run, in alternating runs ($ROUNDS rounds; tables show the median round). With Redis (\`RAMPART_REDIS_URL\`), limits and quotas are evaluated by the Redis script on every guarded request. For reference, the last throughput row repeats the in-process case at the default \`RAMPART_LOG=info\`, where every request writes a JSON access-log line (to a file here)."
     echo
     echo "Pinning (\`taskset\`): server on CPU ${SERVER_CPUS:-any}, load generator on CPU ${LOAD_CPUS:-any}; Redis is not pinned and shares the cores. Each run: $WARMUP warm-up, then $DURATION measured. Closed loop: $CONCURRENCY keep-alive connections, each sending its next request as soon as the previous answer arrives (\`rampart-bench http --concurrency $CONCURRENCY\`). Fixed rate: open loop over $OPEN_CONNECTIONS connections, latency measured from each request's scheduled send time, so queueing is counted (no coordinated omission)."
     echo
@@ -305,13 +316,14 @@ guard_markdown() {
     echo
     echo "| Limiter store | Bare req/s | Guarded req/s | Guarded / bare | Target | Met | Per-round ratios | Server CPU, bare / guarded |"
     echo "|---|---:|---:|---:|---:|:---:|---|---:|"
-    for store in memory redis; do
+    for store in memory redis logs; do
         jq -r --arg s "$store" "$med"'
             map(select(.store == $s and .mode == "closed")) as $r
             | ($r | map(select(.route == "bare"))) as $b | ($r | map(select(.route == "guarded"))) as $g
             | ($b | map(.throughput_rps) | median) as $bm | ($g | map(.throughput_rps) | median) as $gm
             | [range(0; [$b, $g] | map(length) | min)] | map(($g[.].throughput_rps / $b[.].throughput_rps * 1000 | round / 1000 | tostring)) | join(", ") as $ratios
-            | "| \($s) | \($bm | round) | \($gm | round) | \($gm / $bm * 1000 | round / 1000) | ≥ 0.85 | \(if $gm / $bm >= 0.85 then "yes" else "**no**" end) | \($ratios) | \($b | map(.server_cpu) | median * 100 | round / 100) / \($g | map(.server_cpu) | median * 100 | round / 100) |"' "$json"
+            | select($bm != null)
+            | "| \(if $s == "logs" then "memory, with `RAMPART_LOG=info` access logs (reference)" else $s end) | \($bm | round) | \($gm | round) | \($gm / $bm * 1000 | round / 1000) | \(if $s == "logs" then "-" else "≥ 0.85" end) | \(if $s == "logs" then "-" elif $gm / $bm >= 0.85 then "yes" else "**no**" end) | \($ratios) | \($b | map(.server_cpu) | median * 100 | round / 100) / \($g | map(.server_cpu) | median * 100 | round / 100) |"' "$json"
     done
     echo
     echo "### Latency at fixed rates both routes sustain"

@@ -87,6 +87,10 @@ struct HttpArgs {
     /// rest of the machine (repeatable).
     #[arg(long = "helper-pid")]
     helper_pids: Vec<u32>,
+    /// Also write every measured request as `offset_ms,latency_ms` (send or scheduled time
+    /// from the window's start) to this CSV file, e.g. to see whether stalls are periodic.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -225,6 +229,8 @@ async fn wait_idle(a: WaitIdleArgs) -> anyhow::Result<()> {
 struct Tally {
     /// Latencies (ns) of the requests that belong to the measured window.
     latencies: Vec<u64>,
+    /// When each of those requests was sent (open loop: scheduled), from the window's start.
+    offsets: Vec<u64>,
     /// Open loop: how late each request left relative to its scheduled time (ns).
     lags: Vec<u64>,
     /// Open loop: from the actual send to the response (ns), i.e. without the lag.
@@ -237,6 +243,7 @@ struct Tally {
 impl Tally {
     fn merge(&mut self, o: Tally) {
         self.latencies.extend(o.latencies);
+        self.offsets.extend(o.offsets);
         self.lags.extend(o.lags);
         self.service.extend(o.service);
         for (k, v) in o.status {
@@ -248,11 +255,12 @@ impl Tally {
         }
     }
 
-    fn record(&mut self, result: anyhow::Result<u16>, latency: Duration) {
+    fn record(&mut self, result: anyhow::Result<u16>, offset: Duration, latency: Duration) {
         match result {
             Ok(s) => {
                 *self.status.entry(s).or_default() += 1;
                 self.latencies.push(latency.as_nanos() as u64);
+                self.offsets.push(offset.as_nanos() as u64);
             }
             Err(e) => {
                 self.errors += 1;
@@ -373,7 +381,7 @@ async fn closed_loop(a: &HttpArgs, target: Arc<Target>) -> anyhow::Result<HttpRe
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 if done >= start && done < end {
-                    tally.record(result, done - sent);
+                    tally.record(result, sent.saturating_duration_since(start), done - sent);
                 }
             }
             tally
@@ -383,7 +391,7 @@ async fn closed_loop(a: &HttpArgs, target: Arc<Target>) -> anyhow::Result<HttpRe
     for t in tasks {
         tally.merge(t.await?);
     }
-    Ok(finish(a, "closed", None, tally, 0, cpu.await?))
+    finish(a, "closed", None, tally, 0, cpu.await?)
 }
 
 /// Open loop on a fixed schedule: request k is due at `t0 + k / rate` whatever happened to
@@ -482,7 +490,7 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
                             .push(sent.saturating_duration_since(due).as_nanos() as u64);
                         tally.service.push((done - sent).as_nanos() as u64);
                     }
-                    tally.record(result, done.saturating_duration_since(due));
+                    tally.record(result, due - start, done.saturating_duration_since(due));
                 }
             }
             tally
@@ -494,14 +502,7 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
     }
     let _ = pacer.await;
     let taken = next.load(Ordering::Relaxed).min(total);
-    Ok(finish(
-        a,
-        "open",
-        Some(rate),
-        tally,
-        total - taken,
-        cpu.await?,
-    ))
+    finish(a, "open", Some(rate), tally, total - taken, cpu.await?)
 }
 
 /// The open loop's schedule: releases a permit for each request once it is due.
@@ -608,10 +609,24 @@ fn finish(
     mut tally: Tally,
     unsent: u64,
     cpu: CpuUse,
-) -> HttpReport {
+) -> anyhow::Result<HttpReport> {
+    if let Some(path) = &a.timeline {
+        let mut rows: Vec<(u64, u64)> = tally
+            .offsets
+            .iter()
+            .copied()
+            .zip(tally.latencies.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        let mut csv = String::from("offset_ms,latency_ms\n");
+        for (o, l) in rows {
+            csv.push_str(&format!("{:.3},{:.3}\n", o as f64 / 1e6, l as f64 / 1e6));
+        }
+        std::fs::write(path, csv).with_context(|| format!("--timeline {}", path.display()))?;
+    }
     let window = a.duration;
     let requests = tally.status.values().sum::<u64>();
-    HttpReport {
+    Ok(HttpReport {
         url: a.url.clone(),
         engine: a.engine,
         mode,
@@ -635,7 +650,7 @@ fn finish(
         server_cpu: cpu.server,
         helpers_cpu: cpu.helpers,
         machine_cpu: cpu.machine,
-    }
+    })
 }
 
 fn print_http(r: &HttpReport) {
