@@ -100,6 +100,9 @@ pub fn all_routes() -> Vec<Route> {
     r.extend(crate::ops::operator::routes());
     r.extend(crate::ops::branding::routes());
     r.extend(crate::ops::status::routes());
+    r.extend(crate::gdpr::routes());
+    r.extend(crate::exports::routes());
+    r.extend(crate::partners::routes());
     #[cfg(feature = "bench-routes")]
     r.extend(crate::bench_routes::routes());
     r

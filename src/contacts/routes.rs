@@ -293,6 +293,11 @@ async fn delete_contact(
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
+    // Personal data goes everywhere it was copied (messages, events, dead letters), not just
+    // from the contact row.
+    if super::get(&mut tx, &t, &id).await?.is_some() {
+        crate::gdpr::erase_by_id(&mut tx, &t, &id).await?;
+    }
     let c = super::erase(&mut tx, &t, &id)
         .await?
         .ok_or(ApiError::NotFound)?;

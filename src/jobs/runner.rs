@@ -299,6 +299,7 @@ async fn dispatch(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         super::maintenance::PURGE => super::maintenance::purge(state, job).await,
         crate::ops::status::SAMPLE_JOB => crate::ops::status::sample(state, job).await,
         crate::ops::alerts::NOTIFY_JOB => crate::ops::alerts::notify(state, job).await,
+        crate::exports::BUILD_JOB => crate::exports::build(state, job).await,
         other => anyhow::bail!("unknown job kind {other}"),
     }
 }

@@ -54,6 +54,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("health_samples", "id"),
     ("alert_state", "name"),
     ("branding", "org_id"),
+    ("exports", "id"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ mod helpers;
 
 mod cli;
 mod conventions;
+mod enterprise;
 mod identity;
 mod matrix;
 mod messaging;
@@ -68,6 +69,7 @@ fn main() {
         ("webhooks", webhooks::scenarios()),
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
+        ("enterprise", enterprise::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
