@@ -48,6 +48,16 @@ pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Co
     row.as_ref().map(Conversation::from_row).transpose()
 }
 
+/// The tenant's conversation `id`, or 422 `conversation_not_found` (also for another org's:
+/// no existence leaks).
+pub async fn require(ex: &mut impl Exec, t: &Tenant, id: &str) -> ApiResult<Conversation> {
+    get(ex, t, id).await?.ok_or_else(|| ApiError::Rule {
+        code: "conversation_not_found",
+        field: "conversation_id",
+        detail: "no such conversation in this org".into(),
+    })
+}
+
 pub async fn list(
     ex: &mut impl Exec,
     t: &Tenant,

@@ -144,16 +144,7 @@ async fn send_message(
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
-    if crate::conversations::get(&mut tx, &t, &body.conversation_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Rule {
-            code: "conversation_not_found",
-            field: "conversation_id",
-            detail: "no such conversation in this org".into(),
-        });
-    }
+    crate::conversations::require(&mut tx, &t, &body.conversation_id).await?;
     let empty = Map::new();
     let msg = super::create_outbound(
         &mut tx,
@@ -177,16 +168,7 @@ async fn receive_message(
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
-    if crate::conversations::get(&mut tx, &t, &body.conversation_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Rule {
-            code: "conversation_not_found",
-            field: "conversation_id",
-            detail: "no such conversation in this org".into(),
-        });
-    }
+    crate::conversations::require(&mut tx, &t, &body.conversation_id).await?;
     let row = crate::store::sql_built(format!(
         "INSERT INTO messages (id, org_id, environment, conversation_id, direction, body, metadata, status, created_at, updated_at)
          VALUES ($1, $2, $3, $4, 'inbound', $5, $6, 'received', $7, $7) RETURNING {}",

@@ -172,16 +172,7 @@ async fn create_scheduled_message(
         });
     }
     let mut tx = app.db.begin().await?;
-    if crate::conversations::get(&mut tx, &t, conversation_id)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Rule {
-            code: "conversation_not_found",
-            field: "conversation_id",
-            detail: "no such conversation in this org".into(),
-        });
-    }
+    crate::conversations::require(&mut tx, &t, conversation_id).await?;
     let empty = Map::new();
     let s = super::insert(
         &mut tx,
