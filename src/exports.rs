@@ -309,10 +309,7 @@ pub async fn build(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         }
     }
     snap.rollback().await?;
-    let digest: String = Sha256::digest(out.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = crate::ids::hex(Sha256::digest(out.as_bytes()));
     let Some(mut tx) = begin_fenced(&state.db, job).await? else {
         return Ok(());
     };

@@ -269,9 +269,12 @@ pub fn check(key: &ApiKey, hash: &str, now: i64) -> Result<(), KeyRefusal> {
     }
 }
 
+/// A resolved key (or the fact that none matched) and when it was looked up.
+type Cached = (Option<std::sync::Arc<ApiKey>>, Instant);
+
 /// A short-lived cache of resolved keys, keyed by the hash of the presented secret.
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<ApiKey>, Instant)>>,
+    entries: Mutex<HashMap<String, Cached>>,
     /// Set while this instance hears revocations from other instances (Redis pub/sub): the
     /// cache may then keep entries longer. Otherwise entries live at most one second, which
     /// is the bound SPEC promises for revocation everywhere.
@@ -301,7 +304,11 @@ impl KeyCache {
     }
 
     /// Resolves a presented key to its record, from cache or the store.
-    pub async fn resolve(&self, db: &Db, presented: &str) -> DbResult<Result<ApiKey, KeyRefusal>> {
+    pub async fn resolve(
+        &self,
+        db: &Db,
+        presented: &str,
+    ) -> DbResult<Result<std::sync::Arc<ApiKey>, KeyRefusal>> {
         let hash = sha256_hex(presented);
         let cached = {
             let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -312,7 +319,7 @@ impl KeyCache {
         let found = match cached {
             Some(k) => k,
             None => {
-                let k = lookup(db, &hash).await?;
+                let k = lookup(db, &hash).await?.map(std::sync::Arc::new);
                 let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
                 if map.len() >= MAX_ENTRIES {
                     map.clear();
@@ -342,8 +349,14 @@ impl KeyCache {
 
     /// Notes a use of key `id`; written to the store in batches by [`Self::flush_last_used`].
     pub fn touch(&self, id: &str) {
+        let now = now_ms();
         let mut m = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(id.to_owned(), now_ms());
+        match m.get_mut(id) {
+            Some(t) => *t = now,
+            None => {
+                m.insert(id.to_owned(), now);
+            }
+        }
     }
 
     /// Writes the noted uses in one transaction.

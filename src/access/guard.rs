@@ -89,7 +89,6 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     }
 
     let (mut parts, body) = req.into_parts();
-    let meta = RequestMeta::from_parts(&parts);
     let principal = match authenticate(app, profile, &parts.headers).await {
         Ok(p) => p,
         Err(r) => {
@@ -107,11 +106,11 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
             if let Some(limited) = refusal_of(&d) {
                 return with_limit_headers(limited.into_response(), &d);
             }
-            return deny(app, &meta, &route, r).await;
+            return deny(app, &RequestMeta::from_parts(&parts), &route, r).await;
         }
     };
     if let Err(r) = authorize(app, profile, &principal).await {
-        return deny(app, &meta, &route, r).await;
+        return deny(app, &RequestMeta::from_parts(&parts), &route, r).await;
     }
 
     let decision = if profile.rate_limit == RateClass::Principal {
@@ -229,7 +228,9 @@ async fn authenticate(
             environment: key.environment,
             rate_limit: key.rate_limit,
             quota: key.quota,
-            kind: PrincipalKind::ApiKey { key_id: key.id },
+            kind: PrincipalKind::ApiKey {
+                key_id: key.id.clone(),
+            },
         });
     }
     let claims = tokens::verify(&app.keys, token).map_err(|e| {

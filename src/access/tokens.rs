@@ -117,10 +117,7 @@ pub fn new_refresh_token(keys: &Keys) -> (String, String) {
 }
 
 pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::hex(Sha256::digest(s.as_bytes()))
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ impl Stored {
         field(Some(&self.details));
         field(Some(&self.created_at.to_string()));
         field(Some(&self.prev_hash));
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        crate::ids::hex(h.finalize())
     }
 
     fn from_row(r: &crate::store::Row) -> DbResult<Stored> {

@@ -158,7 +158,7 @@ fn decode(v: &Value, kind: Kind) -> anyhow::Result<Arg> {
 }
 
 fn hex(d: impl AsRef<[u8]>) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex(d)
 }
 
 /// What a backup wrote.

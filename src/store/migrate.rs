@@ -34,7 +34,7 @@ pub fn checksum(text: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex(bytes)
 }
 
 /// The migrations of one dialect, with any problem found reading their file names.

@@ -156,15 +156,22 @@ impl Local {
             for (i, v) in writes {
                 let l = &limits[i];
                 match l.kind {
-                    LimitKind::Rate => {
-                        self.tats.insert(l.id.clone(), v);
-                    }
-                    LimitKind::Quota => {
-                        let e = self.windows.entry(l.id.clone()).or_insert((v, 0));
-                        if e.0 != v {
-                            *e = (v, 0);
+                    LimitKind::Rate => match self.tats.get_mut(&l.id) {
+                        Some(t) => *t = v,
+                        None => {
+                            self.tats.insert(l.id.clone(), v);
                         }
-                        e.1 += 1;
+                    },
+                    LimitKind::Quota => {
+                        if !self.windows.contains_key(&l.id) {
+                            self.windows.insert(l.id.clone(), (v, 0));
+                        }
+                        if let Some(e) = self.windows.get_mut(&l.id) {
+                            if e.0 != v {
+                                *e = (v, 0);
+                            }
+                            e.1 += 1;
+                        }
                     }
                 }
             }
