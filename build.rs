@@ -46,5 +46,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .filter(|s| !s.is_empty());
     let id = sha.unwrap_or_else(|| std::env::var("CARGO_PKG_VERSION").unwrap());
-    println!("cargo:rustc-env=RAMPART_COMPILED_BUILD_ID={id}");
+    // Not RAMPART_-prefixed: `cargo run` also exports rustc-env variables to the running
+    // binary, and the config rejects unknown RAMPART_* variables.
+    println!("cargo:rustc-env=COMPILED_BUILD_ID_OF_RAMPART={id}");
 }

@@ -616,7 +616,7 @@ impl Config {
         )?;
         let build_id = s.parse(
             "RAMPART_BUILD_ID",
-            env!("RAMPART_COMPILED_BUILD_ID").to_owned(),
+            env!("COMPILED_BUILD_ID_OF_RAMPART").to_owned(),
             |v| {
                 if !v.is_empty()
                     && v.len() <= 64
@@ -1056,6 +1056,14 @@ mod tests {
                 "docs/OPERATIONS.md does not document {var}"
             );
         }
+    }
+
+    /// `cargo run` hands the build script's `rustc-env` variables to the binary, so one named
+    /// `RAMPART_*` would make `cargo run -- serve` refuse to start as an unknown variable.
+    #[test]
+    fn build_script_exports_no_rampart_variable() {
+        let build = include_str!("../build.rs");
+        assert!(!build.contains("rustc-env=RAMPART_"));
     }
 
     #[test]
