@@ -70,7 +70,10 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Unique(e),
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => DbError::ForeignKey(e),
             sqlx::Error::Database(d) if is_busy(d.code().as_deref()) => DbError::Unavailable(e),
+            // A connection closed mid-handshake (a proxy or pooler in front of a database
+            // that is down or restarting) surfaces as a protocol error: transient too.
             sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

@@ -9,6 +9,7 @@ mod helpers;
 mod cli;
 mod conventions;
 mod enterprise;
+mod faults;
 mod identity;
 mod matrix;
 mod messaging;
@@ -114,6 +115,15 @@ fn main() {
                 Ok(())
             }));
         }
+    }
+    for (name, f) in faults::postgres_only() {
+        trials.push(
+            Trial::test(format!("postgres::faults::{name}"), move || {
+                runtime().block_on(f());
+                Ok(())
+            })
+            .with_ignored_flag(pg.is_none()),
+        );
     }
     let chromium = std::process::Command::new("chromium")
         .arg("--version")

@@ -1,0 +1,154 @@
+//! Faults of the real database under a running deployment: Postgres going away and coming
+//! back. A TCP proxy in front of the real Postgres stands in for the outage, so that nothing
+//! else on the machine is disturbed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+use crate::receiver::Receiver;
+use crate::webhooks::endpoint;
+
+/// Tests that only make sense on Postgres (ignored without `RAMPART_TEST_POSTGRES_URL`).
+pub fn postgres_only() -> Vec<(&'static str, crate::Plain)> {
+    vec![("postgres_down_and_back", || {
+        Box::pin(postgres_down_and_back())
+    })]
+}
+
+/// A TCP proxy that can cut every connection and refuse new ones, then let them through again.
+struct Outage {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: Arc<Mutex<CancellationToken>>,
+}
+
+impl Outage {
+    async fn start(upstream: SocketAddr) -> Outage {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(Mutex::new(CancellationToken::new()));
+        let (u, c) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused as soon as it opens
+                }
+                let token = c.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Outage { addr, up, cut }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn create_contact(app: &TestApp, key: &str, external_key: &str) -> reqwest::Response {
+    app.post_as(
+        "/v1/contacts",
+        key,
+        &json!({ "external_key": external_key, "name": "Ada" }),
+    )
+    .await
+}
+
+/// Postgres goes away under a server with its worker, then comes back: in between, requests get
+/// a 503 `service_unavailable` problem (nothing panics, nothing is half written) and readiness
+/// says so; afterwards the same process serves and delivers again without a restart.
+async fn postgres_down_and_back() {
+    let db = TestDb::new(Store::Postgres).await;
+    let mut url = reqwest::Url::parse(&db.url).unwrap();
+    let upstream: SocketAddr =
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+            .parse()
+            .expect("RAMPART_TEST_POSTGRES_URL names an IP address");
+    let outage = Outage::start(upstream).await;
+    url.set_port(Some(outage.addr.port())).unwrap();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    let app = spawn_on(
+        Arc::new(db),
+        &[("RAMPART_DATABASE_URL", url.as_str())],
+        Default::default(),
+    )
+    .await;
+    let rx = Receiver::start().await;
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    endpoint(
+        &app,
+        &key,
+        &rx.url("/"),
+        json!({ "events": ["contact.created"] }),
+    )
+    .await;
+    json_of(create_contact(&app, &key, "before").await, 201).await;
+    rx.wait_for(1, Duration::from_secs(15)).await;
+
+    outage.down();
+    let ready = eventually(Duration::from_secs(20), || async {
+        let res = app.get("/health/ready").await;
+        (res.status() == 503).then_some(res)
+    })
+    .await
+    .expect("readiness reports the outage");
+    problem_of(ready, 503, "service_unavailable").await;
+    let p = problem_of(
+        create_contact(&app, &key, "during").await,
+        503,
+        "service_unavailable",
+    )
+    .await;
+    let text = p.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.to_lowercase().contains("sqlx"),
+        "no internals leak: {text}"
+    );
+
+    outage.restore();
+    eventually(Duration::from_secs(30), || async {
+        (app.get("/health/ready").await.status() == 200).then_some(())
+    })
+    .await
+    .expect("ready again once Postgres is back");
+    json_of(create_contact(&app, &key, "after").await, 201).await;
+    // The refused write left nothing behind, and the worker delivers again.
+    let listed: Value = json_of(
+        app.get_as("/v1/contacts?external_key=during", &key).await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "{listed}");
+    let hits = rx.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(hits.len(), 2, "the delivery after the outage arrives");
+    assert!(
+        String::from_utf8_lossy(&hits[1].body).contains("\"after\""),
+        "{}",
+        String::from_utf8_lossy(&hits[1].body)
+    );
+    app.stop().await;
+}
