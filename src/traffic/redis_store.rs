@@ -67,8 +67,10 @@ if ok_all then
     if w[1] == 1 then
       redis.call('SET', w[2], string.format('%.0f', w[3]), 'PX', math.max(math.ceil(w[4] / 1000), 1))
     else
-      redis.call('INCR', w[2])
-      redis.call('PEXPIRE', w[2], w[4] + 1000)
+      -- The window's key gets its expiry once, when the first request creates it.
+      if redis.call('INCR', w[2]) == 1 then
+        redis.call('PEXPIRE', w[2], w[4] + 1000)
+      end
     end
   end
 end

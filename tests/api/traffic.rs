@@ -778,4 +778,20 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     })
     .await;
     assert!(used_again.is_some(), "limits went back to Redis");
+    // Every limiter key expires on its own: Redis never fills up with dead windows.
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("rampart:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys.iter().any(|k| k.starts_with("rampart:q:")), "{keys:?}");
+    for k in keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{k} has no expiry ({ttl})");
+    }
 }
