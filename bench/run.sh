@@ -2,7 +2,7 @@
 # Rampart's benchmarks in one command; see bench/README.md.
 #
 #   bench/run.sh                    # every benchmark
-#   bench/run.sh startup guard      # a subset, by name: startup guard limits
+#   bench/run.sh startup guard      # a subset, by name: startup guard limits webhooks scheduler
 #
 # Builds the release binaries with `--features bench-routes`, runs the chosen benchmarks,
 # keeps each one's figures in bench/results/<name>.{md,json}, then rebuilds
@@ -16,14 +16,16 @@
 # BENCH_REDIS_URL, BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY, BENCH_SERVER_CPUS,
 # BENCH_LOAD_CPUS (empty: no pinning), BENCH_LIGHT_RATE, BENCH_RATE_FRACTION,
 # BENCH_STARTUP_RUNS, BENCH_ROUNDS, BENCH_QUIET_CPU, BENCH_QUIET_WAIT, BENCH_MAX_REST,
-# BENCH_ATTEMPTS, BENCH_PROFILE=0, BENCH_SKIP_BUILD=1.
+# BENCH_ATTEMPTS, BENCH_PROFILE=0, BENCH_SKIP_BUILD=1; webhooks: BENCH_WEBHOOK_LATENCY_RATE,
+# BENCH_WEBHOOK_RATE, BENCH_WEBHOOK_FANOUT, BENCH_WEBHOOK_CONNECTIONS, BENCH_DRAIN_TIMEOUT;
+# scheduler: BENCH_SCHED_COUNT, BENCH_SCHED_LEAD.
 set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-BENCHMARKS=(startup guard limits)
+BENCHMARKS=(startup guard limits webhooks scheduler)
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/bench-target}
 BIN=$CARGO_TARGET_DIR/release/rampart
@@ -50,6 +52,19 @@ ATTEMPTS=${BENCH_ATTEMPTS:-4}
 # Per-request access logs would dominate a no-op route; `rampart::app=info` keeps only the
 # start-up line that carries the bound addresses.
 SERVER_LOG=${BENCH_SERVER_LOG:-warn,rampart::app=info}
+# webhooks: the latency case's offered writes/s, the sustained cases' offered deliveries/s, the
+# fan-out case's endpoints per write, and the connections the writes go out on.
+WEBHOOK_LATENCY_RATE=${BENCH_WEBHOOK_LATENCY_RATE:-500}
+WEBHOOK_RATE=${BENCH_WEBHOOK_RATE:-2000}
+WEBHOOK_FANOUT=${BENCH_WEBHOOK_FANOUT:-4}
+WEBHOOK_CONNECTIONS=${BENCH_WEBHOOK_CONNECTIONS:-32}
+# After the offered load, how long outstanding deliveries are waited for before they are lost.
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60s}
+# scheduler: how many messages, and how far ahead of the start their common send_at is.
+SCHED_COUNT=${BENCH_SCHED_COUNT:-10000}
+SCHED_LEAD=${BENCH_SCHED_LEAD:-15s}
+# The API key the webhooks and scheduler benchmarks use.
+BENCH_SCOPES=webhooks,contacts,conversations,scheduled_messages,messages
 
 COMMAND="bench/run.sh${*:+ $*}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rampart-bench.XXXXXX")
@@ -79,13 +94,17 @@ pinned() { # pinned CPUS CMD...: run CMD on CPUS (or anywhere when CPUS is empty
     if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
 }
 
-# start_server NAME CPUS VAR=value...: starts `rampart serve --no-worker` with that
-# environment, waits until /health/ready answers 200; sets SERVER_PID and SERVER_API.
+# What start_server runs; a benchmark that needs the in-process worker sets `local SERVE=(serve)`.
+SERVE=(serve --no-worker)
+
+# start_server NAME CPUS VAR=value...: starts `rampart ${SERVE[*]}` (`serve --no-worker`
+# unless overridden) with that environment, waits until /health/ready answers 200; sets
+# SERVER_PID and SERVER_API.
 start_server() {
     local name=$1 cpus=$2
     shift 2
     local out=$TMP/$name.log
-    local cmd=("$BIN" serve --no-worker)
+    local cmd=("$BIN" "${SERVE[@]}")
     [[ -z $cpus ]] || cmd=(taskset -c "$cpus" "${cmd[@]}")
     # env and taskset exec into the server, so $! is the server's own pid.
     env "$@" RAMPART_LISTEN=127.0.0.1:0 RAMPART_OPS_LISTEN=127.0.0.1:0 \
@@ -108,6 +127,50 @@ start_server() {
     done
     echo "server $name not ready after 30 s" >&2
     return 1
+}
+
+# start_worker NAME VAR=value...: starts `rampart worker` with that environment and waits for
+# its `worker started` log line; sets WORKER_PID.
+start_worker() {
+    local name=$1
+    shift
+    local out=$TMP/$name.log
+    env "$@" RAMPART_LOG=warn,rampart::jobs::runner=info RAMPART_LOG_FORMAT=json \
+        "$BIN" worker >"$out" 2>"$TMP/$name.err" &
+    WORKER_PID=$!
+    PIDS+=("$WORKER_PID")
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -q '"worker started"' "$out" 2>/dev/null && return 0
+        if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            echo "worker $name exited during start-up:" >&2
+            cat "$out" "$TMP/$name.err" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "worker $name not started after 30 s" >&2
+    return 1
+}
+
+# fresh_db NAME: creates an empty Postgres database (dropped on exit); sets FRESH_DB.
+fresh_db() {
+    FRESH_DB="rampart_bench_${1}_$(date +%s)_$$"
+    psql "$PG_URL/postgres" -qc "CREATE DATABASE $FRESH_DB" >/dev/null
+    DATABASES+=("$FRESH_DB")
+}
+
+drop_db() { psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null; }
+
+# bench_key ENV_ARRAY NAME: a new org with its plan limits raised out of reach (active, tier
+# full) and a live key with every scope the webhooks and scheduler benchmarks use; prints it.
+bench_key() {
+    local org
+    org=$(admin "$1" create-org --name "$2" | jq -r .id)
+    admin "$1" set-subscription --org "$org" --status active --tier full \
+        --rate-limit 1000000/s --quota 1000000000/day >/dev/null
+    admin "$1" create-key --org "$org" --scopes "$BENCH_SCOPES" \
+        --permissions read,write,delete | jq -r .key
 }
 
 stop_server() { # stop_server PID: SIGTERM and wait (graceful drain)
@@ -427,6 +490,231 @@ bench_limits() {
         echo
         echo "Without Redis each instance enforces the limit on its own, so four instances may admit up to four times the limit; the last row shows that for contrast and is not a target."
     } >"$RESULTS/limits.md"
+}
+
+# ---------------------------------------------------------------------------------------
+# webhooks: API write → signed delivery at a local receiver, on SQLite and Postgres.
+
+# webhook_case OUT STORE CASE ARGS...: one `rampart-bench webhooks` run against the current
+# server, labelled, into OUT; repeated (up to $ATTEMPTS in all) while other work took more than
+# $MAX_REST cores. Each run registers its own endpoints and deletes them at the end.
+webhook_case() {
+    local out=$1 store=$2 case=$3
+    shift 3
+    local attempt rest
+    for ((attempt = 1; ; attempt++)); do
+        quiet
+        "$LOAD" webhooks --api "http://$SERVER_API" --server-pid "$SERVER_PID" \
+            --warmup "$WARMUP" --duration "$DURATION" --drain-timeout "$DRAIN_TIMEOUT" \
+            --concurrency "$WEBHOOK_CONNECTIONS" "$@" --json >"$out.raw"
+        rest=$(jq -r '.cpu.rest // 0' "$out.raw")
+        jq --arg store "$store" --arg case "$case" --argjson attempts "$attempt" \
+            '. + {store: $store, case: $case, attempts: $attempts}' "$out.raw" >"$out"
+        jq -r 'def r: . * 10 | round / 10;
+            "   \(.store) \(.case): \(.endpoints) endpoint(s), writes offered \(.writes.offered_rps | round)/s accepted \(.writes.accepted_rps | round)/s (unsent \(.writes.unsent), errors \(.writes.errors)); delivered \(.deliveries.window_rps | round)/s, backlog at end \(.deliveries.backlog_at_end), drain \(.deliveries.drain_s // null | if . == null then "incomplete" else "\(. * 100 | round / 100) s" end); e2e p50 \(.e2e_ms.p50 // 0 | r) p99 \(.e2e_ms.p99 // 0 | r) ms; duplicates \(.deliveries.duplicates), lost \(.deliveries.lost); CPU server \(.cpu.server // 0 | . * 100 | round / 100) db \(.cpu.helpers // 0 | . * 100 | round / 100) bench \(.cpu.bench // 0 | . * 100 | round / 100) rest \(.cpu.rest // 0 | . * 100 | round / 100)"' "$out" >&2
+        if awk "BEGIN { exit !($rest <= $MAX_REST) }" || ((attempt >= ATTEMPTS)); then
+            return 0
+        fi
+        echo "   (other work used $rest cores during that run: repeating it)" >&2
+    done
+}
+
+# profile_webhooks KEY OUT: where the server's CPU goes during the sustained case, by perf
+# (server process only, DWARF call graphs). Optional like the guard's profile: needs perf,
+# BENCH_PROFILE=0 skips it; a run of its own, apart from the measurements.
+profile_webhooks() {
+    local key=$1 out=$2
+    if [[ ${BENCH_PROFILE:-1} == 0 ]] || ! command -v perf >/dev/null; then
+        rm -f "$out"
+        return 0
+    fi
+    log "webhooks: perf profile of the server (sustained case)"
+    quiet
+    "$LOAD" webhooks --api "http://$SERVER_API" --key "$key" --endpoints 1 \
+        --rate "$WEBHOOK_RATE" --concurrency "$WEBHOOK_CONNECTIONS" --warmup 1s --duration 7s \
+        --drain-timeout "$DRAIN_TIMEOUT" --json >/dev/null &
+    local gen=$!
+    sleep 3
+    if perf record -F 499 --call-graph dwarf,16384 -p "$SERVER_PID" -o "$TMP/perf-webhooks.data" \
+        -- sleep 4 >/dev/null 2>&1; then
+        # Inclusive share of the server's samples per Rampart, sqlx or SQLite function.
+        perf report -i "$TMP/perf-webhooks.data" --children --percent-limit 2 --stdio -g none \
+            2>/dev/null | awk '$1 ~ /%$/ && (/\] rampart::/ || /\] sqlite3/ || /\] sqlx_sqlite/) {
+                pct = $1; sym = $0; sub(/^.*\] /, "", sym); sub(/::\{\{closure\}\}$/, "", sym)
+                if (!(sym in seen)) { seen[sym] = 1; print pct "\t" sym } }' >"$out"
+    else
+        echo "perf record failed; no profile" >&2
+        rm -f "$out"
+    fi
+    wait "$gen" || true
+}
+
+bench_webhooks() {
+    local store dir=$TMP/webhooks runs=()
+    # postgres-notls: the same database without TLS on the loopback connection (sqlx prefers
+    # TLS when the server offers it, as this one does), fan-out case only, to show its cost.
+    for store in sqlite postgres postgres-notls; do
+        log "webhooks: $store"
+        local out=$dir/$store db=
+        mkdir -p "$out"
+        local envs=("RAMPART_DATA_DIR=$out" "RAMPART_LOG=$SERVER_LOG"
+            "RAMPART_WEBHOOK_ALLOW_PRIVATE=true")
+        local helper=()
+        if [[ $store == sqlite ]]; then
+            envs+=("RAMPART_DATABASE_URL=sqlite://$out/r.db")
+        else
+            fresh_db webhooks
+            db=$FRESH_DB
+            if [[ $store == postgres-notls ]]; then
+                envs+=("RAMPART_DATABASE_URL=$PG_URL/$db?sslmode=disable")
+            else
+                envs+=("RAMPART_DATABASE_URL=$PG_URL/$db")
+            fi
+            # The database's CPU is reported apart, not mistaken for interference.
+            helper=(--helper-comm postgres)
+        fi
+        local key
+        key=$(bench_key envs "bench-webhooks-$store")
+        # The server runs its in-process worker, which makes the deliveries.
+        local SERVE=(serve)
+        start_server "webhooks-$store" "" "${envs[@]}"
+        if [[ $store != postgres-notls ]]; then
+            webhook_case "$out/latency.json" "$store" latency --key "$key" "${helper[@]}" \
+                --endpoints 1 --rate "$WEBHOOK_LATENCY_RATE"
+            webhook_case "$out/sustained.json" "$store" sustained --key "$key" "${helper[@]}" \
+                --endpoints 1 --rate "$WEBHOOK_RATE"
+            runs+=("$out/latency.json" "$out/sustained.json")
+        fi
+        webhook_case "$out/fanout.json" "$store" fanout --key "$key" "${helper[@]}" \
+            --endpoints "$WEBHOOK_FANOUT" --rate "$(calc "$WEBHOOK_RATE / $WEBHOOK_FANOUT")"
+        [[ $store != sqlite ]] || profile_webhooks "$key" "$RESULTS/webhooks-profile.tsv"
+        stop_server "$SERVER_PID"
+        [[ -z $db ]] || drop_db "$db"
+        runs+=("$out/fanout.json")
+    done
+    jq -s 'sort_by(.store != "sqlite", .store, (.case | {latency: 0, sustained: 1, fanout: 2}[.]))' \
+        "${runs[@]}" >"$RESULTS/webhooks.json"
+    webhooks_markdown >"$RESULTS/webhooks.md"
+}
+
+webhooks_markdown() {
+    local json=$RESULTS/webhooks.json
+    echo "## Webhook delivery"
+    echo
+    section_stamp
+    echo
+    echo "One \`rampart serve\` with its in-process worker (\`RAMPART_LOG=$SERVER_LOG\`, \`RAMPART_WEBHOOK_ALLOW_PRIVATE=true\`), on a fresh SQLite database, then on a fresh Postgres database; not pinned, so the server, its worker, the database and \`rampart-bench\` share both cores. \`rampart-bench webhooks\` runs a real HTTP/1.1 receiver (axum) on 127.0.0.1 that answers \`200\` at once, verifies every \`webhook-signature\` with the endpoint's secret and records the arrival; it registers the endpoints (\`POST /v1/webhooks\`, events \`contact.created\`) and offers \`POST /v1/contacts\` writes on a fixed schedule (open loop over $WEBHOOK_CONNECTIONS keep-alive connections, $WARMUP warm-up then $DURATION measured), each with a unique \`external_key\` by which its \`contact.created\` delivery is matched to it. A write fans out to every endpoint: *deliveries* = accepted writes × endpoints. Once the load ends, outstanding deliveries are waited for (at most $DRAIN_TIMEOUT) and then counted lost."
+    echo
+    echo "- *Delivered/s*: distinct deliveries received during the measured window, divided by its length; *slowest/fastest s*: the extreme whole seconds of the window."
+    echo "- *Backlog at end*: deliveries owed at the end of the offered load (of the accepted writes due before it, including those still waiting for a free connection or for the API's answer) and not received by then; *drain*: from the end of the load to the last delivery; *drain delivered/s*: deliveries received after the end of the load / drain, i.e. the delivery rate once the API writes have stopped."
+    echo "- *e2e*: from the write request being sent to its signed delivery arriving, over the window's writes and every endpoint. *API p99*: the write's own send → response."
+    echo "- *Duplicates*: requests repeating a \`webhook-id\` the endpoint already had; *lost*: expected deliveries never received."
+    echo
+    echo "| Store | Case | Endpoints | Writes offered/s | Writes accepted/s | Deliveries offered/s (writes × endpoints) | Delivered/s | Slowest / fastest s | Backlog at end | Drain | Drain delivered/s | e2e p50 | e2e p90 | e2e p99 | e2e max | API p99 | Duplicates | Lost | Target | Met |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|:---:|"
+    jq -r --argjson rate "$WEBHOOK_RATE" 'def ms: if . == null then "-" elif . >= 1000 then "\(. / 100 | round / 10) s" elif . >= 100 then "\(. | round) ms" else "\(. * 10 | round / 10) ms" end;
+        .[] | (.deliveries) as $d
+        | (if .case == "latency" then {t: "e2e p99 ≤ 250 ms", ok: ((.e2e_ms.p99 // 1e9) <= 250 and $d.lost == 0)}
+           else {t: "≥ \($rate) deliveries/s, backlog < 1 s", ok: ($d.window_rps >= $rate and $d.backlog_at_end < $rate and $d.lost == 0)} end) as $target
+        | "| \(.store) | \(.case) | \(.endpoints) | \(.writes.offered_rps | round) | \(.writes.accepted_rps | round) | \(.writes.offered_rps * .endpoints | round) | \($d.window_rps | round) | \($d.window_second_min) / \($d.window_second_max) | \($d.backlog_at_end) | \(if $d.drain_s == null then "incomplete" else "\($d.drain_s * 100 | round / 100) s" end) | \($d.drain_rps // null | if . == null then "-" else round end) | \(.e2e_ms.p50 | ms) | \(.e2e_ms.p90 | ms) | \(.e2e_ms.p99 | ms) | \(.e2e_ms.max | ms) | \(.writes.api_latency_ms.p99 | ms) | \($d.duplicates) | \($d.lost) | \($target.t) | \(if $target.ok then "yes" else "**no**" end) |"' "$json"
+    echo
+    echo "Cases: *latency*: one endpoint, $WEBHOOK_LATENCY_RATE writes/s. *sustained*: one endpoint, $WEBHOOK_RATE writes/s, i.e. $WEBHOOK_RATE deliveries/s offered if the API accepts them all. *fanout*: $WEBHOOK_FANOUT endpoints, $(calc "$WEBHOOK_RATE / $WEBHOOK_FANOUT") writes/s, so $WEBHOOK_RATE deliveries/s offered at a write rate the API sustains. Store *postgres-notls*: the same Postgres with \`?sslmode=disable\` in \`RAMPART_DATABASE_URL\` (by default sqlx negotiates TLS even over the loopback, and this Postgres offers it), fan-out case only."
+    echo
+    echo "### Every run"
+    echo
+    echo "*Unsent*: scheduled writes the generator never sent because every connection was still waiting on the API ($WEBHOOK_CONNECTIONS connections; past the run's deadline they are dropped). *Requests*: all the receiver got, duplicates included; *bad sig.*: signatures that did not verify (target 0); *unexpected*: deliveries of writes that were not accepted. CPU in cores over the measured window: *server* is \`rampart serve\` with its worker, *database* the \`postgres\` processes, *bench* the writer and the receiver, *rest* everything else (a run with more than $MAX_REST cores of *rest* was repeated, *attempts*)."
+    echo
+    echo "| Store | Case | Writes sent | Accepted | Unsent | Errors | Statuses | Expected deliveries | Received | Requests | Bad sig. | Unexpected | API p50 | Send lag p99 | Overall delivered/s | CPU server | CPU database | CPU bench | CPU rest | Attempts |"
+    echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    jq -r 'def r2: if . == null then "-" else . * 100 | round / 100 end; def r3: if . == null then "-" else . * 1000 | round / 1000 end;
+        .[] | "| \(.store) | \(.case) | \(.writes.sent) | \(.writes.accepted) | \(.writes.unsent) | \(.writes.errors) | \(.writes.status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.deliveries.expected) | \(.deliveries.received) | \(.deliveries.requests) | \(.deliveries.bad_signatures) | \(.deliveries.unexpected) | \(.writes.api_latency_ms.p50 | r3) ms | \(.writes.send_lag_ms.p99 | r3) ms | \(.deliveries.overall_rps | round) | \(.cpu.server | r2) | \(.cpu.helpers | r2) | \(.cpu.bench | r2) | \(.cpu.rest | r2) | \(.attempts) |"' "$json"
+    if [[ -f $RESULTS/webhooks-profile.tsv ]]; then
+        echo
+        echo "### Where the server's CPU goes while delivering (SQLite, sustained case)"
+        echo
+        echo "A separate run of the *sustained* case under \`perf record -F 499 --call-graph dwarf\` (4 s in the middle of the load, server process only). Inclusive share of the server's on-CPU samples per function above 2 %, Rampart's own, sqlx's SQLite driver and SQLite's (\`sqlite3*\`); nested functions are counted in their callers too. On-CPU only: time spent waiting (for SQLite's single write connection, in particular) does not show."
+        echo
+        echo "| Function | Share of server CPU |"
+        echo "|---|---:|"
+        awk -F'\t' '{ printf "| `%s` | %s |\n", $2, $1 }' "$RESULTS/webhooks-profile.tsv"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
+# scheduler: N scheduled messages due at one instant, through the channel endpoint.
+
+bench_scheduler() {
+    local case dir=$TMP/scheduler runs=()
+    for case in sqlite postgres postgres-2workers; do
+        log "scheduler: $case"
+        local out=$dir/$case db= workers=1
+        mkdir -p "$out"
+        local envs=("RAMPART_DATA_DIR=$out" "RAMPART_LOG=$SERVER_LOG"
+            "RAMPART_WEBHOOK_ALLOW_PRIVATE=true")
+        if [[ $case == sqlite ]]; then
+            envs+=("RAMPART_DATABASE_URL=sqlite://$out/r.db")
+        else
+            fresh_db scheduler
+            db=$FRESH_DB
+            envs+=("RAMPART_DATABASE_URL=$PG_URL/$db")
+        fi
+        local key
+        key=$(bench_key envs "bench-scheduler-$case")
+        local pids=()
+        if [[ $case == *-2workers ]]; then
+            # API only; two `rampart worker` processes share the scheduler and deliveries.
+            local SERVE=(serve --no-worker)
+            start_server "scheduler-$case" "" "${envs[@]}"
+            pids+=("$SERVER_PID")
+            start_worker "scheduler-$case-w1" "${envs[@]}"
+            pids+=("$WORKER_PID")
+            start_worker "scheduler-$case-w2" "${envs[@]}"
+            pids+=("$WORKER_PID")
+            workers=2
+        else
+            local SERVE=(serve)
+            start_server "scheduler-$case" "" "${envs[@]}"
+            pids+=("$SERVER_PID")
+        fi
+        quiet
+        "$LOAD" scheduler --api "http://$SERVER_API" --key "$key" --count "$SCHED_COUNT" \
+            --lead "$SCHED_LEAD" --drain-timeout "$DRAIN_TIMEOUT" --json >"$out/raw.json"
+        jq --arg store "${case%%-*}" --arg case "$case" --argjson workers "$workers" \
+            '. + {store: $store, case: $case, workers: $workers}' "$out/raw.json" >"$out/report.json"
+        jq -r 'def r: . * 10 | round / 10;
+            "   \(.case): created \(.create.created) in \(.create.elapsed_s | r) s (\(.create.margin_s | r) s before send_at); received \(.arrivals.distinct) distinct, duplicates \(.arrivals.duplicates), missing \(.arrivals.missing); lateness p50 \(.lateness_ms.p50 // 0 | r) p99 \(.lateness_ms.p99 // 0 | r) max \(.lateness_ms.max // 0 | r) ms; dispatch p99 \(.dispatch_lateness_ms.p99 // 0 | r) ms; API \(.api.scheduled_status) \(.api.message_status)"' "$out/report.json" >&2
+        local p
+        for p in "${pids[@]}"; do stop_server "$p"; done
+        [[ -z $db ]] || drop_db "$db"
+        runs+=("$out/report.json")
+    done
+    jq -s . "${runs[@]}" >"$RESULTS/scheduler.json"
+    scheduler_markdown >"$RESULTS/scheduler.md"
+}
+
+scheduler_markdown() {
+    local json=$RESULTS/scheduler.json
+    echo "## Scheduled messages"
+    echo
+    section_stamp
+    echo
+    echo "\`rampart-bench scheduler --count $SCHED_COUNT --lead $SCHED_LEAD\`: one org (plan limits raised out of the way) with a channel endpoint (\`POST /v1/webhooks\` with \`kind: \"channel\"\`) pointing at the benchmark's local receiver (answers \`200\` at once, verifies signatures), one contact and conversation; then $SCHED_COUNT \`POST /v1/scheduled-messages\` (16 in flight) all with the same \`send_at\`, $SCHED_LEAD after the first request. Each dispatched message reaches the receiver as a signed \`message.created\` delivery naming its \`scheduled_message_id\`. After every one has arrived (or $DRAIN_TIMEOUT past \`send_at\`) the receiver listens 2 s more for duplicates, then the API is read back: every scheduled message's status and \`dispatched_at\` (\`GET /v1/scheduled-messages\`), every message of the conversation and its status (\`GET /v1/messages\`). Server: \`rampart serve\` with its in-process worker (SQLite, Postgres), or \`rampart serve --no-worker\` and two \`rampart worker\` processes on one Postgres database; \`RAMPART_LOG=$SERVER_LOG\`, not pinned."
+    echo
+    echo "- *Lateness*: receiver arrival − \`send_at\` (wall clock, same machine); *dispatch lateness*: \`dispatched_at\` − \`send_at\` as the API reports it (when the dispatcher wrote the batch that created the message; the delivery to the channel follows)."
+    echo "- *Throughput*: messages per second from the first arrival to the last, and from the first \`dispatched_at\` to the last."
+    echo "- *Exactly once*: distinct scheduled messages received = created, no duplicate arrival, every scheduled message \`dispatched\` with exactly one message, every message \`sent\`."
+    echo
+    echo "| Store | Workers | Created | Creation time | Margin before send_at | Lateness p50 | p99 | max | Dispatch lateness p50 | p99 | max | Delivered msg/s | Dispatched msg/s | Received (distinct) | Duplicates | Missing | API: dispatched / sent | p99 ≤ 1 s | Exactly once |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|"
+    jq -r 'def ms: if . == null then "-" elif (. | fabs) >= 1000 then "\(. / 100 | round / 10) s" else "\(. | round) ms" end;
+        .[] | (.api.scheduled_status.dispatched // 0) as $disp | (.api.message_status.sent // 0) as $sent
+        | ((.arrivals.distinct == .create.created) and .arrivals.duplicates == 0 and .arrivals.duplicate_webhook_ids == 0 and .arrivals.missing == 0 and .arrivals.unexpected == 0 and $disp == .create.created and $sent == .create.created and .api.scheduled_without_message == 0 and .api.scheduled_with_several_messages == 0) as $once
+        | "| \(.store) | \(.workers) | \(.create.created) | \(.create.elapsed_s * 100 | round / 100) s (\(.create.rps | round)/s) | \(.create.margin_s * 10 | round / 10) s | \(.lateness_ms.p50 | ms) | \(.lateness_ms.p99 | ms) | \(.lateness_ms.max | ms) | \(.dispatch_lateness_ms.p50 | ms) | \(.dispatch_lateness_ms.p99 | ms) | \(.dispatch_lateness_ms.max | ms) | \(.delivery_rps // 0 | round) | \(.dispatch_rps // 0 | round) | \(.arrivals.distinct) | \(.arrivals.duplicates) | \(.arrivals.missing) | \($disp) / \($sent) | \(if (.lateness_ms.p99 // 1e9) <= 1000 and .arrivals.missing == 0 then "yes" else "**no**" end) | \(if $once then "yes" else "**no**" end) |"' "$json"
+    echo
+    echo "| Store | Workers | First arrival | Last arrival | First dispatch | Last dispatch | Requests | Duplicate webhook-ids | Early | Bad sig. | Unexpected | Scheduled statuses | Message statuses | API settled after | Creation p50 / p99 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"
+    jq -r 'def ms: if . == null then "-" else "\(. | round) ms" end; def st: to_entries | map("\(.key): \(.value)") | join(", ");
+        .[] | "| \(.store) | \(.workers) | \(.first_arrival_ms | ms) | \(.last_arrival_ms | ms) | \(.first_dispatch_ms | ms) | \(.last_dispatch_ms | ms) | \(.arrivals.requests) | \(.arrivals.duplicate_webhook_ids) | \(.arrivals.early) | \(.arrivals.bad_signatures) | \(.arrivals.unexpected) | \(.api.scheduled_status | st) | \(.api.message_status | st) | \(.api.settled_after_s * 100 | round / 100) s | \(.create.latency_ms.p50 * 10 | round / 10) / \(.create.latency_ms.p99 * 10 | round / 10) ms |"' "$json"
 }
 
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@
 //!   `200` from `/health/ready` and reads its idle resident memory.
 //! - `limits`: spreads N requests with one credential over several instances at once and
 //!   counts admitted (2xx) against refused (429), to compare with the configured limit.
+//! - `webhooks`: creates contacts through the API (each emits `contact.created`) and receives
+//!   the signed deliveries on a local HTTP receiver: delivered rate, backlog, end-to-end
+//!   latency, duplicates and losses.
+//! - `scheduler`: schedules N messages for one instant and receives them through the org's
+//!   channel endpoint: lateness, dispatch throughput and exactly-once delivery.
 //!
 //! Built only with `--features bench-routes`, like the routes it is meant to measure.
 
@@ -17,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use base64::Engine as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
@@ -43,6 +49,12 @@ enum Command {
     Limits(LimitsArgs),
     /// Wait until the machine is quiet (other work would skew a measurement on a shared box).
     WaitIdle(WaitIdleArgs),
+    /// Drive `POST /v1/contacts` and receive the signed `contact.created` deliveries on a
+    /// local receiver: delivered rate, backlog, end-to-end latency, duplicates and losses.
+    Webhooks(WebhooksArgs),
+    /// Schedule N messages for one instant and receive them through the org's channel
+    /// endpoint: lateness, dispatch throughput, exactly-once.
+    Scheduler(SchedulerArgs),
 }
 
 #[derive(Args)]
@@ -190,6 +202,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Startup(a) => startup(a).await,
         Command::Limits(a) => limits(a).await,
         Command::WaitIdle(a) => wait_idle(a).await,
+        Command::Webhooks(a) => webhooks(a).await,
+        Command::Scheduler(a) => scheduler(a).await,
     }
 }
 
@@ -413,54 +427,14 @@ async fn open_loop(a: &HttpArgs, target: Arc<Target>, rate: f64) -> anyhow::Resu
     let slot = move |k: u64| t0 + Duration::from_secs_f64(k as f64 / rate);
     let cpu = tokio::spawn(cpu_over(a.server_pid, a.helper_pids.clone(), start, end));
 
-    let mut schedule = Schedule {
+    let schedule = Schedule {
         t0,
         rate,
         total,
         released: 0,
         permits: permits.clone(),
     };
-    let workers = a.concurrency;
-    let pacer = match a.pacer {
-        Pacer::Thread => {
-            let thread = std::thread::spawn(move || {
-                loop {
-                    let now = Instant::now();
-                    if now > deadline {
-                        break;
-                    }
-                    match schedule.release(now) {
-                        Some(next) if next > now => std::thread::sleep(next - now),
-                        Some(_) => {}
-                        None => break,
-                    }
-                }
-                schedule.finish(workers);
-            });
-            tokio::task::spawn_blocking(move || {
-                let _ = thread.join();
-            })
-        }
-        Pacer::Spin => tokio::spawn(async move {
-            let margin = Duration::from_millis(2);
-            loop {
-                let now = Instant::now();
-                if now > deadline {
-                    break;
-                }
-                match schedule.release(now) {
-                    // tokio's timer may wake up to a millisecond late: stop sleeping early.
-                    Some(next) if next > now + margin => {
-                        tokio::time::sleep_until((next - margin).into()).await;
-                    }
-                    Some(next) if next > now => tokio::task::yield_now().await,
-                    Some(_) => {}
-                    None => break,
-                }
-            }
-            schedule.finish(workers);
-        }),
-    };
+    let pacer = spawn_pacer(a.pacer, schedule, deadline, a.concurrency);
 
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
@@ -532,6 +506,56 @@ impl Schedule {
     /// Wakes every idle worker so that it sees the schedule is exhausted.
     fn finish(&self, workers: usize) {
         self.permits.add_permits(workers);
+    }
+}
+
+/// Runs `schedule` on `pacer` until every request is released or `deadline` passes, then wakes
+/// the `workers` so that they see the schedule is exhausted.
+fn spawn_pacer(
+    pacer: Pacer,
+    mut schedule: Schedule,
+    deadline: Instant,
+    workers: usize,
+) -> tokio::task::JoinHandle<()> {
+    match pacer {
+        Pacer::Thread => {
+            let thread = std::thread::spawn(move || {
+                loop {
+                    let now = Instant::now();
+                    if now > deadline {
+                        break;
+                    }
+                    match schedule.release(now) {
+                        Some(next) if next > now => std::thread::sleep(next - now),
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                schedule.finish(workers);
+            });
+            tokio::task::spawn_blocking(move || {
+                let _ = thread.join();
+            })
+        }
+        Pacer::Spin => tokio::spawn(async move {
+            let margin = Duration::from_millis(2);
+            loop {
+                let now = Instant::now();
+                if now > deadline {
+                    break;
+                }
+                match schedule.release(now) {
+                    // tokio's timer may wake up to a millisecond late: stop sleeping early.
+                    Some(next) if next > now + margin => {
+                        tokio::time::sleep_until((next - margin).into()).await;
+                    }
+                    Some(next) if next > now => tokio::task::yield_now().await,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            schedule.finish(workers);
+        }),
     }
 }
 
@@ -762,16 +786,42 @@ impl Target {
         })
     }
 
+    /// A raw-engine target at `base` (`http://host:port`) whose requests are built one by one
+    /// and sent with [`RawConn::send_wire`].
+    fn raw(base: &str) -> anyhow::Result<Target> {
+        let url = reqwest::Url::parse(base).with_context(|| format!("--api {base:?}"))?;
+        if url.scheme() != "http" {
+            bail!("--api must be plain http (the raw engine speaks nothing else)");
+        }
+        let host = url.host_str().context("--api has no host")?.to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        Ok(Target {
+            engine: Engine::Raw,
+            url,
+            method: reqwest::Method::POST,
+            headers: reqwest::header::HeaderMap::new(),
+            body: None,
+            addr: format!("{host}:{port}"),
+            wire: Arc::from(Vec::new()),
+            head_only: false,
+            client: None,
+        })
+    }
+
+    fn raw_conn(self: &Arc<Self>, timeout: Duration) -> RawConn {
+        RawConn {
+            target: self.clone(),
+            stream: None,
+            buf: vec![0; 16 * 1024],
+            start: 0,
+            end: 0,
+            timeout,
+        }
+    }
+
     fn connect(self: &Arc<Self>, timeout: Duration) -> Conn {
         match self.engine {
-            Engine::Raw => Conn::Raw(RawConn {
-                target: self.clone(),
-                stream: None,
-                buf: vec![0; 16 * 1024],
-                start: 0,
-                end: 0,
-                timeout,
-            }),
+            Engine::Raw => Conn::Raw(self.raw_conn(timeout)),
             Engine::Reqwest => Conn::Reqwest(self.clone()),
         }
     }
@@ -843,8 +893,14 @@ struct RawConn {
 
 impl RawConn {
     async fn send(&mut self) -> anyhow::Result<u16> {
+        let wire = self.target.wire.clone();
+        self.send_wire(&wire).await
+    }
+
+    /// Sends `wire` (a whole serialised request) instead of the target's prepared request.
+    async fn send_wire(&mut self, wire: &[u8]) -> anyhow::Result<u16> {
         let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.exchange()).await {
+        match tokio::time::timeout(timeout, self.exchange(wire)).await {
             Ok(r) => r,
             Err(_) => {
                 self.stream = None;
@@ -853,15 +909,15 @@ impl RawConn {
         }
     }
 
-    async fn exchange(&mut self) -> anyhow::Result<u16> {
+    async fn exchange(&mut self, wire: &[u8]) -> anyhow::Result<u16> {
         // A kept-alive connection may have been closed by the server while idle; such a
         // failure before any response byte is retried once on a fresh connection.
         let reused = self.stream.is_some();
-        match self.try_exchange().await {
+        match self.try_exchange(wire).await {
             Ok(s) => Ok(s),
             Err(e) if reused && e.downcast_ref::<Stale>().is_some() => {
                 self.stream = None;
-                self.try_exchange().await
+                self.try_exchange(wire).await
             }
             Err(e) => {
                 self.stream = None;
@@ -870,7 +926,7 @@ impl RawConn {
         }
     }
 
-    async fn try_exchange(&mut self) -> anyhow::Result<u16> {
+    async fn try_exchange(&mut self, wire: &[u8]) -> anyhow::Result<u16> {
         if self.stream.is_none() {
             let s = TcpStream::connect(&self.target.addr)
                 .await
@@ -880,8 +936,7 @@ impl RawConn {
             self.start = 0;
             self.end = 0;
         }
-        let wire = self.target.wire.clone();
-        if self.stream_mut().write_all(&wire).await.is_err() {
+        if self.stream_mut().write_all(wire).await.is_err() {
             return Err(Stale.into());
         }
         let (status, keep_alive) = self.read_response().await?;
@@ -1422,4 +1477,1340 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("unknown duration unit in {s:?}")),
     };
     Ok(Duration::from_secs_f64(secs))
+}
+
+// ---------------------------------------------------------------------------------------
+// A local receiver of signed webhook deliveries (webhooks and scheduler)
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// One request the receiver got.
+struct Arrival {
+    /// Which endpoint's URL (`/hook/<n>`) it came to.
+    endpoint: usize,
+    at: Instant,
+    /// Wall-clock arrival, in ms since the Unix epoch (compared with `send_at`).
+    wall_ms: f64,
+    webhook_id: String,
+    external_key: Option<String>,
+    scheduled_message_id: Option<String>,
+    /// The `webhook-signature` verifies with the endpoint's secret (Standard Webhooks).
+    signed: bool,
+}
+
+/// The part of a delivery's body the benchmarks read.
+#[derive(serde::Deserialize)]
+struct DeliveryBody {
+    data: DeliveryData,
+}
+
+#[derive(serde::Deserialize)]
+struct DeliveryData {
+    external_key: Option<String>,
+    scheduled_message_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    arrivals: std::sync::Mutex<Vec<Arrival>>,
+    count: AtomicU64,
+    /// Requests that were not a readable delivery (answered 200 all the same).
+    malformed: AtomicU64,
+    secrets: std::sync::RwLock<Vec<Option<ring::hmac::Key>>>,
+}
+
+/// An HTTP/1.1 server on a local port that answers every `POST /hook/<n>` with `200` at once
+/// and records it.
+struct LocalReceiver {
+    addr: std::net::SocketAddr,
+    inbox: Arc<Inbox>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LocalReceiver {
+    async fn start(listen: &str) -> anyhow::Result<LocalReceiver> {
+        let inbox = Arc::new(Inbox::default());
+        let app = axum::Router::new()
+            .route("/hook/{n}", axum::routing::post(receive))
+            .with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("receiver: bind {listen}"))?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("receiver stopped: {e}");
+            }
+        });
+        Ok(LocalReceiver { addr, inbox, task })
+    }
+
+    fn url(&self, n: usize) -> String {
+        format!("http://{}/hook/{n}", self.addr)
+    }
+
+    /// Deliveries to endpoint `n` are verified with this `whsec_…` secret.
+    fn set_secret(&self, n: usize, secret: &str) -> anyhow::Result<()> {
+        let bytes = B64
+            .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+            .context("undecodable endpoint secret")?;
+        let mut secrets = self.inbox.secrets.write().expect("secrets lock");
+        if secrets.len() <= n {
+            secrets.resize_with(n + 1, || None);
+        }
+        secrets[n] = Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes));
+        Ok(())
+    }
+
+    fn count(&self) -> u64 {
+        self.inbox.count.load(Ordering::Relaxed)
+    }
+
+    /// Applies `f` to the arrivals so far.
+    fn with_arrivals<T>(&self, f: impl FnOnce(&[Arrival]) -> T) -> T {
+        f(&self.inbox.arrivals.lock().expect("arrivals lock"))
+    }
+
+    fn take(&self) -> Vec<Arrival> {
+        std::mem::take(&mut *self.inbox.arrivals.lock().expect("arrivals lock"))
+    }
+}
+
+impl Drop for LocalReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn receive(
+    axum::extract::State(inbox): axum::extract::State<Arc<Inbox>>,
+    axum::extract::Path(n): axum::extract::Path<usize>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let at = Instant::now();
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let Ok(parsed) = serde_json::from_slice::<DeliveryBody>(&body) else {
+        inbox.malformed.fetch_add(1, Ordering::Relaxed);
+        return axum::http::StatusCode::OK;
+    };
+    let webhook_id = header("webhook-id");
+    let signed = match inbox.secrets.read().expect("secrets lock").get(n) {
+        Some(Some(key)) => verify_signature(
+            key,
+            webhook_id,
+            header("webhook-timestamp"),
+            &body,
+            header("webhook-signature"),
+        ),
+        _ => false,
+    };
+    inbox.arrivals.lock().expect("arrivals lock").push(Arrival {
+        endpoint: n,
+        at,
+        wall_ms,
+        webhook_id: webhook_id.to_owned(),
+        external_key: parsed.data.external_key,
+        scheduled_message_id: parsed.data.scheduled_message_id,
+        signed,
+    });
+    inbox.count.fetch_add(1, Ordering::Relaxed);
+    axum::http::StatusCode::OK
+}
+
+/// Standard Webhooks: one of the space-separated `v1,<base64>` signatures is the HMAC-SHA256
+/// of `{id}.{timestamp}.{body}` under the endpoint's secret.
+fn verify_signature(key: &ring::hmac::Key, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
+    let mut ctx = ring::hmac::Context::with_key(key);
+    ctx.update(id.as_bytes());
+    ctx.update(b".");
+    ctx.update(ts.as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    let expected = B64.encode(ctx.sign().as_ref());
+    header
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+/// A small JSON client for setting a benchmark up through the public API.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    auth: String,
+}
+
+impl Api {
+    fn new(base: &str, key: &str, connections: usize) -> anyhow::Result<Api> {
+        Ok(Api {
+            http: client(connections, Duration::from_secs(30))?,
+            base: base.trim_end_matches('/').to_owned(),
+            auth: format!("Bearer {key}"),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", &self.auth);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await?;
+        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok((status, value))
+    }
+
+    /// `call`, failing unless the status is `want`.
+    async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        want: u16,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (status, value) = self.call(method.clone(), path, body).await?;
+        if status != want {
+            bail!("{method} {path}: {status} (wanted {want}): {value}");
+        }
+        Ok(value)
+    }
+
+    /// Every item of a list route, following `next_cursor`.
+    async fn list_all(&self, path: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}{sep}limit=100&cursor={c}"),
+                None => format!("{path}{sep}limit=100"),
+            };
+            let page = self
+                .expect(reqwest::Method::GET, &page_path, None, 200)
+                .await?;
+            if let Some(items) = page["data"].as_array() {
+                out.extend(items.iter().cloned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of values already in milliseconds (may be negative); sorts `v`.
+    fn of_ms(v: &mut [f64]) -> Option<Percentiles> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Some(Percentiles {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: v[v.len() - 1],
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+        })
+    }
+}
+
+/// CPU time per process whose command name (`/proc/<pid>/comm`) is one of `names`.
+fn cpu_by_comm(names: &[String]) -> BTreeMap<u32, Duration> {
+    let mut out = BTreeMap::new();
+    if names.is_empty() {
+        return out;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if names.iter().any(|n| n == comm.trim())
+            && let Some(t) = cpu_time(pid)
+        {
+            out.insert(pid, t);
+        }
+    }
+    out
+}
+
+/// Like [`cpu_over`], with the helpers named by command (e.g. `postgres`, whose backends come
+/// and go): a helper process that appears during the window counts from zero.
+async fn cpu_over_comms(
+    server: Option<u32>,
+    helpers: Vec<String>,
+    start: Instant,
+    end: Instant,
+) -> CpuUse {
+    let own = std::process::id();
+    tokio::time::sleep_until(start.into()).await;
+    let before = (
+        cpu_time(own),
+        server.and_then(cpu_time),
+        cpu_by_comm(&helpers),
+        machine_busy(),
+    );
+    tokio::time::sleep_until(end.into()).await;
+    let after = (
+        cpu_time(own),
+        server.and_then(cpu_time),
+        cpu_by_comm(&helpers),
+        machine_busy(),
+    );
+    let window = (end - start).as_secs_f64();
+    let cores = |b: Option<Duration>, a: Option<Duration>| {
+        Some(a?.saturating_sub(b?).as_secs_f64() / window)
+    };
+    let helpers_used = (!helpers.is_empty()).then(|| {
+        after
+            .2
+            .iter()
+            .map(|(pid, t)| t.saturating_sub(before.2.get(pid).copied().unwrap_or_default()))
+            .sum::<Duration>()
+            .as_secs_f64()
+            / window
+    });
+    CpuUse {
+        generator: cores(before.0, after.0),
+        server: cores(before.1, after.1),
+        helpers: helpers_used,
+        machine: cores(before.3, after.3),
+    }
+}
+
+#[derive(Serialize)]
+struct CpuReport {
+    /// This process: the write generator and the receiver.
+    bench: Option<f64>,
+    server: Option<f64>,
+    /// The `--helper-comm` processes (the database server).
+    helpers: Option<f64>,
+    machine: Option<f64>,
+    /// The whole machine minus the above: the kernel's own work or other jobs.
+    rest: Option<f64>,
+}
+
+impl From<CpuUse> for CpuReport {
+    fn from(c: CpuUse) -> Self {
+        let rest = c.machine.map(|m| {
+            (m - c.generator.unwrap_or(0.0) - c.server.unwrap_or(0.0) - c.helpers.unwrap_or(0.0))
+                .max(0.0)
+        });
+        CpuReport {
+            bench: c.generator,
+            server: c.server,
+            helpers: c.helpers,
+            machine: c.machine,
+            rest,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// webhooks
+
+#[derive(Args)]
+struct WebhooksArgs {
+    /// The API's base URL, plain http (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    api: String,
+    /// A live API key with the `webhooks` and `contacts` scopes and `write` permission.
+    #[arg(long)]
+    key: String,
+    /// Endpoints subscribed to `contact.created`: each write fans out to every one of them.
+    #[arg(long, default_value_t = 1)]
+    endpoints: usize,
+    /// Open loop: writes per second on a fixed schedule. Without it, closed loop (each
+    /// connection writes again as soon as its previous write is answered).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Connections the writes go out on (closed loop: writes in flight).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Measured window of offered load, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Load offered before the measured window (its deliveries count in losses, not in rates).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Once the load ends, how long outstanding deliveries are waited for before they count
+    /// as lost.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Per-write timeout (a timed-out write counts as an error).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[arg(long, value_enum, default_value_t = Pacer::Thread)]
+    pacer: Pacer,
+    /// Report the CPU this process (server with its worker) used over the measured window.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Processes by command name (e.g. `postgres`) whose CPU is reported apart (repeatable).
+    #[arg(long = "helper-comm")]
+    helper_comms: Vec<String>,
+    /// Where the receiver listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    #[arg(long)]
+    json: bool,
+}
+
+/// One write: `POST /v1/contacts` with external key `<prefix>-<k>`.
+struct WriteRec {
+    k: u64,
+    /// Open loop: when it was due.
+    due: Option<Instant>,
+    sent: Instant,
+    done: Instant,
+    status: Option<u16>,
+}
+
+impl WriteRec {
+    fn accepted(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+#[derive(Serialize)]
+struct WritesReport {
+    /// Writes sent over the whole run (warm-up included).
+    sent: u64,
+    accepted: u64,
+    status: BTreeMap<String, u64>,
+    errors: u64,
+    first_error: Option<String>,
+    /// Open loop: scheduled writes never sent (the generator or server fell too far behind).
+    unsent: u64,
+    /// Writes per second offered in the measured window: the schedule's rate (open loop), or
+    /// what was sent (closed loop).
+    offered_rps: f64,
+    /// 2xx writes per second among those sent in the measured window.
+    accepted_rps: f64,
+    /// Send → response of the window's writes.
+    api_latency_ms: Option<Percentiles>,
+    /// Open loop: how late writes left relative to their schedule.
+    send_lag_ms: Option<Percentiles>,
+}
+
+#[derive(Serialize)]
+struct DeliveriesReport {
+    /// Accepted writes × endpoints.
+    expected: u64,
+    /// Distinct (write, endpoint) pairs received.
+    received: u64,
+    /// Requests received in all (duplicates and strays included).
+    requests: u64,
+    /// Requests whose `webhook-id` an endpoint had already received.
+    duplicates: u64,
+    /// Expected deliveries not received within the drain deadline.
+    lost: u64,
+    /// Deliveries for writes that did not get a 2xx, or not from this run.
+    unexpected: u64,
+    /// Requests whose signature did not verify with the endpoint's secret.
+    bad_signatures: u64,
+    /// Requests the receiver could not read as a delivery.
+    malformed: u64,
+    /// Distinct deliveries received per second during the measured window.
+    window_rps: f64,
+    /// Slowest and fastest whole second of the window.
+    window_second_min: u64,
+    window_second_max: u64,
+    /// Deliveries owed at the end of the offered load: those of the accepted writes offered
+    /// (due, or sent) before it, not received by then, including writes the API had not
+    /// answered yet.
+    backlog_at_end: u64,
+    /// Deliveries received after the end of the offered load (the backlog, plus those of
+    /// writes offered before the end but answered after it).
+    received_after_end: u64,
+    /// From the end of the offered load to the last expected delivery (null: some were lost).
+    drain_s: Option<f64>,
+    /// `received_after_end / drain_s`: the delivery rate once the writes have stopped.
+    drain_rps: Option<f64>,
+    /// Every delivery, from the first write to the last delivery.
+    overall_rps: f64,
+    /// Per second since the first write: distinct deliveries received.
+    per_second: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct WebhooksReport {
+    mode: &'static str,
+    endpoints: usize,
+    concurrency: usize,
+    target_rate: Option<f64>,
+    warmup_s: f64,
+    duration_s: f64,
+    writes: WritesReport,
+    deliveries: DeliveriesReport,
+    /// Write sent → delivery received, for the window's accepted writes, every endpoint.
+    e2e_ms: Option<Percentiles>,
+    /// Open loop: write due (scheduled) → delivery received, i.e. with the generator's lag.
+    e2e_from_due_ms: Option<Percentiles>,
+    /// CPU in cores over the measured window.
+    cpu: CpuReport,
+}
+
+async fn webhooks(a: WebhooksArgs) -> anyhow::Result<()> {
+    if a.concurrency == 0 || a.endpoints == 0 {
+        bail!("--concurrency and --endpoints must be at least 1");
+    }
+    if a.rate.is_some_and(|r| r <= 0.0) {
+        bail!("--rate must be positive");
+    }
+    let rx = LocalReceiver::start(&a.listen).await?;
+    let api = Api::new(&a.api, &a.key, 4)?;
+    let mut endpoint_ids = Vec::new();
+    for n in 0..a.endpoints {
+        let ep = api
+            .expect(
+                reqwest::Method::POST,
+                "/v1/webhooks",
+                Some(&serde_json::json!({
+                    "url": rx.url(n),
+                    "events": ["contact.created"],
+                    "description": "rampart-bench webhooks",
+                })),
+                201,
+            )
+            .await?;
+        rx.set_secret(n, ep["secret"].as_str().context("no secret")?)?;
+        endpoint_ids.push(ep["id"].as_str().context("no endpoint id")?.to_owned());
+    }
+    let result = webhooks_run(&a, &rx).await;
+    // Best effort: the endpoints go, so that a later run in the same org does not feed them.
+    for id in &endpoint_ids {
+        let _ = api
+            .call(reqwest::Method::DELETE, &format!("/v1/webhooks/{id}"), None)
+            .await;
+    }
+    let report = result?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_webhooks(&report);
+    }
+    Ok(())
+}
+
+async fn webhooks_run(a: &WebhooksArgs, rx: &LocalReceiver) -> anyhow::Result<WebhooksReport> {
+    let target = Arc::new(Target::raw(&a.api)?);
+    let prefix = format!("wb{}", uuid::Uuid::now_v7().simple());
+    let head = format!(
+        "POST /v1/contacts HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n",
+        target.addr, a.key
+    );
+    let wire = {
+        let (head, prefix) = (head.clone(), prefix.clone());
+        Arc::new(move |k: u64| {
+            let body = format!(r#"{{"external_key":"{prefix}-{k}"}}"#);
+            format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+        })
+    };
+
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let start = t0 + a.warmup;
+    let end = start + a.duration;
+    let cpu = tokio::spawn(cpu_over_comms(
+        a.server_pid,
+        a.helper_comms.clone(),
+        start,
+        end,
+    ));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let mut pacer = None;
+    let mut total = 0;
+    match a.rate {
+        Some(rate) => {
+            total = (rate * (a.warmup + a.duration).as_secs_f64()).ceil() as u64;
+            let permits = Arc::new(Semaphore::new(0));
+            let deadline = end + a.timeout;
+            let schedule = Schedule {
+                t0,
+                rate,
+                total,
+                released: 0,
+                permits: permits.clone(),
+            };
+            pacer = Some(spawn_pacer(a.pacer, schedule, deadline, a.concurrency));
+            for _ in 0..a.concurrency {
+                let mut conn = target.raw_conn(a.timeout);
+                let (permits, next, wire) = (permits.clone(), next.clone(), wire.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut recs = Vec::new();
+                    let mut errors = Vec::new();
+                    loop {
+                        let permit = tokio::select! {
+                            p = permits.acquire() => p,
+                            _ = tokio::time::sleep_until(deadline.into()) => break,
+                        };
+                        let Ok(permit) = permit else { break };
+                        permit.forget();
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= total || Instant::now() > deadline {
+                            break;
+                        }
+                        let due = t0 + Duration::from_secs_f64(k as f64 / rate);
+                        let bytes = wire(k);
+                        let sent = Instant::now();
+                        let result = conn.send_wire(&bytes).await;
+                        let done = Instant::now();
+                        if let Err(e) = &result {
+                            errors.push(format!("{e:#}"));
+                        }
+                        recs.push(WriteRec {
+                            k,
+                            due: Some(due),
+                            sent,
+                            done,
+                            status: result.ok(),
+                        });
+                    }
+                    (recs, errors)
+                }));
+            }
+        }
+        None => {
+            for _ in 0..a.concurrency {
+                let mut conn = target.raw_conn(a.timeout);
+                let (next, wire) = (next.clone(), wire.clone());
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep_until(t0.into()).await;
+                    let mut recs = Vec::new();
+                    let mut errors = Vec::new();
+                    while Instant::now() < end {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let bytes = wire(k);
+                        let sent = Instant::now();
+                        let result = conn.send_wire(&bytes).await;
+                        let done = Instant::now();
+                        if let Err(e) = &result {
+                            errors.push(format!("{e:#}"));
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        recs.push(WriteRec {
+                            k,
+                            due: None,
+                            sent,
+                            done,
+                            status: result.ok(),
+                        });
+                    }
+                    (recs, errors)
+                }));
+            }
+        }
+    }
+    let mut writes: Vec<WriteRec> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for t in tasks {
+        let (r, e) = t.await?;
+        writes.extend(r);
+        errors.extend(e);
+    }
+    if let Some(p) = pacer {
+        let _ = p.await;
+    }
+    let unsent = total.saturating_sub(writes.len() as u64);
+    let cpu = cpu.await?;
+
+    // Drain: wait until every accepted write reached every endpoint, or the deadline.
+    let accepted: std::collections::HashSet<u64> = writes
+        .iter()
+        .filter(|w| w.accepted())
+        .map(|w| w.k)
+        .collect();
+    let expected = accepted.len() as u64 * a.endpoints as u64;
+    let key_of = |ext: &str| -> Option<u64> {
+        ext.strip_prefix(prefix.as_str())?
+            .strip_prefix('-')?
+            .parse()
+            .ok()
+    };
+    let drain_deadline = Instant::now().max(end) + a.drain_timeout;
+    loop {
+        if rx.count() >= expected {
+            let got = rx.with_arrivals(|arr| {
+                let mut seen = std::collections::HashSet::new();
+                for x in arr {
+                    if let Some(k) = x.external_key.as_deref().and_then(key_of)
+                        && accepted.contains(&k)
+                    {
+                        seen.insert((x.endpoint, k));
+                    }
+                }
+                seen.len() as u64
+            });
+            if got >= expected {
+                break;
+            }
+        }
+        if Instant::now() > drain_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Duplicates that arrive right after the last expected delivery are counted too.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let arrivals = rx.take();
+    let malformed = rx.inbox.malformed.load(Ordering::Relaxed);
+
+    // Match deliveries to writes.
+    let by_k: std::collections::HashMap<u64, &WriteRec> = writes.iter().map(|w| (w.k, w)).collect();
+    let mut first: std::collections::HashMap<(usize, u64), Instant> =
+        std::collections::HashMap::new();
+    let mut ids: std::collections::HashMap<(usize, &str), u64> = std::collections::HashMap::new();
+    let (mut bad_signatures, mut unexpected) = (0u64, 0u64);
+    for x in &arrivals {
+        if !x.signed {
+            bad_signatures += 1;
+        }
+        *ids.entry((x.endpoint, x.webhook_id.as_str())).or_default() += 1;
+        match x.external_key.as_deref().and_then(key_of) {
+            Some(k) if accepted.contains(&k) => {
+                let t = first.entry((x.endpoint, k)).or_insert(x.at);
+                *t = (*t).min(x.at);
+            }
+            _ => unexpected += 1,
+        }
+    }
+    let duplicates: u64 = ids.values().map(|n| n - 1).sum();
+    let received = first.len() as u64;
+    let lost = expected - received.min(expected);
+
+    let in_window = |t: Instant| t >= start && t < end;
+    let window_writes: Vec<&WriteRec> = writes
+        .iter()
+        .filter(|w| in_window(w.due.unwrap_or(w.sent)))
+        .collect();
+    let accepted_in_window = window_writes.iter().filter(|w| w.accepted()).count();
+    let mut api_latency: Vec<u64> = window_writes
+        .iter()
+        .filter(|w| w.status.is_some())
+        .map(|w| (w.done - w.sent).as_nanos() as u64)
+        .collect();
+    let mut lags: Vec<u64> = window_writes
+        .iter()
+        .filter_map(|w| Some(w.sent.saturating_duration_since(w.due?).as_nanos() as u64))
+        .collect();
+    let (mut e2e, mut e2e_due) = (Vec::new(), Vec::new());
+    for w in window_writes.iter().filter(|w| w.accepted()) {
+        for n in 0..a.endpoints {
+            if let Some(at) = first.get(&(n, w.k)) {
+                e2e.push(at.saturating_duration_since(w.sent).as_nanos() as u64);
+                if let Some(due) = w.due {
+                    e2e_due.push(at.saturating_duration_since(due).as_nanos() as u64);
+                }
+            }
+        }
+    }
+
+    // Delivered rate, per second since t0, and the backlog at the end of the load.
+    let last = first.values().copied().max();
+    let seconds = last.map_or(0, |l| {
+        l.saturating_duration_since(t0).as_secs() as usize + 1
+    });
+    let mut per_second = vec![0u64; seconds];
+    for at in first.values() {
+        per_second[at.saturating_duration_since(t0).as_secs() as usize] += 1;
+    }
+    let window_secs = (a.warmup.as_secs() as usize)..((a.warmup + a.duration).as_secs() as usize);
+    let window_per_second: Vec<u64> = window_secs
+        .map(|s| per_second.get(s).copied().unwrap_or(0))
+        .collect();
+    let delivered_in_window = first.values().filter(|t| in_window(**t)).count();
+    // Owed at the end: deliveries of the accepted writes offered (due, or sent) before it,
+    // including writes the API had not answered yet.
+    let offered_by_end = |w: &WriteRec| w.due.unwrap_or(w.sent) < end;
+    let owed = writes
+        .iter()
+        .filter(|w| w.accepted() && offered_by_end(w))
+        .count() as u64
+        * a.endpoints as u64;
+    let paid = first
+        .iter()
+        .filter(|((_, k), at)| **at < end && by_k.get(k).is_some_and(|w| offered_by_end(w)))
+        .count() as u64;
+    let after_end = first.values().filter(|t| **t >= end).count() as u64;
+    let drain_s = match last {
+        Some(l) if lost == 0 => Some(l.saturating_duration_since(end).as_secs_f64()),
+        _ => None,
+    };
+    let mut status: BTreeMap<String, u64> = BTreeMap::new();
+    for w in &writes {
+        if let Some(s) = w.status {
+            *status.entry(s.to_string()).or_default() += 1;
+        }
+    }
+    let window = a.duration.as_secs_f64();
+    Ok(WebhooksReport {
+        mode: if a.rate.is_some() { "open" } else { "closed" },
+        endpoints: a.endpoints,
+        concurrency: a.concurrency,
+        target_rate: a.rate,
+        warmup_s: a.warmup.as_secs_f64(),
+        duration_s: window,
+        writes: WritesReport {
+            sent: writes.len() as u64,
+            accepted: accepted.len() as u64,
+            status,
+            errors: errors.len() as u64,
+            first_error: errors.into_iter().next(),
+            unsent,
+            offered_rps: a.rate.unwrap_or(window_writes.len() as f64 / window),
+            accepted_rps: accepted_in_window as f64 / window,
+            api_latency_ms: Percentiles::of(&mut api_latency),
+            send_lag_ms: Percentiles::of(&mut lags),
+        },
+        deliveries: DeliveriesReport {
+            expected,
+            received,
+            requests: arrivals.len() as u64,
+            duplicates,
+            lost,
+            unexpected,
+            bad_signatures,
+            malformed,
+            window_rps: delivered_in_window as f64 / window,
+            window_second_min: window_per_second.iter().copied().min().unwrap_or(0),
+            window_second_max: window_per_second.iter().copied().max().unwrap_or(0),
+            backlog_at_end: owed.saturating_sub(paid),
+            received_after_end: after_end,
+            drain_s,
+            drain_rps: drain_s.filter(|d| *d > 0.05).map(|d| after_end as f64 / d),
+            overall_rps: match last {
+                Some(l) if l > t0 => received as f64 / (l - t0).as_secs_f64(),
+                _ => 0.0,
+            },
+            per_second,
+        },
+        e2e_ms: Percentiles::of(&mut e2e),
+        e2e_from_due_ms: Percentiles::of(&mut e2e_due),
+        cpu: cpu.into(),
+    })
+}
+
+fn print_webhooks(r: &WebhooksReport) {
+    let mode = match r.target_rate {
+        Some(rate) => format!("open loop at {rate} writes/s"),
+        None => format!("closed loop, {} in flight", r.concurrency),
+    };
+    let w = &r.writes;
+    let d = &r.deliveries;
+    println!(
+        "webhooks: {} endpoint(s), {mode}, {:.0} s + {:.0} s warm-up",
+        r.endpoints, r.duration_s, r.warmup_s
+    );
+    println!(
+        "  writes     offered {:.0}/s, accepted {:.0}/s; sent {}, accepted {}, errors {}, unsent {}, status {:?}",
+        w.offered_rps, w.accepted_rps, w.sent, w.accepted, w.errors, w.unsent, w.status
+    );
+    if let Some(e) = &w.first_error {
+        println!("  first error {e}");
+    }
+    if let Some(l) = &w.api_latency_ms {
+        println!(
+            "  API ms     p50 {:.2}  p99 {:.2}  max {:.2}",
+            l.p50, l.p99, l.max
+        );
+    }
+    println!(
+        "  deliveries {:.0}/s in the window (seconds {}..{}), {:.0}/s overall; backlog at end {}, drain {}",
+        d.window_rps,
+        d.window_second_min,
+        d.window_second_max,
+        d.overall_rps,
+        d.backlog_at_end,
+        d.drain_s
+            .map_or_else(|| "incomplete".to_owned(), |s| format!("{s:.2} s"))
+    );
+    println!(
+        "             expected {}, received {}, duplicates {}, lost {}, unexpected {}, bad signatures {}, malformed {}",
+        d.expected, d.received, d.duplicates, d.lost, d.unexpected, d.bad_signatures, d.malformed
+    );
+    if let Some(l) = &r.e2e_ms {
+        println!(
+            "  e2e ms     p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+            l.p50, l.p90, l.p99, l.max
+        );
+    }
+    let cores = |c: Option<f64>| c.map_or_else(|| "-".to_owned(), |c| format!("{c:.2}"));
+    println!(
+        "  CPU cores  bench {}, server {}, helpers {}, rest {}",
+        cores(r.cpu.bench),
+        cores(r.cpu.server),
+        cores(r.cpu.helpers),
+        cores(r.cpu.rest)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// scheduler
+
+#[derive(Args)]
+struct SchedulerArgs {
+    /// The API's base URL (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    api: String,
+    /// A live API key with the `webhooks`, `contacts`, `conversations`, `scheduled_messages`
+    /// and `messages` scopes and `read` and `write` permissions.
+    #[arg(long)]
+    key: String,
+    /// Scheduled messages, all for the same `send_at`.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// `send_at` is this long after the creation starts; every message must be created
+    /// before it (the report says whether they were).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    lead: Duration,
+    /// Creation requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long after `send_at` messages are waited for before the rest count as lost.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Once every message has arrived, how long the receiver keeps listening for duplicates.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    linger: Duration,
+    /// Where the receiver listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct SchedulerReport {
+    count: usize,
+    send_at: String,
+    lead_s: f64,
+    create: CreateReport,
+    arrivals: SchedArrivals,
+    /// Receiver arrival − send_at, per message (first arrival).
+    lateness_ms: Option<Percentiles>,
+    /// `dispatched_at` (as the API shows it) − send_at.
+    dispatch_lateness_ms: Option<Percentiles>,
+    /// First and last arrival, relative to send_at.
+    first_arrival_ms: Option<f64>,
+    last_arrival_ms: Option<f64>,
+    /// Messages per second from the first arrival to the last.
+    delivery_rps: Option<f64>,
+    /// First and last `dispatched_at`, relative to send_at, and messages per second between.
+    first_dispatch_ms: Option<f64>,
+    last_dispatch_ms: Option<f64>,
+    dispatch_rps: Option<f64>,
+    api: SchedApi,
+}
+
+#[derive(Serialize)]
+struct CreateReport {
+    created: usize,
+    status: BTreeMap<String, u64>,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed_s: f64,
+    rps: f64,
+    latency_ms: Option<Percentiles>,
+    /// send_at − the last creation's answer: positive means every message was created first.
+    margin_s: f64,
+}
+
+#[derive(Serialize)]
+struct SchedArrivals {
+    /// Requests the channel endpoint received.
+    requests: u64,
+    /// Distinct scheduled messages among them (created in this run).
+    distinct: u64,
+    /// Requests for a scheduled message already received.
+    duplicates: u64,
+    /// Requests repeating a `webhook-id` already received.
+    duplicate_webhook_ids: u64,
+    /// Created but never received within the deadline.
+    missing: u64,
+    /// Received but not created by this run (or without a scheduled message id).
+    unexpected: u64,
+    /// Received before send_at.
+    early: u64,
+    bad_signatures: u64,
+    malformed: u64,
+}
+
+#[derive(Serialize)]
+struct SchedApi {
+    /// Scheduled messages of this run by status, as `GET /v1/scheduled-messages` shows them.
+    scheduled_status: BTreeMap<String, u64>,
+    /// The conversation's messages by status (`GET /v1/messages`).
+    message_status: BTreeMap<String, u64>,
+    /// Messages per scheduled message: anything but 1 breaks exactly-once.
+    scheduled_without_message: u64,
+    scheduled_with_several_messages: u64,
+    /// Seconds after the last arrival until the API showed every message sent (or gave up).
+    settled_after_s: f64,
+}
+
+async fn scheduler(a: SchedulerArgs) -> anyhow::Result<()> {
+    use reqwest::Method;
+    use serde_json::json;
+    if a.count == 0 || a.concurrency == 0 {
+        bail!("--count and --concurrency must be at least 1");
+    }
+    let rx = LocalReceiver::start(&a.listen).await?;
+    let api = Arc::new(Api::new(&a.api, &a.key, a.concurrency)?);
+    let ep = api
+        .expect(
+            Method::POST,
+            "/v1/webhooks",
+            Some(
+                &json!({ "url": rx.url(0), "events": ["*"], "kind": "channel",
+                          "description": "rampart-bench scheduler channel" }),
+            ),
+            201,
+        )
+        .await?;
+    rx.set_secret(0, ep["secret"].as_str().context("no secret")?)?;
+    let ep_id = ep["id"].as_str().context("no endpoint id")?.to_owned();
+    let contact = api
+        .expect(
+            Method::POST,
+            "/v1/contacts",
+            Some(&json!({ "external_key": format!("sched-{}", uuid::Uuid::now_v7()) })),
+            201,
+        )
+        .await?;
+    let conv = api
+        .expect(
+            Method::POST,
+            "/v1/conversations",
+            Some(&json!({ "contact_id": contact["id"], "channel": "sms" })),
+            201,
+        )
+        .await?;
+    let conv_id = conv["id"]
+        .as_str()
+        .context("no conversation id")?
+        .to_owned();
+    let result = scheduler_run(&a, &rx, &api, &conv_id).await;
+    let _ = api
+        .call(Method::DELETE, &format!("/v1/webhooks/{ep_id}"), None)
+        .await;
+    let report = result?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_scheduler(&report);
+    }
+    Ok(())
+}
+
+async fn scheduler_run(
+    a: &SchedulerArgs,
+    rx: &LocalReceiver,
+    api: &Arc<Api>,
+    conv_id: &str,
+) -> anyhow::Result<SchedulerReport> {
+    use reqwest::Method;
+    let now_ms = rampart::clock::now_ms;
+    let send_at_ms = now_ms() + a.lead.as_millis() as i64;
+    let send_at = rampart::clock::rfc3339(send_at_ms);
+
+    // Create them all, `concurrency` at a time.
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency {
+        let (api, next, send_at, conv_id) = (
+            api.clone(),
+            next.clone(),
+            send_at.clone(),
+            conv_id.to_owned(),
+        );
+        let count = a.count as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let mut status: BTreeMap<String, u64> = BTreeMap::new();
+            let mut latency = Vec::new();
+            let mut errors = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let body = serde_json::json!({
+                    "conversation_id": conv_id, "body": format!("scheduled {i}"), "send_at": send_at,
+                });
+                let t = Instant::now();
+                match api
+                    .call(Method::POST, "/v1/scheduled-messages", Some(&body))
+                    .await
+                {
+                    Ok((s, v)) => {
+                        latency.push(t.elapsed().as_nanos() as u64);
+                        *status.entry(s.to_string()).or_default() += 1;
+                        if s == 201 {
+                            if let Some(id) = v["id"].as_str() {
+                                ids.push(id.to_owned());
+                            }
+                        } else if errors.is_empty() {
+                            errors.push(format!("{s}: {v}"));
+                        }
+                    }
+                    Err(e) => errors.push(format!("{e:#}")),
+                }
+            }
+            (ids, status, latency, errors)
+        }));
+    }
+    let mut created = std::collections::HashSet::new();
+    let mut status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut latency = Vec::new();
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (i, s, l, e) = t.await?;
+        created.extend(i);
+        for (k, v) in s {
+            *status.entry(k).or_default() += v;
+        }
+        latency.extend(l);
+        errors.extend(e);
+    }
+    let create_elapsed = started.elapsed();
+    let margin_s = (send_at_ms - now_ms()) as f64 / 1000.0;
+    let errors_n = status
+        .iter()
+        .filter(|(k, _)| k.as_str() != "201")
+        .map(|(_, v)| *v)
+        .sum::<u64>()
+        + errors
+            .iter()
+            .filter(|e| !e.starts_with(char::is_numeric))
+            .count() as u64;
+
+    // Wait for every created message at the channel, or the deadline.
+    let deadline_ms = send_at_ms as f64 + a.drain_timeout.as_secs_f64() * 1000.0;
+    let distinct_of = |arr: &[Arrival]| {
+        arr.iter()
+            .filter_map(|x| x.scheduled_message_id.as_deref())
+            .filter(|id| created.contains(*id))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    loop {
+        if rx.count() as usize >= created.len() && rx.with_arrivals(distinct_of) >= created.len() {
+            break;
+        }
+        if (now_ms() as f64) > deadline_ms {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let complete_at = Instant::now();
+    tokio::time::sleep(a.linger).await;
+
+    // What the API says: every scheduled message dispatched, every message sent.
+    let mut scheduled: Vec<serde_json::Value>;
+    let mut messages: Vec<serde_json::Value>;
+    let settle_deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        scheduled = api.list_all("/v1/scheduled-messages").await?;
+        messages = api
+            .list_all(&format!("/v1/messages?conversation_id={conv_id}"))
+            .await?;
+        let all_sent = messages.len() >= created.len()
+            && messages.iter().all(|m| m["status"] == "sent")
+            && scheduled
+                .iter()
+                .filter(|s| s["id"].as_str().is_some_and(|id| created.contains(id)))
+                .all(|s| s["status"] == "dispatched");
+        if all_sent || Instant::now() > settle_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let settled_after_s = complete_at.elapsed().saturating_sub(a.linger).as_secs_f64();
+
+    let arrivals = rx.take();
+    let mut first: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    let mut ids: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let (mut unexpected, mut bad_signatures, mut matched) = (0u64, 0u64, 0u64);
+    for x in &arrivals {
+        if !x.signed {
+            bad_signatures += 1;
+        }
+        *ids.entry(x.webhook_id.as_str()).or_default() += 1;
+        match x.scheduled_message_id.as_deref() {
+            Some(id) if created.contains(id) => {
+                matched += 1;
+                let t = first.entry(id).or_insert(x.wall_ms);
+                *t = t.min(x.wall_ms);
+            }
+            _ => unexpected += 1,
+        }
+    }
+    let send = send_at_ms as f64;
+    let mut lateness: Vec<f64> = first.values().map(|t| t - send).collect();
+    let early = lateness.iter().filter(|l| **l < 0.0).count() as u64;
+    let first_arrival = lateness.iter().copied().reduce(f64::min);
+    let last_arrival = lateness.iter().copied().reduce(f64::max);
+    let mut scheduled_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut dispatch: Vec<f64> = Vec::new();
+    for s in scheduled
+        .iter()
+        .filter(|s| s["id"].as_str().is_some_and(|id| created.contains(id)))
+    {
+        *scheduled_status
+            .entry(s["status"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
+        if let Some(t) = s["dispatched_at"]
+            .as_str()
+            .and_then(rampart::clock::parse_rfc3339)
+        {
+            dispatch.push((t - send_at_ms) as f64);
+        }
+    }
+    let mut message_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut per_scheduled: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for m in &messages {
+        *message_status
+            .entry(m["status"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
+        if let Some(id) = m["scheduled_message_id"].as_str() {
+            *per_scheduled.entry(id).or_default() += 1;
+        }
+    }
+    let first_dispatch = dispatch.iter().copied().reduce(f64::min);
+    let last_dispatch = dispatch.iter().copied().reduce(f64::max);
+    let rate = |n: usize, a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > a => Some(n as f64 / ((b - a) / 1000.0)),
+        _ => None,
+    };
+    let distinct = first.len();
+    Ok(SchedulerReport {
+        count: a.count,
+        send_at,
+        lead_s: a.lead.as_secs_f64(),
+        create: CreateReport {
+            created: created.len(),
+            status,
+            errors: errors_n,
+            first_error: errors.into_iter().next(),
+            elapsed_s: create_elapsed.as_secs_f64(),
+            rps: created.len() as f64 / create_elapsed.as_secs_f64(),
+            latency_ms: Percentiles::of(&mut latency),
+            margin_s,
+        },
+        arrivals: SchedArrivals {
+            requests: arrivals.len() as u64,
+            distinct: distinct as u64,
+            duplicates: matched - distinct as u64,
+            duplicate_webhook_ids: ids.values().map(|n| n - 1).sum(),
+            missing: (created.len() - distinct) as u64,
+            unexpected,
+            early,
+            bad_signatures,
+            malformed: rx.inbox.malformed.load(Ordering::Relaxed),
+        },
+        delivery_rps: rate(distinct, first_arrival, last_arrival),
+        first_arrival_ms: first_arrival,
+        last_arrival_ms: last_arrival,
+        lateness_ms: Percentiles::of_ms(&mut lateness),
+        dispatch_rps: rate(dispatch.len(), first_dispatch, last_dispatch),
+        first_dispatch_ms: first_dispatch,
+        last_dispatch_ms: last_dispatch,
+        dispatch_lateness_ms: Percentiles::of_ms(&mut dispatch),
+        api: SchedApi {
+            scheduled_without_message: created
+                .iter()
+                .filter(|id| !per_scheduled.contains_key(id.as_str()))
+                .count() as u64,
+            scheduled_with_several_messages: per_scheduled.values().filter(|n| **n > 1).count()
+                as u64,
+            scheduled_status,
+            message_status,
+            settled_after_s,
+        },
+    })
+}
+
+fn print_scheduler(r: &SchedulerReport) {
+    let c = &r.create;
+    println!(
+        "scheduler: {} messages for {} (lead {:.0} s)",
+        r.count, r.send_at, r.lead_s
+    );
+    println!(
+        "  created    {} in {:.2} s ({:.0}/s), errors {}, {:.1} s before send_at; status {:?}",
+        c.created, c.elapsed_s, c.rps, c.errors, c.margin_s, c.status
+    );
+    let x = &r.arrivals;
+    println!(
+        "  received   {} distinct of {} requests: duplicates {}, duplicate webhook-ids {}, missing {}, unexpected {}, early {}, bad signatures {}",
+        x.distinct,
+        x.requests,
+        x.duplicates,
+        x.duplicate_webhook_ids,
+        x.missing,
+        x.unexpected,
+        x.early,
+        x.bad_signatures
+    );
+    if let Some(l) = &r.lateness_ms {
+        println!(
+            "  lateness   arrival − send_at ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+            l.p50, l.p99, l.max
+        );
+    }
+    if let Some(l) = &r.dispatch_lateness_ms {
+        println!(
+            "             dispatched_at − send_at ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+            l.p50, l.p99, l.max
+        );
+    }
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+    println!(
+        "  throughput {} msg/s delivered ({} → {} ms), {} msg/s dispatched ({} → {} ms)",
+        f(r.delivery_rps),
+        f(r.first_arrival_ms),
+        f(r.last_arrival_ms),
+        f(r.dispatch_rps),
+        f(r.first_dispatch_ms),
+        f(r.last_dispatch_ms)
+    );
+    println!(
+        "  API        scheduled {:?}; messages {:?}; without message {}, with several {}",
+        r.api.scheduled_status,
+        r.api.message_status,
+        r.api.scheduled_without_message,
+        r.api.scheduled_with_several_messages
+    );
 }
