@@ -19,7 +19,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, OptionalJson, Path, Validate};
 use crate::ids::{OrgId, new_id};
-use crate::jobs::queue::{NewJob, begin_fenced, enqueue, finish};
+use crate::jobs::queue::{NewJob, begin_finish, complete, enqueue};
 use crate::jobs::{ClaimedJob, Completion};
 use crate::store::{sql, sql_built};
 use crate::traffic::idempotency::Idem;
@@ -261,10 +261,7 @@ pub async fn build(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         .fetch_optional(&mut state.db.clone())
         .await?;
     let Some(row) = row else {
-        if let Some(mut tx) = begin_fenced(&state.db, job).await? {
-            finish(&mut tx, job, &Completion::Done).await?;
-            tx.commit().await?;
-        }
+        complete(&state.db, job, &Completion::Done).await?;
         return Ok(());
     };
     let t = Tenant::for_background(
@@ -310,7 +307,7 @@ pub async fn build(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
     }
     snap.rollback().await?;
     let digest = crate::ids::hex(Sha256::digest(out.as_bytes()));
-    let Some(mut tx) = begin_fenced(&state.db, job).await? else {
+    let Some(mut tx) = begin_finish(&state.db, job, &Completion::Done).await? else {
         return Ok(());
     };
     sql("UPDATE exports SET status = 'ready', content = $2, bytes = $3, sha256 = $4, completed_at = $5 WHERE id = $1")
@@ -321,7 +318,6 @@ pub async fn build(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         .bind(now_ms())
         .execute(&mut tx)
         .await?;
-    finish(&mut tx, job, &Completion::Done).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! resolved dead letters, idempotency records, dead jobs and worker rows. Each statement
 //! deletes a bounded batch, so a large backlog drains over several runs without long locks.
 
-use super::queue::{begin_fenced, finish};
+use super::queue::complete;
 use super::{ClaimedJob, Completion};
 use crate::app::AppState;
 use crate::clock::now_ms;
@@ -55,9 +55,6 @@ pub async fn purge(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         total += n;
     }
     metrics::counter!("rampart_retention_purged_total").increment(total);
-    if let Some(mut tx) = begin_fenced(&state.db, job).await? {
-        finish(&mut tx, job, &Completion::Done).await?;
-        tx.commit().await?;
-    }
+    complete(&state.db, job, &Completion::Done).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! Workers claim due jobs in batches and hold a lease per job (longer than any HTTP timeout,
 //! renewed while the job runs); a job whose worker died is taken over once its lease expires.
 //! Every write that finishes a job happens in a transaction that first proves the lease is
-//! still ours ([`queue::begin_fenced`]): a worker whose lease was taken over can no longer
+//! still ours ([`queue::begin_finish`]): a worker whose lease was taken over can no longer
 //! complete, fail or reschedule that job. Handlers are idempotent by contract: delivery is
 //! at-least-once.
 
@@ -27,7 +27,7 @@ pub struct ClaimedJob {
     pub lease_token: String,
 }
 
-/// How a job ended, written by [`queue::finish`] inside the fenced transaction.
+/// How a job ended, written first in the transaction that finishes it ([`queue::begin_finish`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
     /// Finished: the row is deleted.

@@ -113,33 +113,70 @@ pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
     Ok(())
 }
 
-/// Claims up to `limit` due jobs (queued and due, or running with an expired lease) for
-/// `worker`, with a fresh lease token. Postgres skips rows other workers hold; SQLite
-/// serializes writers, so its single statement is atomic.
+/// Claims up to `limit` jobs for `worker`, with a fresh lease token: if `take_over` is set,
+/// first those whose lease expired (their worker died), then queued ones that are due, oldest
+/// first. Two statements rather than one with `OR`, so each walks its own index in order
+/// (`jobs_lease`, `jobs_due`) instead of sorting every due row on each claim; expired leases
+/// are rare and need not be looked for on every claim. Postgres skips rows other workers hold;
+/// SQLite serializes writers, so each statement is atomic.
 pub async fn claim(
     db: &crate::store::Db,
     worker: &str,
     limit: i64,
     lease_ms: i64,
+    take_over: bool,
+) -> DbResult<Vec<super::ClaimedJob>> {
+    let token = new_id("lease");
+    let mut jobs = Vec::new();
+    if take_over {
+        jobs = claim_where(
+            db,
+            worker,
+            &token,
+            limit,
+            lease_ms,
+            "status = 'running' AND lease_expires_at < $4 ORDER BY lease_expires_at",
+        )
+        .await?;
+    }
+    let left = limit - jobs.len() as i64;
+    if left > 0 {
+        jobs.extend(
+            claim_where(
+                db,
+                worker,
+                &token,
+                left,
+                lease_ms,
+                "status = 'queued' AND run_at <= $4 ORDER BY run_at",
+            )
+            .await?,
+        );
+    }
+    Ok(jobs)
+}
+
+async fn claim_where(
+    db: &crate::store::Db,
+    worker: &str,
+    token: &str,
+    limit: i64,
+    lease_ms: i64,
+    filter: &str,
 ) -> DbResult<Vec<super::ClaimedJob>> {
     let now = now_ms();
-    let token = new_id("lease");
-    let rows = crate::store::Q::dialect(
+    let lock = match db.dialect() {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let rows = crate::store::sql_built(format!(
         "UPDATE jobs SET status = 'running', lease_owner = $1, lease_token = $2, lease_expires_at = $3,
                 attempts = attempts + 1, updated_at = $4
-         WHERE id IN (SELECT id FROM jobs
-                      WHERE (status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_expires_at < $4)
-                      ORDER BY run_at LIMIT $5)
-         RETURNING id, kind, org_id, payload, attempts",
-        "UPDATE jobs SET status = 'running', lease_owner = $1, lease_token = $2, lease_expires_at = $3,
-                attempts = attempts + 1, updated_at = $4
-         WHERE id IN (SELECT id FROM jobs
-                      WHERE (status = 'queued' AND run_at <= $4) OR (status = 'running' AND lease_expires_at < $4)
-                      ORDER BY run_at LIMIT $5 FOR UPDATE SKIP LOCKED)
-         RETURNING id, kind, org_id, payload, attempts",
-    )
+         WHERE id IN (SELECT id FROM jobs WHERE {filter} LIMIT $5{lock})
+         RETURNING id, kind, org_id, payload, attempts"
+    ))
     .bind(worker)
-    .bind(&token)
+    .bind(token)
     .bind(now + lease_ms)
     .bind(now)
     .bind(limit)
@@ -153,25 +190,23 @@ pub async fn claim(
                 org_id: r.get("org_id")?,
                 payload: r.json("payload")?,
                 attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
-                lease_token: token.clone(),
+                lease_token: token.to_owned(),
             })
         })
         .collect()
 }
 
-/// Opens the transaction that finishes `job`, after proving the lease is still ours (and, on
-/// Postgres, locking the row so no takeover can interleave). `None`: the lease was lost.
-pub async fn begin_fenced(db: &crate::store::Db, job: &super::ClaimedJob) -> DbResult<Option<Tx>> {
+/// Opens the transaction that finishes `job` and writes how it ended (`c`) first, fenced by the
+/// lease token: the write itself proves the lease is still ours (and, on Postgres, locks the
+/// row so no takeover can interleave). The handler's own writes follow in the same
+/// transaction, which the caller commits. `None`: the lease was lost; nothing was written.
+pub async fn begin_finish(
+    db: &crate::store::Db,
+    job: &super::ClaimedJob,
+    c: &super::Completion,
+) -> DbResult<Option<Tx>> {
     let mut tx = db.begin().await?;
-    let held = crate::store::Q::dialect(
-        "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND status = 'running'",
-        "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND status = 'running' FOR UPDATE",
-    )
-    .bind(&job.id)
-    .bind(&job.lease_token)
-    .fetch_optional(&mut tx)
-    .await?;
-    if held.is_none() {
+    if !finish(&mut tx, job, c).await? {
         tx.rollback().await?;
         metrics::counter!("rampart_jobs_lease_lost_total").increment(1);
         return Ok(None);
@@ -179,59 +214,76 @@ pub async fn begin_fenced(db: &crate::store::Db, job: &super::ClaimedJob) -> DbR
     Ok(Some(tx))
 }
 
-/// Writes how `job` ended, inside its fenced transaction.
-pub async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion) -> DbResult<()> {
+/// [`begin_finish`] with nothing else to write: records the completion and commits. `false`:
+/// the lease was lost.
+pub async fn complete(
+    db: &crate::store::Db,
+    job: &super::ClaimedJob,
+    c: &super::Completion,
+) -> DbResult<bool> {
+    match begin_finish(db, job, c).await? {
+        Some(tx) => tx.commit().await.map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Writes how `job` ended, if its lease is still the one it was claimed with; `false` if not.
+async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion) -> DbResult<bool> {
     use super::Completion;
     let now = now_ms();
-    let outcome = match c {
-        Completion::Done => {
-            sql("DELETE FROM jobs WHERE id = $1 AND lease_token = $2")
+    let (n, outcome) = match c {
+        Completion::Done => (
+            sql("DELETE FROM jobs WHERE id = $1 AND lease_token = $2 AND status = 'running'")
                 .bind(&job.id)
                 .bind(&job.lease_token)
                 .execute(tx)
-                .await?;
-            "done"
-        }
-        Completion::Retry { at_ms, error } => {
+                .await?,
+            "done",
+        ),
+        Completion::Retry { at_ms, error } => (
             sql("UPDATE jobs SET status = 'queued', run_at = $3, last_error = $4, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $5
-                 WHERE id = $1 AND lease_token = $2")
+                 WHERE id = $1 AND lease_token = $2 AND status = 'running'")
                 .bind(&job.id)
                 .bind(&job.lease_token)
                 .bind(*at_ms)
                 .bind(truncate(error, 1000))
                 .bind(now)
                 .execute(tx)
-                .await?;
-            wake_after_commit(tx).await?;
-            "retry"
-        }
-        Completion::Defer { at_ms } => {
+                .await?,
+            "retry",
+        ),
+        Completion::Defer { at_ms } => (
             sql("UPDATE jobs SET status = 'queued', run_at = $3, attempts = attempts - 1, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4
-                 WHERE id = $1 AND lease_token = $2")
+                 WHERE id = $1 AND lease_token = $2 AND status = 'running'")
                 .bind(&job.id)
                 .bind(&job.lease_token)
                 .bind(*at_ms)
                 .bind(now)
                 .execute(tx)
-                .await?;
-            wake_after_commit(tx).await?;
-            "deferred"
-        }
-        Completion::Dead { error } => {
+                .await?,
+            "deferred",
+        ),
+        Completion::Dead { error } => (
             sql("UPDATE jobs SET status = 'dead', last_error = $3, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = $4
-                 WHERE id = $1 AND lease_token = $2")
+                 WHERE id = $1 AND lease_token = $2 AND status = 'running'")
                 .bind(&job.id)
                 .bind(&job.lease_token)
                 .bind(truncate(error, 1000))
                 .bind(now)
                 .execute(tx)
-                .await?;
-            "dead"
-        }
+                .await?,
+            "dead",
+        ),
     };
+    if n == 0 {
+        return Ok(false);
+    }
+    if matches!(c, Completion::Retry { .. } | Completion::Defer { .. }) {
+        wake_after_commit(tx).await?;
+    }
     metrics::counter!("rampart_jobs_finished_total", "kind" => job.kind.clone(), "outcome" => outcome)
         .increment(1);
-    Ok(())
+    Ok(true)
 }
 
 /// Extends the leases of every job `worker` still runs.

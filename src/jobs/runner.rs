@@ -23,6 +23,11 @@ use crate::store::sql;
 /// How long an idle worker sleeps before looking again when nobody wakes it.
 const POLL: Duration = Duration::from_millis(500);
 const MAX_BATCH: usize = 100;
+/// How often a worker looks for jobs whose lease expired (leases last a minute by default).
+const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
+/// After a wake-up, how long a worker lets more jobs arrive before claiming: under load one
+/// claim then takes many jobs instead of one transaction per enqueued job.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// `rampart worker`: a worker (and scheduler) without listeners.
 pub async fn run_standalone(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -106,6 +111,7 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     let permits = Arc::new(Semaphore::new(state.config.worker_concurrency as usize));
     let mut running: JoinSet<()> = JoinSet::new();
     let mut failures = 0u32;
+    let mut last_takeover: Option<std::time::Instant> = None;
     loop {
         if stop.is_cancelled() {
             break;
@@ -119,7 +125,11 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         let free = permits.available_permits().min(MAX_BATCH);
         let mut claimed_all = false;
         if free > 0 {
-            match queue::claim(&state.db, &worker, free as i64, lease_ms).await {
+            let take_over = last_takeover.is_none_or(|t| t.elapsed() >= TAKEOVER_EVERY);
+            if take_over {
+                last_takeover = Some(std::time::Instant::now());
+            }
+            match queue::claim(&state.db, &worker, free as i64, lease_ms, take_over).await {
                 Ok(jobs) => {
                     failures = 0;
                     claimed_all = jobs.len() == free;
@@ -156,7 +166,7 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         }
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = &mut notified => {}
+            _ = &mut notified => tokio::time::sleep(GATHER).await,
             _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
             Some(_) = running.join_next(), if permits.available_permits() == 0 => {}
         }
@@ -280,14 +290,7 @@ async fn execute(state: &AppState, job: ClaimedJob) {
             now_ms() + i64::try_from(policy.next_delay(job.attempts).as_millis()).unwrap_or(60_000);
         Completion::Retry { at_ms: at, error }
     };
-    let fin = async {
-        if let Some(mut tx) = queue::begin_fenced(&state.db, &job).await? {
-            queue::finish(&mut tx, &job, &completion).await?;
-            tx.commit().await?;
-        }
-        Ok::<_, crate::store::DbError>(())
-    };
-    if let Err(e) = fin.await {
+    if let Err(e) = queue::complete(&state.db, &job, &completion).await {
         // The lease will run out and another worker will take the job over.
         tracing::error!(job = %job.id, error = %e, "could not record a job failure");
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::deep_health::{Alert, alerts_of, figures};
 use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
-use crate::jobs::queue::{NewJob, begin_fenced, enqueue, finish};
+use crate::jobs::queue::{NewJob, complete, enqueue};
 use crate::jobs::{ClaimedJob, Completion};
 use crate::store::sql;
 
@@ -114,10 +114,7 @@ pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         &state.config.ops_webhook_secret,
     ) else {
         // Configuration changed since it was queued: nothing to do.
-        if let Some(mut tx) = begin_fenced(&state.db, job).await? {
-            finish(&mut tx, job, &Completion::Done).await?;
-            tx.commit().await?;
-        }
+        complete(&state.db, job, &Completion::Done).await?;
         return Ok(());
     };
     let body = job.payload.to_string();
@@ -141,9 +138,6 @@ pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         "the ops webhook answered {}",
         res.status()
     );
-    if let Some(mut tx) = begin_fenced(&state.db, job).await? {
-        finish(&mut tx, job, &Completion::Done).await?;
-        tx.commit().await?;
-    }
+    complete(&state.db, job, &Completion::Done).await?;
     Ok(())
 }

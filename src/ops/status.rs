@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::http::middleware::{csp_nonce, html_csp};
 use crate::http::routes::{Profile, Route};
-use crate::jobs::queue::{begin_fenced, finish};
+use crate::jobs::queue::complete;
 use crate::jobs::{ClaimedJob, Completion};
 use crate::store::sql;
 
@@ -275,10 +275,7 @@ pub async fn sample(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
             .await?;
     }
     tx.commit().await?;
-    if let Some(mut tx) = begin_fenced(&state.db, job).await? {
-        finish(&mut tx, job, &Completion::Done).await?;
-        tx.commit().await?;
-    }
+    complete(&state.db, job, &Completion::Done).await?;
     Ok(())
 }
 

@@ -176,8 +176,19 @@ pub async fn subscription(ex: &mut impl Exec, org: &OrgId) -> DbResult<Option<Su
         .fetch_optional(ex)
         .await?;
     Ok(row.and_then(|r| {
-        let status = SubStatus::parse(&r.get::<String>("status").ok()?)?;
-        let tier = Tier::parse(&r.get::<String>("tier").ok()?)?;
-        Some(Subscription { status, tier })
+        Subscription::parse(
+            &r.get::<String>("status").ok()?,
+            &r.get::<String>("tier").ok()?,
+        )
     }))
+}
+
+impl Subscription {
+    /// A subscription from its stored `status` and `tier` (`None` if either is unknown).
+    pub fn parse(status: &str, tier: &str) -> Option<Subscription> {
+        Some(Subscription {
+            status: SubStatus::parse(status)?,
+            tier: Tier::parse(tier)?,
+        })
+    }
 }

@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::{OrgId, new_id};
 use crate::jobs::queue::local_notify;
-use crate::store::{Arg, DbResult, Exec, Q, Row, Tx, insert_many, sql};
+use crate::store::{Arg, DbResult, Dialect, Exec, Row, Tx, insert_many, sql};
 use crate::webhooks::dead_letters::DeadLetter;
 
 /// Items claimed and dispatched together.
@@ -128,28 +128,60 @@ struct Item {
     dead_letter_id: Option<String>,
 }
 
+/// Claims up to [`BATCH`] items: first those whose dispatcher died mid-batch (lease expired),
+/// then pending ones that are due, earliest first. Two statements, so each walks its index in
+/// order (see `jobs::queue::claim`).
 async fn claim(state: &AppState, worker: &str, token: &str) -> DbResult<Vec<Item>> {
-    let now = now_ms();
-    let rows = Q::dialect(
-        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = $1, lease_token = $2, lease_expires_at = $3, updated_at = $4
-         WHERE id IN (SELECT id FROM scheduled_messages
-                      WHERE (status = 'pending' AND send_at <= $4) OR (status = 'dispatching' AND lease_expires_at < $4)
-                      ORDER BY send_at LIMIT $5)
-         RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id",
-        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = $1, lease_token = $2, lease_expires_at = $3, updated_at = $4
-         WHERE id IN (SELECT id FROM scheduled_messages
-                      WHERE (status = 'pending' AND send_at <= $4) OR (status = 'dispatching' AND lease_expires_at < $4)
-                      ORDER BY send_at LIMIT $5 FOR UPDATE SKIP LOCKED)
-         RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id",
+    let mut items = claim_where(
+        state,
+        worker,
+        token,
+        BATCH,
+        "status = 'dispatching' AND lease_expires_at < $4",
     )
+    .await?;
+    let left = BATCH - items.len() as i64;
+    if left > 0 {
+        items.extend(
+            claim_where(
+                state,
+                worker,
+                token,
+                left,
+                "status = 'pending' AND send_at <= $4 ORDER BY send_at",
+            )
+            .await?,
+        );
+    }
+    Ok(items)
+}
+
+async fn claim_where(
+    state: &AppState,
+    worker: &str,
+    token: &str,
+    limit: i64,
+    filter: &str,
+) -> DbResult<Vec<Item>> {
+    let now = now_ms();
+    let lock = match state.db.dialect() {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    let rows = crate::store::sql_built(format!(
+        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = $1, lease_token = $2, lease_expires_at = $3, updated_at = $4
+         WHERE id IN (SELECT id FROM scheduled_messages WHERE {filter} LIMIT $5{lock})
+         RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id"
+    ))
     .bind(worker)
     .bind(token)
     .bind(now + LEASE_MS)
     .bind(now)
-    .bind(BATCH)
+    .bind(limit)
     .fetch_all(&mut state.db.clone())
     .await?;
-    rows.iter()
+    let mut items = rows
+        .iter()
         .map(|r| {
             let env =
                 Environment::parse(&r.get::<String>("environment")?).unwrap_or(Environment::Test);
@@ -163,7 +195,10 @@ async fn claim(state: &AppState, worker: &str, token: &str) -> DbResult<Vec<Item
                 dead_letter_id: r.get("dead_letter_id")?,
             })
         })
-        .collect()
+        .collect::<DbResult<Vec<Item>>>()?;
+    // RETURNING does not keep the subquery's order.
+    items.sort_by_key(|i| i.send_at);
+    Ok(items)
 }
 
 /// The scheduler loop of a worker: runs until shutdown.

@@ -154,7 +154,15 @@ pub async fn assert_billable(
         return Ok(Ok(()));
     }
     let sub = orgs::subscription(&mut db.clone(), org).await?;
-    Ok(rule(sub, Billing::Standard))
+    Ok(billable(config, sub))
+}
+
+/// [`assert_billable`] for a subscription the caller has already read (`None`: the org has none).
+pub fn billable(config: &Config, sub: Option<Subscription>) -> Result<(), Refusal> {
+    if !config.billing_enforce {
+        return Ok(());
+    }
+    rule(sub, Billing::Standard)
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::now_ms;
 use crate::events::Event;
 use crate::ids::{OrgId, new_id};
-use crate::jobs::queue::{begin_fenced, finish, truncate};
+use crate::jobs::queue::{begin_finish, complete, truncate};
 use crate::jobs::retry::{Policy, parse_retry_after};
 use crate::jobs::{ClaimedJob, Completion};
+use crate::orgs::Subscription;
 use crate::store::{DbResult, Tx, sql};
 use crate::traffic::limits::{Limit, LimitKind};
 
@@ -22,78 +23,102 @@ use crate::traffic::limits::{Limit, LimitKind};
 const PAUSED_RECHECK_MS: i64 = 5_000;
 
 /// The delivery being attempted.
-pub(crate) struct Loaded {
+struct Loaded {
     pub id: String,
     pub tenant: Tenant,
-    pub endpoint_id: String,
     pub event: Event,
     pub status: String,
     pub dead_letter_id: Option<String>,
 }
 
-pub(crate) async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Loaded>> {
-    let row = sql(
-        "SELECT d.id, d.org_id, d.environment, d.endpoint_id, d.event_id, d.event_type, d.status, d.dead_letter_id, e.payload
-         FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = $1",
-    )
+/// What one attempt needs, read in one query: the delivery and its event, its endpoint (even
+/// if deleted since; `None` if unknown) and the org's subscription (for the billing rule).
+struct Work {
+    d: Loaded,
+    endpoint: Option<(Endpoint, bool)>,
+    subscription: Option<Subscription>,
+}
+
+async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Work>> {
+    let endpoint_columns = endpoints::COLUMNS
+        .split(", ")
+        .map(|c| format!("w.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row = crate::store::sql_built(format!(
+        "SELECT d.id AS d_id, d.org_id AS d_org_id, d.environment AS d_environment,
+                d.event_id AS d_event_id, d.event_type AS d_event_type, d.status AS d_status,
+                d.dead_letter_id AS d_dead_letter_id, e.payload AS e_payload,
+                {endpoint_columns}, w.deleted_at AS w_deleted_at, s.status AS s_status, s.tier AS s_tier
+         FROM deliveries d
+         JOIN events e ON e.id = d.event_id
+         LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.org_id = d.org_id
+         LEFT JOIN subscriptions s ON s.org_id = d.org_id
+         WHERE d.id = $1"
+    ))
     .bind(delivery_id)
     .fetch_optional(&mut app.db.clone())
     .await?;
     let Some(r) = row else { return Ok(None) };
-    let env = Environment::parse(&r.get::<String>("environment")?).unwrap_or(Environment::Test);
-    Ok(Some(Loaded {
-        id: r.get("id")?,
-        tenant: Tenant::for_background(OrgId::from_trusted(r.get("org_id")?), env),
-        endpoint_id: r.get("endpoint_id")?,
+    let env = Environment::parse(&r.get::<String>("d_environment")?).unwrap_or(Environment::Test);
+    let d = Loaded {
+        id: r.get("d_id")?,
+        tenant: Tenant::for_background(OrgId::from_trusted(r.get("d_org_id")?), env),
         event: Event {
-            id: r.get("event_id")?,
-            event_type: r.get("event_type")?,
-            payload: r.json("payload")?,
+            id: r.get("d_event_id")?,
+            event_type: r.get("d_event_type")?,
+            payload: r.json("e_payload")?,
         },
-        status: r.get("status")?,
-        dead_letter_id: r.get("dead_letter_id")?,
-    }))
-}
-
-/// The endpoint, even if deleted since the delivery was queued.
-async fn endpoint_any(app: &AppState, t: &Tenant, id: &str) -> DbResult<Option<(Endpoint, bool)>> {
-    let row = crate::store::sql_built(format!(
-        "SELECT {}, deleted_at FROM webhook_endpoints WHERE org_id = $1 AND id = $2",
-        endpoints::COLUMNS
-    ))
-    .bind(t.org())
-    .bind(id)
-    .fetch_optional(&mut app.db.clone())
-    .await?;
-    row.map(|r| {
-        Ok((
+        status: r.get("d_status")?,
+        dead_letter_id: r.get("d_dead_letter_id")?,
+    };
+    let endpoint = match r.get::<Option<String>>("id")? {
+        Some(_) => Some((
             Endpoint::from_row(&r)?,
-            r.get::<Option<i64>>("deleted_at")?.is_some(),
-        ))
-    })
-    .transpose()
+            r.get::<Option<i64>>("w_deleted_at")?.is_some(),
+        )),
+        None => None,
+    };
+    let subscription = match (
+        r.get::<Option<String>>("s_status")?,
+        r.get::<Option<String>>("s_tier")?,
+    ) {
+        (Some(status), Some(tier)) => Subscription::parse(&status, &tier),
+        _ => None,
+    };
+    Ok(Some(Work {
+        d,
+        endpoint,
+        subscription,
+    }))
 }
 
 pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
     let delivery_id = job.payload["delivery_id"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("job payload has no delivery_id"))?;
-    let Some(d) = load(app, delivery_id).await? else {
-        return done(app, job).await;
+    let Some(Work {
+        d,
+        endpoint,
+        subscription,
+    }) = load(app, delivery_id).await?
+    else {
+        complete(&app.db, job, &Completion::Done).await?;
+        return Ok(());
     };
     if d.status != "pending" {
         // Already settled (a duplicate run after a takeover): nothing to do.
-        return done(app, job).await;
+        complete(&app.db, job, &Completion::Done).await?;
+        return Ok(());
     }
-    let Some((ep, deleted)) = endpoint_any(app, &d.tenant, &d.endpoint_id).await? else {
+    let Some((ep, deleted)) = endpoint else {
         anyhow::bail!("delivery {} names an unknown endpoint", d.id);
     };
     if deleted {
         return settle_dead(app, job, &d, &ep, "endpoint_deleted", None, false).await;
     }
     if ep.kind == "channel"
-        && let Err(r) =
-            crate::traffic::billing::assert_billable(&app.db, &app.config, d.tenant.org()).await?
+        && let Err(r) = crate::traffic::billing::billable(&app.config, subscription)
     {
         // Sending is billable: checked again now, not only when the message was accepted.
         return settle_dead(
@@ -168,7 +193,7 @@ async fn attempt(
 
     if !d.tenant.env().is_live() {
         // Test mode: recorded in the sandbox sink, never sent.
-        let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+        let Some(mut tx) = begin_finish(&app.db, job, &Completion::Done).await? else {
             return Ok(());
         };
         sql("INSERT INTO sandbox_deliveries (id, org_id, endpoint_id, delivery_id, event_id, event_type, url, headers, payload, created_at)
@@ -199,8 +224,7 @@ async fn attempt(
         )
         .await?;
         mark_succeeded(&mut tx, d, n, None).await?;
-        on_delivered(app, &mut tx, d).await?;
-        finish(&mut tx, job, &Completion::Done).await?;
+        on_delivered(&mut tx, d, ep).await?;
         tx.commit().await?;
         return Ok(());
     }
@@ -217,7 +241,42 @@ async fn attempt(
     };
     metrics::counter!("rampart_webhook_attempts_total", "outcome" => outcome).increment(1);
 
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+    // What happens next, decided before the transaction that records it.
+    enum Next {
+        Delivered,
+        Gone,
+        Retry(i64),
+        Exhausted,
+    }
+    let next = if result.succeeded() {
+        Next::Delivered
+    } else if result.status == Some(410) {
+        // The receiver says the endpoint is gone for good: stop at once.
+        Next::Gone
+    } else if n <= ep.max_retries {
+        let policy = Policy {
+            base: app.config.retry_base_delay,
+            max: app.config.retry_max_delay,
+        };
+        let delay = Policy::with_retry_after(
+            policy.next_delay(job.attempts),
+            result
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, now_ms())),
+        );
+        Next::Retry(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2))
+    } else {
+        Next::Exhausted
+    };
+    let completion = match next {
+        Next::Retry(at_ms) => Completion::Retry {
+            at_ms,
+            error: result.error.clone().unwrap_or_default(),
+        },
+        _ => Completion::Done,
+    };
+    let Some(mut tx) = begin_finish(&app.db, job, &completion).await? else {
         tracing::warn!(delivery = %d.id, "lease lost during the attempt; its outcome is discarded");
         return Ok(());
     };
@@ -234,85 +293,70 @@ async fn attempt(
         &request_id,
     )
     .await?;
-    if result.succeeded() {
-        mark_succeeded(&mut tx, d, n, result.status).await?;
-        sql("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures > 0")
-            .bind(&ep.id)
-            .execute(&mut tx)
-            .await?;
-        on_delivered(app, &mut tx, d).await?;
-        finish(&mut tx, job, &Completion::Done).await?;
-    } else if result.status == Some(410) {
-        // The receiver says the endpoint is gone for good: stop at once.
-        disable_endpoint(
-            &mut tx,
-            &d.tenant,
-            ep,
-            "disabled",
-            "the endpoint answered 410 Gone",
-        )
-        .await?;
-        dead_letter(
-            &mut tx,
-            d,
-            ep,
-            "endpoint_disabled",
-            n,
-            result.error.as_deref(),
-        )
-        .await?;
-        finish(&mut tx, job, &Completion::Done).await?;
-    } else if n <= ep.max_retries {
-        let policy = Policy {
-            base: app.config.retry_base_delay,
-            max: app.config.retry_max_delay,
-        };
-        let delay = Policy::with_retry_after(
-            policy.next_delay(job.attempts),
-            result
-                .retry_after
-                .as_deref()
-                .and_then(|v| parse_retry_after(v, now_ms())),
-        );
-        let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        sql("UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6 WHERE id = $1")
-            .bind(&d.id)
-            .bind(n)
-            .bind(at)
-            .bind(result.status.map(i64::from))
-            .bind(result.error.clone())
-            .bind(now_ms())
-            .execute(&mut tx)
-            .await?;
-        finish(
-            &mut tx,
-            job,
-            &Completion::Retry {
-                at_ms: at,
-                error: result.error.clone().unwrap_or_default(),
-            },
-        )
-        .await?;
-    } else {
-        dead_letter(
-            &mut tx,
-            d,
-            ep,
-            "retries_exhausted",
-            n,
-            result.error.as_deref(),
-        )
-        .await?;
-        let failures: i64 = sql("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 RETURNING consecutive_failures")
-            .bind(&ep.id)
-            .fetch_one(&mut tx)
-            .await?
-            .get("consecutive_failures")?;
-        if failures >= i64::from(app.config.endpoint_failure_threshold) && ep.status == "active" {
-            let why = format!("{failures} deliveries in a row exhausted their retry budget");
-            disable_endpoint(&mut tx, &d.tenant, ep, "failed", &why).await?;
+    match next {
+        Next::Delivered => {
+            mark_succeeded(&mut tx, d, n, result.status).await?;
+            // Read when the attempt began: a run of failures that settles while this attempt is
+            // in flight is not reset by it, which is the order they finished in anyway.
+            if ep.consecutive_failures > 0 {
+                sql("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1")
+                    .bind(&ep.id)
+                    .execute(&mut tx)
+                    .await?;
+            }
+            on_delivered(&mut tx, d, ep).await?;
         }
-        finish(&mut tx, job, &Completion::Done).await?;
+        Next::Gone => {
+            disable_endpoint(
+                &mut tx,
+                &d.tenant,
+                ep,
+                "disabled",
+                "the endpoint answered 410 Gone",
+            )
+            .await?;
+            dead_letter(
+                &mut tx,
+                d,
+                ep,
+                "endpoint_disabled",
+                n,
+                result.error.as_deref(),
+            )
+            .await?;
+        }
+        Next::Retry(at) => {
+            sql("UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6 WHERE id = $1")
+                .bind(&d.id)
+                .bind(n)
+                .bind(at)
+                .bind(result.status.map(i64::from))
+                .bind(result.error.clone())
+                .bind(now_ms())
+                .execute(&mut tx)
+                .await?;
+        }
+        Next::Exhausted => {
+            dead_letter(
+                &mut tx,
+                d,
+                ep,
+                "retries_exhausted",
+                n,
+                result.error.as_deref(),
+            )
+            .await?;
+            let failures: i64 = sql("UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 RETURNING consecutive_failures")
+                .bind(&ep.id)
+                .fetch_one(&mut tx)
+                .await?
+                .get("consecutive_failures")?;
+            if failures >= i64::from(app.config.endpoint_failure_threshold) && ep.status == "active"
+            {
+                let why = format!("{failures} deliveries in a row exhausted their retry budget");
+                disable_endpoint(&mut tx, &d.tenant, ep, "failed", &why).await?;
+            }
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -367,12 +411,19 @@ async fn mark_succeeded(
 }
 
 /// A delivered replay resolves its dead letter; a delivered channel message is `sent`.
-async fn on_delivered(app: &AppState, tx: &mut Tx, d: &Loaded) -> DbResult<()> {
+async fn on_delivered(tx: &mut Tx, d: &Loaded, ep: &Endpoint) -> DbResult<()> {
     if let Some(dl) = &d.dead_letter_id {
         super::dead_letters::resolve(tx, dl).await?;
     }
-    let _ = app;
-    crate::messages::on_delivery_settled(tx, &d.tenant, &d.id, true).await
+    settle_message(tx, d, ep, true).await
+}
+
+/// Only deliveries to a channel endpoint carry messages.
+async fn settle_message(tx: &mut Tx, d: &Loaded, ep: &Endpoint, ok: bool) -> DbResult<()> {
+    if ep.kind != "channel" {
+        return Ok(());
+    }
+    crate::messages::on_delivery_settled(tx, &d.tenant, &d.id, ok).await
 }
 
 /// Settles a delivery as dead: a dead letter (or, for a replay, its dead letter reopened).
@@ -400,7 +451,7 @@ async fn dead_letter(
             .await?;
         }
     }
-    crate::messages::on_delivery_settled(tx, &d.tenant, &d.id, false).await
+    settle_message(tx, d, ep, false).await
 }
 
 /// Turns an endpoint `failed` or `disabled`, audits it and announces `endpoint.failed`.
@@ -442,7 +493,7 @@ async fn settle_dead(
     error: Option<&str>,
     keep: bool,
 ) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
+    let Some(mut tx) = begin_finish(&app.db, job, &Completion::Done).await? else {
         return Ok(());
     };
     if keep {
@@ -456,27 +507,13 @@ async fn settle_dead(
         .bind(now_ms())
         .execute(&mut tx)
         .await?;
-        crate::messages::on_delivery_settled(&mut tx, &d.tenant, &d.id, false).await?;
+        settle_message(&mut tx, d, ep, false).await?;
     }
-    finish(&mut tx, job, &Completion::Done).await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn defer(app: &AppState, job: &ClaimedJob, at_ms: i64) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
-        return Ok(());
-    };
-    finish(&mut tx, job, &Completion::Defer { at_ms }).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn done(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
-    let Some(mut tx) = begin_fenced(&app.db, job).await? else {
-        return Ok(());
-    };
-    finish(&mut tx, job, &Completion::Done).await?;
-    tx.commit().await?;
+    complete(&app.db, job, &Completion::Defer { at_ms }).await?;
     Ok(())
 }
