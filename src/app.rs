@@ -37,6 +37,8 @@ pub struct AppInner {
     pub plans: crate::traffic::billing::PlanCache,
     pub limiter: crate::traffic::limits::Limiter,
     pub webhooks: crate::webhooks::client::WebhookClient,
+    /// Records delivered webhook attempts, batched.
+    pub delivered: crate::webhooks::recorder::Recorder,
     /// For operator-configured targets (the ops webhook): no SSRF guard, they are trusted.
     pub ops_http: reqwest::Client,
     /// This process, for instance-level alerts.
@@ -212,9 +214,11 @@ impl AppState {
             },
             config.webhook_timeout,
         );
+        let delivered = crate::webhooks::recorder::Recorder::start(db.clone());
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
+            delivered,
             keys,
             key_cache: Default::default(),
             plans: Default::default(),

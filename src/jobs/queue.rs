@@ -11,11 +11,20 @@ use crate::clock::now_ms;
 use crate::ids::{OrgId, new_id};
 use crate::store::{Arg, DbResult, Dialect, Exec, Tx, insert_many, sql};
 
-/// The Postgres channel workers LISTEN on.
+/// The Postgres channel job workers LISTEN on.
 pub const CHANNEL: &str = "rampart_jobs";
+/// The Postgres channel schedulers LISTEN on.
+pub const SCHEDULER_CHANNEL: &str = "rampart_scheduled";
 
-/// Wakes this process's workers.
+/// Wakes this process's job workers.
 pub fn local_notify() -> &'static Notify {
+    static N: OnceLock<Notify> = OnceLock::new();
+    N.get_or_init(Notify::new)
+}
+
+/// Wakes this process's scheduler. Apart from [`local_notify`], so that the jobs every API
+/// write enqueues do not send the scheduler looking for due messages each time.
+pub fn scheduler_notify() -> &'static Notify {
     static N: OnceLock<Notify> = OnceLock::new();
     N.get_or_init(Notify::new)
 }
@@ -101,7 +110,7 @@ pub async fn enqueue_many(tx: &mut Tx, jobs: Vec<NewJob>) -> DbResult<()> {
     wake_after_commit(tx).await
 }
 
-/// Arranges for workers to wake when `tx` commits.
+/// Arranges for job workers to wake when `tx` commits.
 pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
     if tx.dialect() == Dialect::Postgres {
         // Delivered by Postgres at commit, to every listening instance.
@@ -110,6 +119,17 @@ pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
             .await?;
     }
     tx.after_commit(|| local_notify().notify_waiters());
+    Ok(())
+}
+
+/// Arranges for schedulers to wake when `tx` commits (a scheduled message became pending).
+pub async fn wake_scheduler_after_commit(tx: &mut Tx) -> DbResult<()> {
+    if tx.dialect() == Dialect::Postgres {
+        sql("SELECT pg_notify('rampart_scheduled', '') AS n")
+            .fetch_one(tx)
+            .await?;
+    }
+    tx.after_commit(|| scheduler_notify().notify_waiters());
     Ok(())
 }
 
@@ -227,8 +247,9 @@ pub async fn complete(
     }
 }
 
-/// Writes how `job` ended, if its lease is still the one it was claimed with; `false` if not.
-async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion) -> DbResult<bool> {
+/// Writes how `job` ended in `tx`, if its lease is still the one it was claimed with; `false`
+/// (nothing written) if not. Write it before anything else the job changes: it is the fence.
+pub async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion) -> DbResult<bool> {
     use super::Completion;
     let now = now_ms();
     let (n, outcome) = match c {

@@ -199,17 +199,23 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wakes this process's workers on Postgres `NOTIFY rampart_jobs` (sent at commit by any
-/// instance), reconnecting as needed.
+/// Wakes this process's workers and scheduler on Postgres `NOTIFY rampart_jobs` and
+/// `rampart_scheduled` (sent at commit by any instance), reconnecting as needed.
 async fn listen(pool: sqlx::PgPool, stop: CancellationToken) {
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut l) => {
-                if l.listen(queue::CHANNEL).await.is_ok() {
+                if l.listen_all([queue::CHANNEL, queue::SCHEDULER_CHANNEL])
+                    .await
+                    .is_ok()
+                {
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => return,
                             n = l.recv() => match n {
+                                Ok(n) if n.channel() == queue::SCHEDULER_CHANNEL => {
+                                    queue::scheduler_notify().notify_waiters();
+                                }
                                 Ok(_) => local_notify().notify_waiters(),
                                 Err(_) => break,
                             }

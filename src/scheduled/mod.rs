@@ -19,7 +19,7 @@ use crate::access::principal::{Environment, Tenant};
 use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::{OrgId, new_id};
-use crate::jobs::queue::local_notify;
+use crate::jobs::queue::scheduler_notify;
 use crate::store::{Arg, DbResult, Dialect, Exec, Row, Tx, insert_many, sql};
 use crate::webhooks::dead_letters::DeadLetter;
 
@@ -28,6 +28,8 @@ pub const BATCH: i64 = 500;
 const POLL: Duration = Duration::from_millis(500);
 /// Long enough for any batch; a dead worker's items are taken over after it.
 const LEASE_MS: i64 = 30_000;
+/// How often the scheduler looks for batches whose dispatcher died (leases last 30 s).
+const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Scheduled {
@@ -128,18 +130,26 @@ struct Item {
     dead_letter_id: Option<String>,
 }
 
-/// Claims up to [`BATCH`] items: first those whose dispatcher died mid-batch (lease expired),
-/// then pending ones that are due, earliest first. Two statements, so each walks its index in
-/// order (see `jobs::queue::claim`).
-async fn claim(state: &AppState, worker: &str, token: &str) -> DbResult<Vec<Item>> {
-    let mut items = claim_where(
-        state,
-        worker,
-        token,
-        BATCH,
-        "status = 'dispatching' AND lease_expires_at < $4",
-    )
-    .await?;
+/// Claims up to [`BATCH`] items: if `take_over` is set, first those whose dispatcher died
+/// mid-batch (lease expired), then pending ones that are due, earliest first. Two statements,
+/// so each walks its index in order (see `jobs::queue::claim`).
+async fn claim(
+    state: &AppState,
+    worker: &str,
+    token: &str,
+    take_over: bool,
+) -> DbResult<Vec<Item>> {
+    let mut items = Vec::new();
+    if take_over {
+        items = claim_where(
+            state,
+            worker,
+            token,
+            BATCH,
+            "status = 'dispatching' AND lease_expires_at < $4",
+        )
+        .await?;
+    }
     let left = BATCH - items.len() as i64;
     if left > 0 {
         items.extend(
@@ -205,15 +215,20 @@ async fn claim_where(
 pub async fn run(state: AppState, worker: String) {
     let stop = state.shutdown.clone();
     let mut failures = 0u32;
+    let mut last_takeover: Option<std::time::Instant> = None;
     loop {
         if stop.is_cancelled() {
             return;
         }
-        let notified = local_notify().notified();
+        let notified = scheduler_notify().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let token = new_id("lease");
-        match claim(&state, &worker, &token).await {
+        let take_over = last_takeover.is_none_or(|t| t.elapsed() >= TAKEOVER_EVERY);
+        if take_over {
+            last_takeover = Some(std::time::Instant::now());
+        }
+        match claim(&state, &worker, &token, take_over).await {
             Ok(items) => {
                 failures = 0;
                 let full = items.len() as i64 == BATCH;
@@ -570,6 +585,6 @@ pub async fn replay_dead_letter(
     if n == 0 {
         return Ok(None);
     }
-    crate::jobs::queue::wake_after_commit(tx).await?;
+    crate::jobs::queue::wake_scheduler_after_commit(tx).await?;
     Ok(Some(id.to_owned()))
 }

@@ -193,9 +193,16 @@ async fn attempt(
 
     if !d.tenant.env().is_live() {
         // Test mode: recorded in the sandbox sink, never sent.
-        let Some(mut tx) = begin_finish(&app.db, job, &Completion::Done).await? else {
-            return Ok(());
+        let mut tx = app.db.begin().await?;
+        let delivered = Delivered {
+            error_class: Some("sandbox"),
+            note: Some("test mode: recorded, not sent"),
+            ..delivered(job, d, ep, None, 0, None, request_id.clone())
         };
+        if !write_delivered(&mut tx, &delivered).await? {
+            tx.rollback().await?;
+            return Ok(());
+        }
         sql("INSERT INTO sandbox_deliveries (id, org_id, endpoint_id, delivery_id, event_id, event_type, url, headers, payload, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(new_id("sbx"))
@@ -210,21 +217,6 @@ async fn attempt(
             .bind(now_ms())
             .execute(&mut tx)
             .await?;
-        log_attempt(
-            &mut tx,
-            d,
-            &ep.id,
-            n,
-            None,
-            0,
-            Some("sandbox"),
-            Some("test mode: recorded, not sent"),
-            None,
-            &request_id,
-        )
-        .await?;
-        mark_succeeded(&mut tx, d, n, None).await?;
-        on_delivered(&mut tx, d, ep).await?;
         tx.commit().await?;
         return Ok(());
     }
@@ -241,16 +233,30 @@ async fn attempt(
     };
     metrics::counter!("rampart_webhook_attempts_total", "outcome" => outcome).increment(1);
 
-    // What happens next, decided before the transaction that records it.
+    if result.succeeded() {
+        // The hot path: recorded with other deliveries' in one transaction.
+        let delivered = delivered(
+            job,
+            d,
+            ep,
+            result.status,
+            latency_ms,
+            result.excerpt.clone(),
+            request_id,
+        );
+        if !app.delivered.record(delivered).await? {
+            tracing::warn!(delivery = %d.id, "lease lost during the attempt; its outcome is discarded");
+        }
+        return Ok(());
+    }
+
+    // What happens after a failed attempt, decided before the transaction that records it.
     enum Next {
-        Delivered,
         Gone,
         Retry(i64),
         Exhausted,
     }
-    let next = if result.succeeded() {
-        Next::Delivered
-    } else if result.status == Some(410) {
+    let next = if result.status == Some(410) {
         // The receiver says the endpoint is gone for good: stop at once.
         Next::Gone
     } else if n <= ep.max_retries {
@@ -282,7 +288,7 @@ async fn attempt(
     };
     log_attempt(
         &mut tx,
-        d,
+        (&d.id, d.tenant.org()),
         &ep.id,
         n,
         result.status.map(i64::from),
@@ -294,18 +300,6 @@ async fn attempt(
     )
     .await?;
     match next {
-        Next::Delivered => {
-            mark_succeeded(&mut tx, d, n, result.status).await?;
-            // Read when the attempt began: a run of failures that settles while this attempt is
-            // in flight is not reset by it, which is the order they finished in anyway.
-            if ep.consecutive_failures > 0 {
-                sql("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1")
-                    .bind(&ep.id)
-                    .execute(&mut tx)
-                    .await?;
-            }
-            on_delivered(&mut tx, d, ep).await?;
-        }
         Next::Gone => {
             disable_endpoint(
                 &mut tx,
@@ -362,10 +356,39 @@ async fn attempt(
     Ok(())
 }
 
+fn delivered(
+    job: &ClaimedJob,
+    d: &Loaded,
+    ep: &Endpoint,
+    status: Option<u16>,
+    latency_ms: i64,
+    excerpt: Option<String>,
+    request_id: String,
+) -> Delivered {
+    Delivered {
+        job: job.clone(),
+        delivery_id: d.id.clone(),
+        tenant: d.tenant.clone(),
+        endpoint_id: ep.id.clone(),
+        channel: ep.kind == "channel",
+        // Read when the attempt began: a run of failures that settles while this attempt is in
+        // flight is not reset by it, which is the order they finished in anyway.
+        reset_failures: ep.consecutive_failures > 0,
+        dead_letter_id: d.dead_letter_id.clone(),
+        attempt: i64::from(job.attempts),
+        status,
+        latency_ms,
+        error_class: None,
+        note: None,
+        excerpt,
+        request_id,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn log_attempt(
     tx: &mut Tx,
-    d: &Loaded,
+    d: (&str, &OrgId),
     endpoint_id: &str,
     attempt: i64,
     status_code: Option<i64>,
@@ -378,8 +401,8 @@ async fn log_attempt(
     sql("INSERT INTO delivery_attempts (id, delivery_id, org_id, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
         .bind(new_id("att"))
-        .bind(&d.id)
-        .bind(d.tenant.org())
+        .bind(d.0)
+        .bind(d.1)
         .bind(endpoint_id)
         .bind(attempt)
         .bind(status_code)
@@ -394,28 +417,69 @@ async fn log_attempt(
     Ok(())
 }
 
-async fn mark_succeeded(
-    tx: &mut Tx,
-    d: &Loaded,
-    attempts: i64,
-    status: Option<u16>,
-) -> DbResult<()> {
+/// One delivered attempt, as recorded: see [`write_delivered`].
+pub(crate) struct Delivered {
+    pub job: ClaimedJob,
+    pub delivery_id: String,
+    pub tenant: Tenant,
+    pub endpoint_id: String,
+    /// A channel endpoint: the delivery carries a message, now `sent`.
+    pub channel: bool,
+    /// The endpoint's failure counter was not 0 when the attempt began: reset it.
+    pub reset_failures: bool,
+    /// The delivery replays this dead letter: resolve it.
+    pub dead_letter_id: Option<String>,
+    pub attempt: i64,
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error_class: Option<&'static str>,
+    pub note: Option<&'static str>,
+    pub excerpt: Option<String>,
+    pub request_id: String,
+}
+
+/// Writes everything a delivered attempt changes, in `tx`, after the lease fence: the job done,
+/// the attempt logged, the delivery succeeded, the endpoint's failure run reset, a replayed dead
+/// letter resolved, a channel message `sent`. `false`: the lease was lost and nothing was
+/// written. Used one at a time and, for the hot path, batched (see `super::recorder`).
+pub(crate) async fn write_delivered(tx: &mut Tx, d: &Delivered) -> DbResult<bool> {
+    if !crate::jobs::queue::finish(tx, &d.job, &Completion::Done).await? {
+        metrics::counter!("rampart_jobs_lease_lost_total").increment(1);
+        return Ok(false);
+    }
+    log_attempt(
+        tx,
+        (&d.delivery_id, d.tenant.org()),
+        &d.endpoint_id,
+        d.attempt,
+        d.status.map(i64::from),
+        d.latency_ms,
+        d.error_class,
+        d.note,
+        d.excerpt.as_deref(),
+        &d.request_id,
+    )
+    .await?;
     sql("UPDATE deliveries SET status = 'succeeded', attempts = $2, last_status_code = $3, last_error = NULL, next_attempt_at = NULL, updated_at = $4 WHERE id = $1")
-        .bind(&d.id)
-        .bind(attempts)
-        .bind(status.map(i64::from))
+        .bind(&d.delivery_id)
+        .bind(d.attempt)
+        .bind(d.status.map(i64::from))
         .bind(now_ms())
         .execute(tx)
         .await?;
-    Ok(())
-}
-
-/// A delivered replay resolves its dead letter; a delivered channel message is `sent`.
-async fn on_delivered(tx: &mut Tx, d: &Loaded, ep: &Endpoint) -> DbResult<()> {
+    if d.reset_failures {
+        sql("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1")
+            .bind(&d.endpoint_id)
+            .execute(tx)
+            .await?;
+    }
     if let Some(dl) = &d.dead_letter_id {
         super::dead_letters::resolve(tx, dl).await?;
     }
-    settle_message(tx, d, ep, true).await
+    if d.channel {
+        crate::messages::on_delivery_settled(tx, &d.tenant, &d.delivery_id, true).await?;
+    }
+    Ok(true)
 }
 
 /// Only deliveries to a channel endpoint carry messages.

@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod delivery;
 pub mod endpoints;
 pub mod fanout;
+pub mod recorder;
 pub mod routes;
 pub mod sandbox;
 pub mod signing;
