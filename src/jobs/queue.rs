@@ -307,6 +307,42 @@ pub async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion)
     Ok(true)
 }
 
+/// [`finish`] with [`super::Completion::Done`] for many jobs in one statement: returns the ids
+/// of those whose lease still held (now deleted); the others are untouched.
+pub async fn finish_done_many(
+    tx: &mut Tx,
+    jobs: &[&super::ClaimedJob],
+) -> DbResult<std::collections::HashSet<String>> {
+    if jobs.is_empty() {
+        return Ok(Default::default());
+    }
+    let held = (0..jobs.len())
+        .map(|i| format!("(id = ${} AND lease_token = ${})", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let mut q = crate::store::sql_built(format!(
+        "DELETE FROM jobs WHERE status = 'running' AND ({held}) RETURNING id"
+    ));
+    for j in jobs {
+        q = q.bind(&j.id).bind(&j.lease_token);
+    }
+    let done = q
+        .fetch_all(tx)
+        .await?
+        .iter()
+        .map(|r| r.get::<String>("id"))
+        .collect::<DbResult<std::collections::HashSet<String>>>()?;
+    for j in jobs.iter().filter(|j| done.contains(&j.id)) {
+        metrics::counter!("rampart_jobs_finished_total", "kind" => j.kind.clone(), "outcome" => "done")
+            .increment(1);
+    }
+    let lost = jobs.len() - done.len();
+    if lost > 0 {
+        metrics::counter!("rampart_jobs_lease_lost_total").increment(lost as u64);
+    }
+    Ok(done)
+}
+
 /// Extends the leases of every job `worker` still runs.
 pub async fn renew_leases(db: &crate::store::Db, worker: &str, lease_ms: i64) -> DbResult<u64> {
     sql("UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND status = 'running'")

@@ -166,7 +166,7 @@ pub async fn create_outbound(
         mark(
             tx,
             t,
-            &delivery,
+            &[&delivery],
             false,
             Some("the channel endpoint is not active"),
         )
@@ -176,33 +176,44 @@ pub async fn create_outbound(
     Ok(Ok(msg))
 }
 
-/// Settles the message carried by `delivery_id`, if any: `sent` or `failed`, with its event.
+/// Settles the messages carried by `deliveries`, if any: `sent` or `failed`, each with its
+/// event.
 async fn mark(
     tx: &mut Tx,
     t: &Tenant,
-    delivery_id: &str,
+    deliveries: &[&str],
     ok: bool,
     error: Option<&str>,
 ) -> DbResult<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
     let now = now_ms();
-    let row = crate::store::sql_built(format!(
-        "UPDATE messages SET status = $2, sent_at = CASE WHEN $3 THEN $4 ELSE sent_at END, error = $5, updated_at = $4
-         WHERE delivery_id = $1 AND status = 'queued' RETURNING {COLUMNS}"
+    let mut q = crate::store::sql_built(format!(
+        "UPDATE messages SET status = $1, sent_at = CASE WHEN $2 THEN $3 ELSE sent_at END, error = $4, updated_at = $3
+         WHERE org_id = $5 AND delivery_id IN ({}) AND status = 'queued' RETURNING {COLUMNS}",
+        crate::store::placeholders(6, deliveries.len())
     ))
-    .bind(delivery_id)
     .bind(if ok { "sent" } else { "failed" })
     .bind(ok)
     .bind(now)
     .bind(error.map(str::to_owned))
-    .fetch_optional(tx)
-    .await?;
-    if let Some(r) = row {
-        let m = Message::from_row(&r)?;
-        let kind = if ok { "message.sent" } else { "message.failed" };
-        crate::events::emit(tx, t, kind, m.event_data()).await?;
-        metrics::counter!("rampart_messages_total", "status" => if ok { "sent" } else { "failed" })
-            .increment(1);
+    .bind(t.org());
+    for d in deliveries {
+        q = q.bind(*d);
     }
+    let rows = q.fetch_all(tx).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let kind = if ok { "message.sent" } else { "message.failed" };
+    let events = rows
+        .iter()
+        .map(|r| Ok((kind, Message::from_row(r)?.event_data())))
+        .collect::<DbResult<Vec<_>>>()?;
+    metrics::counter!("rampart_messages_total", "status" => if ok { "sent" } else { "failed" })
+        .increment(events.len() as u64);
+    crate::events::emit_many(tx, t, events).await?;
     Ok(())
 }
 
@@ -214,7 +225,12 @@ pub async fn on_delivery_settled(
     ok: bool,
 ) -> DbResult<()> {
     let error = (!ok).then_some("the channel did not accept the message within its retry budget");
-    mark(tx, t, delivery_id, ok, error).await
+    mark(tx, t, &[delivery_id], ok, error).await
+}
+
+/// Called when deliveries of one tenant were delivered (recorded in a batch).
+pub async fn on_deliveries_sent(tx: &mut Tx, t: &Tenant, deliveries: &[&str]) -> DbResult<()> {
+    mark(tx, t, deliveries, true, None).await
 }
 
 /// A dead letter of a message's delivery is replayed: the message is queued again on the new

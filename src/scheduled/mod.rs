@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::{OrgId, new_id};
 use crate::jobs::queue::scheduler_notify;
-use crate::store::{Arg, DbResult, Dialect, Exec, Row, Tx, insert_many, sql};
+use crate::store::{Arg, DbResult, Dialect, Exec, Row, Tx, insert_many, placeholders, sql};
 use crate::webhooks::dead_letters::DeadLetter;
 
 /// Items claimed and dispatched together.
@@ -462,13 +462,6 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
     }
     tx.commit().await?;
     Ok(items.len())
-}
-
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn still_held(tx: &mut Tx, ids: &[&str], token: &str) -> DbResult<Vec<String>> {

@@ -157,6 +157,14 @@ pub fn sql(text: &'static str) -> Q {
     }
 }
 
+/// `$first, …, $(first + n - 1)`: the placeholders of an `IN (…)` list of `n` binds.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A query assembled at runtime from fixed fragments. Never put input into `text`: bind it.
 pub fn sql_built(text: String) -> Q {
     Q {

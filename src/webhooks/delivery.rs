@@ -2,6 +2,8 @@
 //! outcome, written in the job's fenced transaction (attempt log, retry schedule, dead letter,
 //! endpoint health) so that a worker that lost its lease changes nothing.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::json;
 
 use super::endpoints::{self, Endpoint};
@@ -16,7 +18,7 @@ use crate::jobs::queue::{begin_finish, complete, truncate};
 use crate::jobs::retry::{Policy, parse_retry_after};
 use crate::jobs::{ClaimedJob, Completion};
 use crate::orgs::Subscription;
-use crate::store::{DbResult, Tx, sql};
+use crate::store::{Arg, DbResult, Tx, insert_many, placeholders, sql};
 use crate::traffic::limits::{Limit, LimitKind};
 
 /// How long a paused endpoint's deliveries wait before looking again.
@@ -199,7 +201,7 @@ async fn attempt(
             note: Some("test mode: recorded, not sent"),
             ..delivered(job, d, ep, None, 0, None, request_id.clone())
         };
-        if !write_delivered(&mut tx, &delivered).await? {
+        if write_delivered(&mut tx, &[&delivered]).await? != [true] {
             tx.rollback().await?;
             return Ok(());
         }
@@ -438,48 +440,108 @@ pub(crate) struct Delivered {
     pub request_id: String,
 }
 
-/// Writes everything a delivered attempt changes, in `tx`, after the lease fence: the job done,
-/// the attempt logged, the delivery succeeded, the endpoint's failure run reset, a replayed dead
-/// letter resolved, a channel message `sent`. `false`: the lease was lost and nothing was
-/// written. Used one at a time and, for the hot path, batched (see `super::recorder`).
-pub(crate) async fn write_delivered(tx: &mut Tx, d: &Delivered) -> DbResult<bool> {
-    if !crate::jobs::queue::finish(tx, &d.job, &Completion::Done).await? {
-        metrics::counter!("rampart_jobs_lease_lost_total").increment(1);
-        return Ok(false);
+/// Writes everything delivered attempts change, in `tx`: for each whose job's lease still holds,
+/// the job done, the attempt logged, the delivery succeeded, the endpoint's failure run reset, a
+/// replayed dead letter resolved, a channel message `sent`. Returns, per item, whether its lease
+/// held (if not, nothing was written for it). A constant number of statements for any number
+/// of ordinary deliveries; the recorder batches them (see `super::recorder`).
+pub(crate) async fn write_delivered(tx: &mut Tx, items: &[&Delivered]) -> DbResult<Vec<bool>> {
+    let jobs: Vec<&ClaimedJob> = items.iter().map(|d| &d.job).collect();
+    // The fence: only items whose job is still leased as claimed go on.
+    let done = crate::jobs::queue::finish_done_many(tx, &jobs).await?;
+    let held: Vec<bool> = items.iter().map(|d| done.contains(&d.job.id)).collect();
+    let live: Vec<&Delivered> = items
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| **h)
+        .map(|(d, _)| *d)
+        .collect();
+    if live.is_empty() {
+        return Ok(held);
     }
-    log_attempt(
+    let now = now_ms();
+    let attempts = live
+        .iter()
+        .map(|d| {
+            vec![
+                Arg::from(new_id("att")),
+                Arg::from(&d.delivery_id),
+                Arg::from(d.tenant.org().to_string()),
+                Arg::from(&d.endpoint_id),
+                Arg::from(d.attempt),
+                Arg::from(d.status.map(i64::from)),
+                Arg::from(d.latency_ms),
+                Arg::from(d.error_class.map(str::to_owned)),
+                Arg::from(d.note.map(str::to_owned)),
+                Arg::from(
+                    d.excerpt
+                        .as_deref()
+                        .map(|e| truncate(e, super::client::EXCERPT_LIMIT)),
+                ),
+                Arg::from(&d.request_id),
+                Arg::from(now),
+            ]
+        })
+        .collect();
+    insert_many(
         tx,
-        (&d.delivery_id, d.tenant.org()),
-        &d.endpoint_id,
-        d.attempt,
-        d.status.map(i64::from),
-        d.latency_ms,
-        d.error_class,
-        d.note,
-        d.excerpt.as_deref(),
-        &d.request_id,
+        "INSERT INTO delivery_attempts (id, delivery_id, org_id, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)",
+        "",
+        attempts,
     )
     .await?;
-    sql("UPDATE deliveries SET status = 'succeeded', attempts = $2, last_status_code = $3, last_error = NULL, next_attempt_at = NULL, updated_at = $4 WHERE id = $1")
-        .bind(&d.delivery_id)
-        .bind(d.attempt)
-        .bind(d.status.map(i64::from))
-        .bind(now_ms())
-        .execute(tx)
-        .await?;
-    if d.reset_failures {
-        sql("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1")
-            .bind(&d.endpoint_id)
-            .execute(tx)
-            .await?;
+    // Deliveries set alike in one statement (nearly always all of them: first attempt, 200).
+    let mut alike: BTreeMap<(i64, Option<u16>), Vec<&str>> = BTreeMap::new();
+    for d in &live {
+        alike
+            .entry((d.attempt, d.status))
+            .or_default()
+            .push(&d.delivery_id);
     }
-    if let Some(dl) = &d.dead_letter_id {
+    for ((attempt, status), ids) in alike {
+        let mut q = crate::store::sql_built(format!(
+            "UPDATE deliveries SET status = 'succeeded', attempts = $1, last_status_code = $2, last_error = NULL, next_attempt_at = NULL, updated_at = $3
+             WHERE id IN ({})",
+            placeholders(4, ids.len())
+        ))
+        .bind(attempt)
+        .bind(status.map(i64::from))
+        .bind(now);
+        for id in ids {
+            q = q.bind(id);
+        }
+        q.execute(tx).await?;
+    }
+    let reset: BTreeSet<&str> = live
+        .iter()
+        .filter(|d| d.reset_failures)
+        .map(|d| d.endpoint_id.as_str())
+        .collect();
+    if !reset.is_empty() {
+        let mut q = crate::store::sql_built(format!(
+            "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id IN ({})",
+            placeholders(1, reset.len())
+        ));
+        for id in reset {
+            q = q.bind(id);
+        }
+        q.execute(tx).await?;
+    }
+    for dl in live.iter().filter_map(|d| d.dead_letter_id.as_ref()) {
         super::dead_letters::resolve(tx, dl).await?;
     }
-    if d.channel {
-        crate::messages::on_delivery_settled(tx, &d.tenant, &d.delivery_id, true).await?;
+    // Channel messages, per tenant (their events belong to it).
+    let mut sent: BTreeMap<(String, &'static str), (Tenant, Vec<&str>)> = BTreeMap::new();
+    for d in live.iter().filter(|d| d.channel) {
+        sent.entry((d.tenant.org().to_string(), d.tenant.env().as_str()))
+            .or_insert_with(|| (d.tenant.clone(), Vec::new()))
+            .1
+            .push(&d.delivery_id);
     }
-    Ok(true)
+    for (t, ids) in sent.values() {
+        crate::messages::on_deliveries_sent(tx, t, ids).await?;
+    }
+    Ok(held)
 }
 
 /// Only deliveries to a channel endpoint carry messages.

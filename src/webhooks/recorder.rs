@@ -58,17 +58,8 @@ async fn write_batch(db: &Db, mut batch: Vec<Item>) {
         // One lock order for the rows items share (endpoints), so two instances' batches
         // cannot deadlock on them.
         batch.sort_by(|a, b| a.0.endpoint_id.cmp(&b.0.endpoint_id));
-        let all = async {
-            let mut tx = db.begin().await?;
-            let mut held = Vec::with_capacity(batch.len());
-            for (d, _) in &batch {
-                held.push(write_delivered(&mut tx, d).await?);
-            }
-            tx.commit().await?;
-            Ok::<_, DbError>(held)
-        }
-        .await;
-        match all {
+        let items: Vec<&Delivered> = batch.iter().map(|(d, _)| d).collect();
+        match write(db, &items).await {
             Ok(held) => {
                 for ((_, reply), h) in batch.into_iter().zip(held) {
                     let _ = reply.send(Ok(h));
@@ -81,13 +72,17 @@ async fn write_batch(db: &Db, mut batch: Vec<Item>) {
         }
     }
     for (d, reply) in batch {
-        let one = async {
-            let mut tx = db.begin().await?;
-            let held = write_delivered(&mut tx, &d).await?;
-            tx.commit().await?;
-            Ok(held)
-        }
-        .await;
-        let _ = reply.send(one);
+        let _ = reply.send(
+            write(db, &[&d])
+                .await
+                .map(|held| held.first().copied().unwrap_or(false)),
+        );
     }
+}
+
+async fn write(db: &Db, items: &[&Delivered]) -> DbResult<Vec<bool>> {
+    let mut tx = db.begin().await?;
+    let held = write_delivered(&mut tx, items).await?;
+    tx.commit().await?;
+    Ok(held)
 }

@@ -23,6 +23,7 @@ crate::scenarios![
     single_dead_letter_replay_and_refusals,
     a_killed_worker_loses_no_delivery,
     a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs,
+    a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch,
 ];
 
 crate::plain_tests![standard_webhooks_test_vector_verifies_independently];
@@ -985,4 +986,118 @@ async fn a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs(store: St
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn count(app: &TestApp, query: &'static str, id: &str) -> i64 {
+    rampart::store::sql(query)
+        .bind(id)
+        .fetch_one(&mut app.state.db.clone())
+        .await
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap()
+}
+
+/// Delivered attempts are recorded in batches, each behind its own lease fence: when one job's
+/// lease is taken over while its attempt is in flight, the others of the batch are recorded and
+/// nothing of that one is (its new holder owns it).
+async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: Store) {
+    let app = spawn_app(store).await;
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    endpoint(
+        &app,
+        &key,
+        &rx.url("/"),
+        json!({ "events": ["contact.created"] }),
+    )
+    .await;
+    for i in 0..4 {
+        let res = app
+            .post_as(
+                "/v1/contacts",
+                &key,
+                &json!({ "external_key": format!("k{i}") }),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    // All four attempts in flight at the slow receiver.
+    let running = eventually(Duration::from_secs(10), || async {
+        let rows = rampart::store::sql(
+            "SELECT j.id AS job, d.id AS delivery FROM jobs j JOIN deliveries d ON j.payload LIKE '%' || d.id || '%' WHERE j.status = 'running' AND j.kind = 'webhook.deliver'",
+        )
+        .fetch_all(&mut app.state.db.clone())
+        .await
+        .unwrap();
+        (rows.len() == 4).then(|| {
+            rows.iter()
+                .map(|r| (r.get::<String>("job").unwrap(), r.get::<String>("delivery").unwrap()))
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .expect("four deliveries running");
+    // Another worker takes the first one over (its lease token changes; the lease is long).
+    let (stolen_job, stolen) = &running[0];
+    rampart::store::sql("UPDATE jobs SET lease_token = 'lease_taken_over' WHERE id = $1")
+        .bind(stolen_job)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    rx.wait_for(4, Duration::from_secs(10)).await;
+    for (_, delivery) in &running[1..] {
+        let settled = eventually(Duration::from_secs(10), || async {
+            (count(
+                &app,
+                "SELECT COUNT(*) AS n FROM deliveries WHERE id = $1 AND status = 'succeeded'",
+                delivery,
+            )
+            .await
+                == 1)
+                .then_some(())
+        })
+        .await;
+        assert!(settled.is_some(), "delivery {delivery} recorded");
+        assert_eq!(
+            count(
+                &app,
+                "SELECT COUNT(*) AS n FROM delivery_attempts WHERE delivery_id = $1",
+                delivery
+            )
+            .await,
+            1
+        );
+    }
+    // The stolen one: nothing written, the job still held by its new owner.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) AS n FROM deliveries WHERE id = $1 AND status = 'pending'",
+            stolen
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) AS n FROM delivery_attempts WHERE delivery_id = $1",
+            stolen
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) AS n FROM jobs WHERE id = $1 AND lease_token = 'lease_taken_over'",
+            stolen_job
+        )
+        .await,
+        1
+    );
 }
