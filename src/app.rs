@@ -37,8 +37,8 @@ pub struct AppInner {
     pub plans: crate::traffic::billing::PlanCache,
     pub limiter: crate::traffic::limits::Limiter,
     pub webhooks: crate::webhooks::client::WebhookClient,
-    /// Records delivered webhook attempts, batched.
-    pub delivered: crate::webhooks::recorder::Recorder,
+    /// The webhook worker's batched loads and records.
+    pub delivery_batches: crate::webhooks::batching::DeliveryBatches,
     /// For operator-configured targets (the ops webhook): no SSRF guard, they are trusted.
     pub ops_http: reqwest::Client,
     /// This process, for instance-level alerts.
@@ -214,11 +214,11 @@ impl AppState {
             },
             config.webhook_timeout,
         );
-        let delivered = crate::webhooks::recorder::Recorder::start(db.clone());
+        let delivery_batches = crate::webhooks::batching::DeliveryBatches::start(&db);
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
-            delivered,
+            delivery_batches,
             keys,
             key_cache: Default::default(),
             plans: Default::default(),

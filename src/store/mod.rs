@@ -5,6 +5,7 @@
 //! differ (claiming jobs, upserts, backups), [`Q::dialect`] carries one text per dialect.
 //! See `docs/ARCHITECTURE.md` for why this beats sqlx's `Any` driver and a trait per store.
 
+pub mod batch;
 pub mod migrate;
 
 use std::future::Future;

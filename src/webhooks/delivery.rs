@@ -2,7 +2,7 @@
 //! outcome, written in the job's fenced transaction (attempt log, retry schedule, dead letter,
 //! endpoint health) so that a worker that lost its lease changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
@@ -18,14 +18,14 @@ use crate::jobs::queue::{begin_finish, complete, truncate};
 use crate::jobs::retry::{Policy, parse_retry_after};
 use crate::jobs::{ClaimedJob, Completion};
 use crate::orgs::Subscription;
-use crate::store::{Arg, DbResult, Tx, insert_many, placeholders, sql};
+use crate::store::{Arg, Db, DbResult, Row, Tx, insert_many, placeholders, sql};
 use crate::traffic::limits::{Limit, LimitKind};
 
 /// How long a paused endpoint's deliveries wait before looking again.
 const PAUSED_RECHECK_MS: i64 = 5_000;
 
 /// The delivery being attempted.
-struct Loaded {
+pub(crate) struct Loaded {
     pub id: String,
     pub tenant: Tenant,
     pub event: Event,
@@ -35,19 +35,21 @@ struct Loaded {
 
 /// What one attempt needs, read in one query: the delivery and its event, its endpoint (even
 /// if deleted since; `None` if unknown) and the org's subscription (for the billing rule).
-struct Work {
+pub struct Work {
     d: Loaded,
     endpoint: Option<(Endpoint, bool)>,
     subscription: Option<Subscription>,
 }
 
-async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Work>> {
+/// Loads the work of each delivery in `ids` in one query; `None` for an unknown id. Answers in
+/// the order of `ids`.
+pub(crate) async fn load_many(db: &Db, ids: &[String]) -> DbResult<Vec<Option<Work>>> {
     let endpoint_columns = endpoints::COLUMNS
         .split(", ")
         .map(|c| format!("w.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let row = crate::store::sql_built(format!(
+    let mut q = crate::store::sql_built(format!(
         "SELECT d.id AS d_id, d.org_id AS d_org_id, d.environment AS d_environment,
                 d.event_id AS d_event_id, d.event_type AS d_event_type, d.status AS d_status,
                 d.dead_letter_id AS d_dead_letter_id, e.payload AS e_payload,
@@ -56,12 +58,21 @@ async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Work>> {
          JOIN events e ON e.id = d.event_id
          LEFT JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.org_id = d.org_id
          LEFT JOIN subscriptions s ON s.org_id = d.org_id
-         WHERE d.id = $1"
-    ))
-    .bind(delivery_id)
-    .fetch_optional(&mut app.db.clone())
-    .await?;
-    let Some(r) = row else { return Ok(None) };
+         WHERE d.id IN ({})",
+        placeholders(1, ids.len())
+    ));
+    for id in ids {
+        q = q.bind(id);
+    }
+    let mut found: HashMap<String, Work> = HashMap::with_capacity(ids.len());
+    for r in q.fetch_all(&mut db.clone()).await? {
+        let work = work_from_row(&r)?;
+        found.insert(work.d.id.clone(), work);
+    }
+    Ok(ids.iter().map(|id| found.remove(id)).collect())
+}
+
+fn work_from_row(r: &Row) -> DbResult<Work> {
     let env = Environment::parse(&r.get::<String>("d_environment")?).unwrap_or(Environment::Test);
     let d = Loaded {
         id: r.get("d_id")?,
@@ -76,7 +87,7 @@ async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Work>> {
     };
     let endpoint = match r.get::<Option<String>>("id")? {
         Some(_) => Some((
-            Endpoint::from_row(&r)?,
+            Endpoint::from_row(r)?,
             r.get::<Option<i64>>("w_deleted_at")?.is_some(),
         )),
         None => None,
@@ -88,11 +99,11 @@ async fn load(app: &AppState, delivery_id: &str) -> DbResult<Option<Work>> {
         (Some(status), Some(tier)) => Subscription::parse(&status, &tier),
         _ => None,
     };
-    Ok(Some(Work {
+    Ok(Work {
         d,
         endpoint,
         subscription,
-    }))
+    })
 }
 
 pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
@@ -103,7 +114,11 @@ pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         d,
         endpoint,
         subscription,
-    }) = load(app, delivery_id).await?
+    }) = app
+        .delivery_batches
+        .load
+        .call(delivery_id.to_owned())
+        .await?
     else {
         complete(&app.db, job, &Completion::Done).await?;
         return Ok(());
@@ -246,7 +261,7 @@ async fn attempt(
             result.excerpt.clone(),
             request_id,
         );
-        if !app.delivered.record(delivered).await? {
+        if !app.delivery_batches.record.call(delivered).await? {
             tracing::warn!(delivery = %d.id, "lease lost during the attempt; its outcome is discarded");
         }
         return Ok(());
@@ -420,7 +435,7 @@ async fn log_attempt(
 }
 
 /// One delivered attempt, as recorded: see [`write_delivered`].
-pub(crate) struct Delivered {
+pub struct Delivered {
     pub job: ClaimedJob,
     pub delivery_id: String,
     pub tenant: Tenant,
@@ -444,7 +459,7 @@ pub(crate) struct Delivered {
 /// the job done, the attempt logged, the delivery succeeded, the endpoint's failure run reset, a
 /// replayed dead letter resolved, a channel message `sent`. Returns, per item, whether its lease
 /// held (if not, nothing was written for it). A constant number of statements for any number
-/// of ordinary deliveries; the recorder batches them (see `super::recorder`).
+/// of ordinary deliveries; the worker batches them (see `super::batching`).
 pub(crate) async fn write_delivered(tx: &mut Tx, items: &[&Delivered]) -> DbResult<Vec<bool>> {
     let jobs: Vec<&ClaimedJob> = items.iter().map(|d| &d.job).collect();
     // The fence: only items whose job is still leased as claimed go on.

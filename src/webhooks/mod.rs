@@ -1,12 +1,12 @@
 //! Outbound webhooks: endpoints, signing, delivery, retries, dead letters.
 
+pub mod batching;
 pub mod client;
 pub mod dead_letter_routes;
 pub mod dead_letters;
 pub mod delivery;
 pub mod endpoints;
 pub mod fanout;
-pub mod recorder;
 pub mod routes;
 pub mod sandbox;
 pub mod signing;
