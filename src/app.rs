@@ -215,6 +215,7 @@ impl AppState {
             config.webhook_timeout,
         );
         let delivery_batches = crate::webhooks::batching::DeliveryBatches::start(&db);
+        let limiter = crate::traffic::limits::Limiter::new(redis, config.redis_lease);
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
@@ -222,7 +223,7 @@ impl AppState {
             keys,
             key_cache: Default::default(),
             plans: Default::default(),
-            limiter: crate::traffic::limits::Limiter::new(redis),
+            limiter,
             webhooks,
             ops_http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -169,6 +169,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub idempotency_ttl: Duration,
     pub redis_timeout: Duration,
+    /// How long units leased from Redis for a busy limit stay usable; zero: no leases.
+    pub redis_lease: Duration,
     pub alert_dlq_spike: u64,
     pub alert_queue_backlog: u64,
     pub alert_worker_stale: Duration,
@@ -352,6 +354,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "RAMPART_REDIS_TIMEOUT",
         "timeout of one Redis call before failing open (default 50ms)",
+    ),
+    (
+        "RAMPART_REDIS_LEASE",
+        "how long units leased from Redis for a busy limit stay usable; 0ms: no leases (default 50ms)",
     ),
     (
         "RAMPART_ALERT_DLQ_SPIKE",
@@ -818,6 +824,11 @@ impl Config {
             Duration::from_millis(50),
             parse_duration,
         )?;
+        let redis_lease = s.parse(
+            "RAMPART_REDIS_LEASE",
+            Duration::from_millis(50),
+            parse_duration,
+        )?;
         let alert_dlq_spike = s.parse("RAMPART_ALERT_DLQ_SPIKE", 10, parse_u64)?;
         let alert_queue_backlog = s.parse("RAMPART_ALERT_QUEUE_BACKLOG", 1000, parse_u64)?;
         let alert_worker_stale = s.parse(
@@ -916,6 +927,7 @@ impl Config {
             refresh_token_ttl,
             idempotency_ttl,
             redis_timeout,
+            redis_lease,
             alert_dlq_spike,
             alert_queue_backlog,
             alert_worker_stale,

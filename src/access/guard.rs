@@ -24,7 +24,7 @@ use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::http::ApiError;
 use crate::http::routes::{AuthKind, Billing, Idempotency, Profile, RateClass};
 use crate::ids::{OrgId, UserId};
-use crate::traffic::billing::{plan_limits, rule};
+use crate::traffic::billing::{Plan, plan_limits, rule};
 use crate::traffic::headers;
 use crate::traffic::idempotency::{self, Begin, Completed};
 use crate::traffic::limits::{Decision, Limit, LimitKind};
@@ -54,12 +54,11 @@ impl Refusal {
 }
 
 pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(String::new, |m| m.as_str().to_owned());
+    // Both only matter for limits on the address and for refusals: built when needed.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = || matched.as_ref().map_or("", |m| m.as_str());
     let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
-    let ip_text = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+    let ip_text = || ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
     let app = &g.app;
     let profile = &g.profile;
 
@@ -69,7 +68,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
                 .limiter
                 .check(&[Limit {
                     name: "ip",
-                    id: format!("ip:{route}:{ip_text}"),
+                    id: format!("ip:{}:{}", route(), ip_text()),
                     rate: app.config.public_rate_limit,
                     kind: LimitKind::Rate,
                 }])
@@ -98,7 +97,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
                 .limiter
                 .check(&[Limit {
                     name: "ip",
-                    id: format!("authfail:{ip_text}"),
+                    id: format!("authfail:{}", ip_text()),
                     rate: app.config.public_rate_limit,
                     kind: LimitKind::Rate,
                 }])
@@ -106,28 +105,33 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
             if let Some(limited) = refusal_of(&d) {
                 return with_limit_headers(limited.into_response(), &d);
             }
-            return deny(app, &RequestMeta::from_parts(&parts), &route, r).await;
+            return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
         }
     };
-    if let Err(r) = authorize(app, profile, &principal).await {
-        return deny(app, &RequestMeta::from_parts(&parts), &route, r).await;
-    }
-
-    let decision = if profile.rate_limit == RateClass::Principal {
-        match limits_for(app, &principal).await {
-            Ok(limits) => {
-                let d = app.limiter.check(&limits).await;
-                if let Some(r) = refusal_of(&d) {
-                    metrics::counter!("rampart_guard_refusals_total", "code" => r.code())
-                        .increment(1);
-                    return with_limit_headers(r.into_response(), &d);
-                }
-                Some(d)
-            }
-            Err(e) => return e.into_response(),
+    // The org's plan, looked up once for billing and limits alike.
+    let billing_applies = profile.billing != Billing::None && app.config.billing_enforce;
+    let plan = if billing_applies || profile.rate_limit == RateClass::Principal {
+        match app.plans.get(&app.db, &principal.org).await {
+            Ok(p) => Some(p),
+            Err(e) => return ApiError::from(e).into_response(),
         }
     } else {
         None
+    };
+    if let Err(r) = authorize(app, profile, &principal, plan.filter(|_| billing_applies)) {
+        return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
+    }
+
+    let decision = match plan {
+        Some(plan) if profile.rate_limit == RateClass::Principal => {
+            let d = app.limiter.check(&limits_for(app, &principal, &plan)).await;
+            if let Some(r) = refusal_of(&d) {
+                metrics::counter!("rampart_guard_refusals_total", "code" => r.code()).increment(1);
+                return with_limit_headers(r.into_response(), &d);
+            }
+            Some(d)
+        }
+        _ => None,
     };
     if let PrincipalKind::ApiKey { key_id } = &principal.kind {
         app.key_cache.touch(key_id);
@@ -275,7 +279,14 @@ async fn authenticate(
     })
 }
 
-async fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Refusal> {
+/// Tenant, scope, permission, role, environment and (given the org's `plan` when billing is
+/// enforced on this route) the billing rule.
+fn authorize(
+    app: &AppState,
+    profile: &Profile,
+    p: &Principal,
+    plan: Option<Plan>,
+) -> Result<(), Refusal> {
     let refuse = |error: ApiError| Refusal {
         error,
         org: Some(p.org.clone()),
@@ -321,22 +332,16 @@ async fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(
             "this route is not available to test-mode keys".into(),
         )));
     }
-    if profile.billing != Billing::None && app.config.billing_enforce {
-        let plan = app
-            .plans
-            .get(&app.db, &p.org)
-            .await
-            .map_err(|e| refuse(e.into()))?;
-        if let Err(r) = rule(plan.subscription, profile.billing) {
-            return Err(refuse(r.into_api_error()));
-        }
+    if let Some(plan) = plan
+        && let Err(r) = rule(plan.subscription, profile.billing)
+    {
+        return Err(refuse(r.into_api_error()));
     }
     Ok(())
 }
 
-async fn limits_for(app: &AppState, p: &Principal) -> Result<Vec<Limit>, ApiError> {
-    let plan = app.plans.get(&app.db, &p.org).await?;
-    let plan = plan_limits(&app.config, &plan);
+fn limits_for(app: &AppState, p: &Principal, plan: &Plan) -> Vec<Limit> {
+    let plan = plan_limits(&app.config, plan);
     let env = p.environment.as_str();
     let mut limits = Vec::with_capacity(4);
     if let (Some(r), PrincipalKind::ApiKey { key_id }) = (p.rate_limit, &p.kind) {
@@ -367,7 +372,7 @@ async fn limits_for(app: &AppState, p: &Principal) -> Result<Vec<Limit>, ApiErro
         rate: plan.quota,
         kind: LimitKind::Quota,
     });
-    Ok(limits)
+    limits
 }
 
 async fn deny(app: &AppState, meta: &RequestMeta, route: &str, r: Refusal) -> Response {

@@ -8,6 +8,8 @@
 //!
 //! `RateLimit` names the policy closest to refusing. `Retry-After` (seconds) accompanies a 429.
 
+use std::fmt::Write as _;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::limits::{Decision, Outcome};
@@ -23,12 +25,17 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
     if d.outcomes.is_empty() {
         return;
     }
-    let policy = d
-        .outcomes
-        .iter()
-        .map(|o| format!("\"{}\";q={};w={}", o.name, o.rate.count, window_s(o)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut policy = String::with_capacity(40 * d.outcomes.len());
+    for (i, o) in d.outcomes.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(
+            policy,
+            "{sep}\"{}\";q={};w={}",
+            o.name,
+            o.rate.count,
+            window_s(o)
+        );
+    }
     // The refusing policy, else the one with the least headroom.
     let closest = d.refusal().or_else(|| {
         d.outcomes.iter().min_by(|a, b| {

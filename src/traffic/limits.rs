@@ -1,7 +1,8 @@
 //! Rate limits (GCRA) and quotas (fixed windows) behind one interface with two stores:
-//! in-process, and Redis (one Lua script per request evaluates every limit that applies,
-//! atomically, on Redis's clock). A request is admitted only if every limit admits it, and
-//! only an admitted request consumes anything.
+//! in-process, and Redis (one Lua script evaluates every limit that applies to a request,
+//! atomically, on Redis's clock; busy limits are served from short leases of units taken from
+//! Redis, see `lease.rs`). A request is admitted only if every limit admits it, and only an
+//! admitted request consumes anything.
 //!
 //! When Redis is slow or down, each call gives up after `RAMPART_REDIS_TIMEOUT` and a circuit
 //! breaker stops trying for a while: rate limits fall back to this instance's own limiter,
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::clock::now_ms;
 use crate::config::Rate;
 
+use super::lease::Leases;
 use super::redis_store::RedisStore;
 
 /// One limit to check: a GCRA rate or a fixed-window quota.
@@ -188,26 +190,40 @@ impl Local {
     }
 }
 
+/// Tops up running-low leases in the background, so that a busy limit's requests rarely wait
+/// for Redis.
+async fn refill(redis: Arc<RedisStore>, leases: Arc<Leases>, limits: Vec<Limit>, ahead: Vec<u64>) {
+    match redis.check(&limits, &ahead, false).await {
+        Ok((outcomes, grants)) => leases.granted(&limits, &ahead, &grants, &outcomes),
+        Err(_) => leases.abandon(&limits, &ahead),
+    }
+}
+
 /// Counters reported by `/metrics` and `/health/deep`.
 #[derive(Default)]
 pub struct LimitStats {
     pub redis_fallbacks: AtomicU64,
     pub quota_fail_opens: AtomicU64,
     pub last_degraded_ms: AtomicI64,
+    /// Requests admitted from leases without a Redis round trip.
+    pub leased: AtomicU64,
 }
 
 /// The limiter every guard uses.
 pub struct Limiter {
     local: Mutex<Local>,
     redis: Option<Arc<RedisStore>>,
+    leases: Arc<Leases>,
     pub stats: LimitStats,
 }
 
 impl Limiter {
-    pub fn new(redis: Option<Arc<RedisStore>>) -> Limiter {
+    /// `lease` is how long units leased from Redis stay usable (zero: no leases).
+    pub fn new(redis: Option<Arc<RedisStore>>, lease: std::time::Duration) -> Limiter {
         Limiter {
             local: Mutex::new(Local::default()),
             redis,
+            leases: Arc::new(Leases::new(lease)),
             stats: LimitStats::default(),
         }
     }
@@ -225,14 +241,33 @@ impl Limiter {
             };
         }
         if let Some(redis) = &self.redis {
-            match redis.check(limits).await {
-                Ok(outcomes) => {
+            if let Some((outcomes, ahead)) = self.leases.take(limits) {
+                if ahead.iter().any(|a| *a > 0) {
+                    tokio::spawn(refill(
+                        redis.clone(),
+                        self.leases.clone(),
+                        limits.to_vec(),
+                        ahead,
+                    ));
+                }
+                self.stats.leased.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("rampart_limiter_leased_total").increment(1);
+                return Decision {
+                    outcomes,
+                    failed_open: false,
+                };
+            }
+            let asked = self.leases.ask(limits);
+            match redis.check(limits, &asked, true).await {
+                Ok((outcomes, grants)) => {
+                    self.leases.granted(limits, &asked, &grants, &outcomes);
                     return Decision {
                         outcomes,
                         failed_open: false,
                     };
                 }
                 Err(e) => {
+                    self.leases.abandon(limits, &asked);
                     self.stats.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
                     self.stats
                         .last_degraded_ms
@@ -266,6 +301,8 @@ impl Limiter {
     pub fn prune(&self) {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         local.prune(now_ms());
+        drop(local);
+        self.leases.prune();
     }
 
     /// Whether the shared store was unavailable within the last `window_ms`.

@@ -4,5 +4,6 @@ pub mod billing;
 pub mod billing_events;
 pub mod headers;
 pub mod idempotency;
+pub mod lease;
 pub mod limits;
 pub mod redis_store;

@@ -19,60 +19,80 @@ const BREAKER_OPEN_MS: i64 = 2_000;
 
 /// Every limit of a request, checked and (only if all admit) consumed in one round trip on
 /// Redis's own clock. GCRA state is an arrival time in microseconds; quotas are counters per
-/// fixed window. Numbers are formatted with %.0f because Lua would print 1.7e+15.
+/// fixed window. ARGV: the number of limits, whether a request is being decided (1) or a lease
+/// refilled ahead of need (0), then per limit kind, count, period and the extra units asked for
+/// a lease (see `lease.rs`), which are granted only out of a sixteenth of what is left (after
+/// the request, which must have been admitted). The reply holds, per limit: admitted, remaining, reset (µs),
+/// retry after (µs), units granted. Numbers are formatted with %.0f because Lua would print
+/// 1.7e+15.
 const LIMIT_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now_us / 1000)
 local n = tonumber(ARGV[1])
+-- own = 0: a refill ahead of need, for no request; nothing is refused, each limit grants what
+-- it can spare.
+local own = tonumber(ARGV[2])
 local res = {}
 local ok_all = true
 local writes = {}
 for i = 1, n do
-  local kind = tonumber(ARGV[(i - 1) * 3 + 2])
-  local count = tonumber(ARGV[(i - 1) * 3 + 3])
-  local period_ms = tonumber(ARGV[(i - 1) * 3 + 4])
+  local kind = tonumber(ARGV[(i - 1) * 4 + 3])
+  local count = tonumber(ARGV[(i - 1) * 4 + 4])
+  local period_ms = tonumber(ARGV[(i - 1) * 4 + 5])
+  local extra = tonumber(ARGV[(i - 1) * 4 + 6])
   local key = KEYS[i]
   if kind == 1 then
     local period = period_ms * 1000
     local T = math.max(math.floor(period / count), 1)
     local tat = tonumber(redis.call('GET', key) or now_us)
     if tat < now_us then tat = now_us end
-    local new_tat = tat + T
+    local new_tat = tat + own * T
     local allow_at = new_tat - period
     if now_us < allow_at then
       ok_all = false
       res[#res + 1] = 0; res[#res + 1] = 0; res[#res + 1] = tat - now_us; res[#res + 1] = allow_at - now_us
+      res[#res + 1] = 0
     else
-      res[#res + 1] = 1; res[#res + 1] = math.floor((period - (new_tat - now_us)) / T)
-      res[#res + 1] = new_tat - now_us; res[#res + 1] = 0
-      writes[#writes + 1] = {1, key, new_tat, new_tat - now_us}
+      local left = math.max(math.floor((period - (new_tat - now_us)) / T), 0)
+      local g = math.min(extra, math.floor(left / 16))
+      new_tat = new_tat + g * T
+      res[#res + 1] = 1; res[#res + 1] = left - g
+      res[#res + 1] = new_tat - now_us; res[#res + 1] = 0; res[#res + 1] = g
+      if own + g > 0 then writes[#writes + 1] = {1, key, new_tat, new_tat - now_us} end
     end
   else
     local window = now_ms - (now_ms % period_ms)
     local wkey = key .. ':' .. string.format('%.0f', window)
     local used = tonumber(redis.call('GET', wkey) or 0)
     local reset_us = (window + period_ms - now_ms) * 1000
-    if used >= count then
+    if used + own > count then
       ok_all = false
       res[#res + 1] = 0; res[#res + 1] = 0; res[#res + 1] = reset_us; res[#res + 1] = reset_us
+      res[#res + 1] = 0
     else
-      res[#res + 1] = 1; res[#res + 1] = count - used - 1; res[#res + 1] = reset_us; res[#res + 1] = 0
-      writes[#writes + 1] = {2, wkey, 0, window + period_ms - now_ms}
+      local left = count - used - own
+      local g = math.min(extra, math.floor(left / 16))
+      res[#res + 1] = 1; res[#res + 1] = left - g; res[#res + 1] = reset_us; res[#res + 1] = 0
+      res[#res + 1] = g
+      if own + g > 0 then writes[#writes + 1] = {2, wkey, own + g, window + period_ms - now_ms} end
     end
   end
 end
-if ok_all then
+if ok_all or own == 0 then
   for _, w in ipairs(writes) do
     if w[1] == 1 then
       redis.call('SET', w[2], string.format('%.0f', w[3]), 'PX', math.max(math.ceil(w[4] / 1000), 1))
     else
       -- The window's key gets its expiry once, when the first request creates it.
-      if redis.call('INCR', w[2]) == 1 then
+      if redis.call('INCRBY', w[2], w[3]) == w[3] then
         redis.call('PEXPIRE', w[2], w[4] + 1000)
       end
     end
   end
+else
+  -- A refused request is granted nothing.
+  for i = 1, n do res[i * 5] = 0 end
 end
 return res
 "#;
@@ -192,13 +212,21 @@ impl RedisStore {
         }
     }
 
-    /// Evaluates every limit in one script call.
-    pub async fn check(&self, limits: &[Limit]) -> Result<Vec<Outcome>, String> {
+    /// Evaluates every limit in one script call, asking for `extra[i]` more units of limit `i`
+    /// for a lease; returns the request's outcomes and the units granted per limit. With
+    /// `own` false the call is a refill for no request: nothing is refused or consumed but
+    /// the units granted.
+    pub async fn check(
+        &self,
+        limits: &[Limit],
+        extra: &[u64],
+        own: bool,
+    ) -> Result<(Vec<Outcome>, Vec<u64>), String> {
         let raw: Vec<i64> = self
             .call(|mut c| {
                 let mut inv = self.script.prepare_invoke();
-                inv.arg(limits.len());
-                for l in limits {
+                inv.arg(limits.len()).arg(u8::from(own));
+                for (l, extra) in limits.iter().zip(extra) {
                     let kind = match l.kind {
                         LimitKind::Rate => 1,
                         LimitKind::Quota => 2,
@@ -208,18 +236,21 @@ impl RedisStore {
                         if kind == 1 { "rl" } else { "q" },
                         l.id
                     ));
-                    inv.arg(kind).arg(l.rate.count).arg(l.rate.period_ms);
+                    inv.arg(kind)
+                        .arg(l.rate.count)
+                        .arg(l.rate.period_ms)
+                        .arg(*extra);
                 }
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
-        if raw.len() != limits.len() * 4 {
+        if raw.len() != limits.len() * 5 {
             return Err("unexpected script reply".into());
         }
         let ceil_s = |us: i64| (us.max(0) as u64).div_ceil(1_000_000);
-        Ok(limits
+        let outcomes = limits
             .iter()
-            .zip(raw.chunks(4))
+            .zip(raw.chunks(5))
             .map(|(l, r)| Outcome {
                 name: l.name,
                 kind: l.kind,
@@ -234,7 +265,9 @@ impl RedisStore {
                     (r[3].max(0) as u64).div_ceil(1000)
                 },
             })
-            .collect())
+            .collect();
+        let grants = raw.chunks(5).map(|r| r[4].max(0) as u64).collect();
+        Ok((outcomes, grants))
     }
 
     /// Whether Redis answers a PING within the timeout (deep health).

@@ -24,6 +24,9 @@ pub fn redis_scenarios() -> Vec<(&'static str, crate::Scenario)> {
         ("instances_sharing_redis_never_over_admit", |s| {
             Box::pin(instances_sharing_redis_never_over_admit(s))
         }),
+        ("busy_limits_leased_from_redis_never_over_admit", |s| {
+            Box::pin(busy_limits_leased_from_redis_never_over_admit(s))
+        }),
         ("a_redis_outage_fails_open_fast_and_recovers", |s| {
             Box::pin(a_redis_outage_fails_open_fast_and_recovers(s))
         }),
@@ -640,6 +643,118 @@ async fn instances_sharing_redis_never_over_admit(store: Store) {
     assert_eq!(
         admitted, 10,
         "exactly the limit across both instances: admitted {admitted}"
+    );
+}
+
+/// Fires `total` requests with `key`, 32 at a time, alternately at `a` and `b`; returns how many
+/// were admitted and how long it took.
+async fn hammer(a: &TestApp, b: &TestApp, key: &str, total: usize) -> (usize, Duration) {
+    let started = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..32 {
+        let app = if worker % 2 == 0 { a } else { b };
+        let (client, url, key) = (app.client.clone(), app.url("/v1/contacts"), key.to_owned());
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = 0;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                let res = client.get(&url).bearer_auth(&key).send().await.unwrap();
+                match res.status().as_u16() {
+                    200 => admitted += 1,
+                    429 => {}
+                    s => panic!("unexpected {s}"),
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += t.await.unwrap();
+    }
+    (admitted, started.elapsed())
+}
+
+/// Busy limits are served from leases of units taken from Redis (`RAMPART_REDIS_LEASE`): most
+/// requests skip the round trip, yet two instances together still never pass a quota or a
+/// rate, and near the limit they lose at most a few leased units.
+async fn busy_limits_leased_from_redis_never_over_admit(store: Store) {
+    let redis = redis_url().expect("RAMPART_TEST_REDIS_URL");
+    let extra = [
+        ("RAMPART_REDIS_URL", redis.as_str()),
+        ("RAMPART_REDIS_TIMEOUT", "2s"),
+        ("RAMPART_REDIS_LEASE", "200ms"),
+    ];
+    let a = spawn_app_with(store, &extra).await;
+    let b = spawn_on(a.db.clone(), &extra, Default::default()).await;
+    for app in [&a, &b] {
+        eventually(Duration::from_secs(5), || async {
+            app.state
+                .limiter
+                .redis()
+                .unwrap()
+                .connected
+                .load(std::sync::atomic::Ordering::Acquire)
+                .then_some(())
+        })
+        .await
+        .expect("connected to redis");
+    }
+    let org = a.org("Acme").await;
+    // The org's own plan out of the way: only the key's limits bind.
+    set_override(&a, &org, "rate_limit", "1000000/s").await;
+    set_override(&a, &org, "quota", "1000000000/day").await;
+    let leased = || {
+        [&a, &b]
+            .iter()
+            .map(|app| {
+                app.state
+                    .limiter
+                    .stats
+                    .leased
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum::<u64>()
+    };
+
+    // A quota: never more than its count, and nearly all of it.
+    let (_, key) = a
+        .key_with(
+            &org,
+            &["contacts"],
+            &["read"],
+            "live",
+            None,
+            Some("600/day"),
+        )
+        .await;
+    let (admitted, _) = hammer(&a, &b, &key, 1500).await;
+    assert!(leased() > 0, "busy requests were admitted from leases");
+    assert!(admitted <= 600, "admitted {admitted} of a 600/day quota");
+    assert!(
+        admitted >= 540,
+        "admitted only {admitted} of a 600/day quota: leases wasted too much"
+    );
+
+    // A rate: never more than the burst plus what accrued while the test ran.
+    let before = leased();
+    let (_, key) = a
+        .key_with(
+            &org,
+            &["contacts"],
+            &["read"],
+            "live",
+            Some("600/min"),
+            None,
+        )
+        .await;
+    let (admitted, took) = hammer(&a, &b, &key, 1500).await;
+    let bound = 600 + (took.as_secs_f64() * 10.0).ceil() as usize + 1;
+    assert!(leased() > before, "busy requests were admitted from leases");
+    assert!(
+        admitted <= bound,
+        "admitted {admitted} of a 600/min rate in {took:?} (at most {bound})"
     );
 }
 

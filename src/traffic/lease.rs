@@ -1,0 +1,372 @@
+//! Leases: a busy limit's units taken from Redis a few at a time, so that most requests on a
+//! hot key are decided in-process while Redis stays the only place units are counted.
+//!
+//! When a request has to go to Redis anyway, it may ask, for each of its limits, for some extra
+//! units besides its own. The script grants them only out of what is left after admitting the
+//! request, and never more than a sixteenth of that, so several instances near a limit get
+//! nothing extra and every decision near a limit is made by Redis itself. Granted units are
+//! consumed in Redis at once: a lease can only under-admit (units a quiet instance holds until
+//! they lapse), never let the instances together past a limit. A lease lapses after
+//! `RAMPART_REDIS_LEASE` (and at a quota window's end), which bounds how far a leased unit can
+//! drift in time from when Redis counted it.
+//!
+//! Lease sizes follow demand: an instance asks for about what it expects to use in half a lease
+//! period, measured per limit, and nothing for a limit seeing a few requests per second, which
+//! therefore stays exact.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::limits::{Limit, Outcome};
+
+/// The most units one lease holds.
+const MAX_LEASE: u64 = 1024;
+
+#[derive(Debug)]
+struct Lease {
+    /// Units this instance may still admit without asking Redis.
+    units: u64,
+    /// At or below this many units, a refill is asked for ahead of need (half the last grant).
+    low: u64,
+    /// When the units lapse.
+    until: Instant,
+    /// What Redis reported as left for everyone after the last grant, and when the limit
+    /// resets; shown in the RateLimit fields of requests admitted from the lease.
+    remaining: u64,
+    reset_at: Instant,
+    /// A request is already asking for more; others ask only for themselves meanwhile.
+    refilling: bool,
+    /// Requests seen since `since`, and the demand estimate (requests per second).
+    seen: u64,
+    since: Instant,
+    demand: f64,
+}
+
+impl Lease {
+    fn new(now: Instant) -> Lease {
+        Lease {
+            units: 0,
+            low: 0,
+            until: now,
+            remaining: 0,
+            reset_at: now,
+            refilling: false,
+            seen: 0,
+            since: now,
+            demand: 0.0,
+        }
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        self.units > 0 && now < self.until
+    }
+
+    /// Updates the demand estimate from the requests seen since the last estimate.
+    fn estimate(&mut self, now: Instant) -> f64 {
+        let elapsed = now.duration_since(self.since).as_secs_f64();
+        if elapsed >= 0.005 {
+            let rate = self.seen as f64 / elapsed;
+            self.demand = if self.demand == 0.0 {
+                rate
+            } else {
+                0.5 * self.demand + 0.5 * rate
+            };
+            self.seen = 0;
+            self.since = now;
+        }
+        self.demand
+    }
+}
+
+/// The leases of one instance, per limit id.
+pub struct Leases {
+    period: Duration,
+    entries: Mutex<HashMap<String, Lease>>,
+}
+
+impl Leases {
+    /// `period` zero turns leasing off: every decision goes to Redis.
+    pub fn new(period: Duration) -> Leases {
+        Leases {
+            period,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.period.is_zero()
+    }
+
+    /// Admits the request from the leases if every one of its limits has a unit; otherwise
+    /// returns `None` and takes nothing. Either way the request counts towards demand. With
+    /// the outcomes come the units to ask for ahead of need, per limit, when a lease this
+    /// request drew on is running low (all zero: none); those limits are then marked as
+    /// refilling, and [`Leases::granted`] or [`Leases::abandon`] must follow.
+    pub fn take(&self, limits: &[Limit]) -> Option<(Vec<Outcome>, Vec<u64>)> {
+        if !self.enabled() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = true;
+        for l in limits {
+            match map.get_mut(&l.id) {
+                Some(lease) => {
+                    lease.seen += 1;
+                    all &= lease.usable(now);
+                }
+                None => {
+                    let mut lease = Lease::new(now);
+                    lease.seen = 1;
+                    map.insert(l.id.clone(), lease);
+                    all = false;
+                }
+            }
+        }
+        if !all {
+            return None;
+        }
+        let half = self.period.as_secs_f64() / 2.0;
+        let mut out = Vec::with_capacity(limits.len());
+        let mut ahead = vec![0; limits.len()];
+        for (i, l) in limits.iter().enumerate() {
+            let lease = map.get_mut(&l.id)?;
+            lease.units -= 1;
+            if lease.units <= lease.low && !lease.refilling {
+                let want = ((lease.estimate(now) * half) as u64).min(MAX_LEASE);
+                if want >= 2 {
+                    lease.refilling = true;
+                    ahead[i] = want;
+                }
+            }
+            out.push(Outcome {
+                name: l.name,
+                kind: l.kind,
+                rate: l.rate,
+                allowed: true,
+                remaining: lease.remaining + lease.units,
+                reset_s: lease
+                    .reset_at
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .div_ceil(1000) as u64,
+                retry_after_s: 0,
+                retry_after_ms: 0,
+            });
+        }
+        Some((out, ahead))
+    }
+
+    /// How many extra units to ask Redis for, per limit, on a request that goes there: about
+    /// half a period's demand where the lease is running out and nobody is already asking.
+    /// Marks those limits as refilling; [`Leases::granted`] or [`Leases::abandon`] must follow.
+    pub fn ask(&self, limits: &[Limit]) -> Vec<u64> {
+        if !self.enabled() {
+            return vec![0; limits.len()];
+        }
+        let now = Instant::now();
+        let half = self.period.as_secs_f64() / 2.0;
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        limits
+            .iter()
+            .map(|l| {
+                let Some(lease) = map.get_mut(&l.id) else {
+                    return 0;
+                };
+                if lease.refilling || lease.usable(now) {
+                    return 0;
+                }
+                let want = (lease.estimate(now) * half) as u64;
+                if want < 2 {
+                    return 0;
+                }
+                lease.refilling = true;
+                want.min(MAX_LEASE)
+            })
+            .collect()
+    }
+
+    /// Adds what Redis granted (`outcomes` come from the same reply).
+    pub fn granted(&self, limits: &[Limit], asked: &[u64], grants: &[u64], outcomes: &[Outcome]) {
+        if !self.enabled() {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, l) in limits.iter().enumerate() {
+            if asked[i] == 0 {
+                continue;
+            }
+            let Some(lease) = map.get_mut(&l.id) else {
+                continue;
+            };
+            lease.refilling = false;
+            let granted = grants.get(i).copied().unwrap_or(0);
+            if granted == 0 {
+                continue;
+            }
+            let reset_at = now + Duration::from_secs(outcomes[i].reset_s);
+            // Expired units are gone: Redis counted them when it granted them.
+            lease.units = if lease.usable(now) { lease.units } else { 0 } + granted;
+            lease.low = granted / 2;
+            lease.until = (now + self.period).min(reset_at);
+            lease.remaining = outcomes[i].remaining;
+            lease.reset_at = reset_at;
+        }
+    }
+
+    /// The request that asked did not reach Redis: let the next one ask.
+    pub fn abandon(&self, limits: &[Limit], asked: &[u64]) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, l) in limits.iter().enumerate() {
+            if asked[i] > 0
+                && let Some(lease) = map.get_mut(&l.id)
+            {
+                lease.refilling = false;
+            }
+        }
+    }
+
+    /// Forgets limits that have been quiet for a while.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, l| {
+            l.refilling || now.duration_since(l.since) < Duration::from_secs(60) || l.usable(now)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rate;
+    use crate::traffic::limits::LimitKind;
+
+    fn limit(id: &str) -> Limit {
+        Limit {
+            name: "org",
+            id: id.into(),
+            rate: Rate::per_second(1_000_000),
+            kind: LimitKind::Rate,
+        }
+    }
+
+    fn outcome() -> Outcome {
+        Outcome {
+            name: "org",
+            kind: LimitKind::Rate,
+            rate: Rate::per_second(1_000_000),
+            allowed: true,
+            remaining: 500,
+            reset_s: 1,
+            retry_after_s: 0,
+            retry_after_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_quiet_limit_never_leases_and_a_busy_one_does() {
+        let leases = Leases::new(Duration::from_millis(50));
+        let l = [limit("a")];
+        // First sight: nothing held, nothing to ask for yet (no demand measured).
+        assert!(leases.take(&l).is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(leases.take(&l).is_none());
+        // About 30 requests a second: under one per half lease period.
+        assert_eq!(
+            leases.ask(&l),
+            vec![0],
+            "two requests in 60 ms is no demand"
+        );
+
+        // A burst of 1000 requests within a few ms: the next ask wants a lease.
+        for _ in 0..1000 {
+            assert!(leases.take(&l).is_none());
+        }
+        std::thread::sleep(Duration::from_millis(6));
+        let asked = leases.ask(&l);
+        assert!(asked[0] >= 2, "asked {asked:?}");
+        // While one request is asking, the others ask only for themselves.
+        assert_eq!(leases.ask(&l), vec![0]);
+        leases.granted(&l, &asked, &[3], &[outcome()]);
+        for _ in 0..3 {
+            // (No refill ahead of need here: the test sleeps between bursts, so demand is low.)
+            let (o, _) = leases.take(&l).expect("admitted from the lease");
+            assert!(o[0].allowed && o[0].remaining >= 500);
+        }
+        assert!(leases.take(&l).is_none(), "three units, three requests");
+    }
+
+    #[test]
+    fn a_request_is_admitted_from_leases_only_if_every_limit_has_a_unit() {
+        let leases = Leases::new(Duration::from_millis(50));
+        let both = [limit("a"), limit("b")];
+        for _ in 0..1000 {
+            leases.take(&both);
+        }
+        std::thread::sleep(Duration::from_millis(6));
+        let asked = leases.ask(&both);
+        assert!(asked.iter().all(|a| *a >= 2));
+        // Redis granted units for `a` only (`b` is near its limit).
+        leases.granted(&both, &asked, &[5, 0], &[outcome(), outcome()]);
+        assert!(leases.take(&both).is_none());
+        assert!(
+            leases.take(&both[..1]).is_some(),
+            "`a` alone can use its lease"
+        );
+    }
+
+    #[test]
+    fn a_running_low_lease_is_refilled_ahead_of_need_once() {
+        let leases = Leases::new(Duration::from_millis(50));
+        let l = [limit("a")];
+        for _ in 0..1000 {
+            leases.take(&l);
+        }
+        std::thread::sleep(Duration::from_millis(6));
+        let asked = leases.ask(&l);
+        leases.granted(&l, &asked, &[10], &[outcome()]);
+        let mut refills = Vec::new();
+        for _ in 0..10 {
+            let (_, ahead) = leases.take(&l).expect("admitted from the lease");
+            if ahead[0] > 0 {
+                refills.push(ahead[0]);
+            }
+        }
+        // Half of the grant left: one refill asked for, and no second while it runs.
+        assert_eq!(refills.len(), 1, "{refills:?}");
+        assert!(
+            leases.take(&l).is_none(),
+            "the lease is spent until the refill lands"
+        );
+        leases.granted(&l, &[refills[0]], &[4], &[outcome()]);
+        assert!(leases.take(&l).is_some());
+    }
+
+    #[test]
+    fn leased_units_lapse() {
+        let leases = Leases::new(Duration::from_millis(10));
+        let l = [limit("a")];
+        for _ in 0..1000 {
+            leases.take(&l);
+        }
+        std::thread::sleep(Duration::from_millis(6));
+        let asked = leases.ask(&l);
+        leases.granted(&l, &asked, &[100], &[outcome()]);
+        assert!(leases.take(&l).is_some());
+        std::thread::sleep(Duration::from_millis(15));
+        assert!(leases.take(&l).is_none());
+    }
+
+    #[test]
+    fn turned_off_it_never_holds_anything() {
+        let leases = Leases::new(Duration::ZERO);
+        let l = [limit("a")];
+        for _ in 0..1000 {
+            assert!(leases.take(&l).is_none());
+        }
+        assert_eq!(leases.ask(&l), vec![0]);
+    }
+}
