@@ -104,7 +104,7 @@ impl Local {
     fn check(&mut self, limits: &[Limit], now_ms: i64, count_quotas: bool) -> Vec<Outcome> {
         let now_us = now_ms * 1000;
         let mut out = Vec::with_capacity(limits.len());
-        let mut writes: Vec<(usize, i64)> = Vec::new();
+        let mut writes: Vec<(usize, i64)> = Vec::with_capacity(limits.len());
         for (i, l) in limits.iter().enumerate() {
             match l.kind {
                 LimitKind::Rate => {
@@ -164,17 +164,13 @@ impl Local {
                             self.tats.insert(l.id.clone(), v);
                         }
                     },
-                    LimitKind::Quota => {
-                        if !self.windows.contains_key(&l.id) {
-                            self.windows.insert(l.id.clone(), (v, 0));
+                    LimitKind::Quota => match self.windows.get_mut(&l.id) {
+                        Some(e) if e.0 == v => e.1 += 1,
+                        Some(e) => *e = (v, 1),
+                        None => {
+                            self.windows.insert(l.id.clone(), (v, 1));
                         }
-                        if let Some(e) = self.windows.get_mut(&l.id) {
-                            if e.0 != v {
-                                *e = (v, 0);
-                            }
-                            e.1 += 1;
-                        }
-                    }
+                    },
                 }
             }
         }
