@@ -34,6 +34,9 @@ fn key(state: &AppState, name: &str) -> String {
 
 /// Evaluates once and announces transitions. Returns the active alerts.
 pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
+    // A transition counts only if these figures are newer than the last change: an instance
+    // that read them before another instance announced the opposite must not flip it back.
+    let read_at = now_ms();
     let f = figures(state).await?;
     let active = alerts_of(state, Some(&f));
     for name in ALL {
@@ -54,11 +57,12 @@ pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
         let changed = if inserted {
             on
         } else {
-            sql("UPDATE alert_state SET active = $2, message = $3, changed_at = $4 WHERE name = $1 AND active <> $2")
+            sql("UPDATE alert_state SET active = $2, message = $3, changed_at = $4 WHERE name = $1 AND active <> $2 AND changed_at < $5")
                 .bind(&k)
                 .bind(on)
                 .bind(message.clone())
                 .bind(now)
+                .bind(read_at)
                 .execute(&mut tx)
                 .await?
                 == 1
