@@ -266,33 +266,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_quiet_limit_never_leases_and_a_busy_one_does() {
-        let leases = Leases::new(Duration::from_millis(50));
-        let l = [limit("a")];
-        // First sight: nothing held, nothing to ask for yet (no demand measured).
-        assert!(leases.take(&l).is_none());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(leases.take(&l).is_none());
-        // About 30 requests a second: under one per half lease period.
-        assert_eq!(
-            leases.ask(&l),
-            vec![0],
-            "two requests in 60 ms is no demand"
-        );
-
-        // A burst of 1000 requests within a few ms: the next ask wants a lease.
+    /// A burst of 1000 requests, then the ask of the request that goes to Redis.
+    fn busy(leases: &Leases, limits: &[Limit]) -> Vec<u64> {
         for _ in 0..1000 {
-            assert!(leases.take(&l).is_none());
+            assert!(leases.take(limits).is_none());
         }
         std::thread::sleep(Duration::from_millis(6));
-        let asked = leases.ask(&l);
+        leases.ask(limits)
+    }
+
+    // Periods are long where a lease must not lapse mid-test on a loaded machine.
+    const LONG: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_quiet_limit_never_leases_and_a_busy_one_does() {
+        let quiet = Leases::new(Duration::from_millis(50));
+        let l = [limit("a")];
+        // First sight: nothing held, nothing to ask for yet (no demand measured).
+        assert!(quiet.take(&l).is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(quiet.take(&l).is_none());
+        // About 30 requests a second: under one per half lease period.
+        assert_eq!(quiet.ask(&l), vec![0], "two requests in 60 ms is no demand");
+
+        let leases = Leases::new(LONG);
+        let asked = busy(&leases, &l);
         assert!(asked[0] >= 2, "asked {asked:?}");
         // While one request is asking, the others ask only for themselves.
         assert_eq!(leases.ask(&l), vec![0]);
         leases.granted(&l, &asked, &[3], &[outcome()]);
         for _ in 0..3 {
-            // (No refill ahead of need here: the test sleeps between bursts, so demand is low.)
             let (o, _) = leases.take(&l).expect("admitted from the lease");
             assert!(o[0].allowed && o[0].remaining >= 500);
         }
@@ -301,13 +304,9 @@ mod tests {
 
     #[test]
     fn a_request_is_admitted_from_leases_only_if_every_limit_has_a_unit() {
-        let leases = Leases::new(Duration::from_millis(50));
+        let leases = Leases::new(LONG);
         let both = [limit("a"), limit("b")];
-        for _ in 0..1000 {
-            leases.take(&both);
-        }
-        std::thread::sleep(Duration::from_millis(6));
-        let asked = leases.ask(&both);
+        let asked = busy(&leases, &both);
         assert!(asked.iter().all(|a| *a >= 2));
         // Redis granted units for `a` only (`b` is near its limit).
         leases.granted(&both, &asked, &[5, 0], &[outcome(), outcome()]);
@@ -320,13 +319,9 @@ mod tests {
 
     #[test]
     fn a_running_low_lease_is_refilled_ahead_of_need_once() {
-        let leases = Leases::new(Duration::from_millis(50));
+        let leases = Leases::new(LONG);
         let l = [limit("a")];
-        for _ in 0..1000 {
-            leases.take(&l);
-        }
-        std::thread::sleep(Duration::from_millis(6));
-        let asked = leases.ask(&l);
+        let asked = busy(&leases, &l);
         leases.granted(&l, &asked, &[10], &[outcome()]);
         let mut refills = Vec::new();
         for _ in 0..10 {
@@ -347,16 +342,12 @@ mod tests {
 
     #[test]
     fn leased_units_lapse() {
-        let leases = Leases::new(Duration::from_millis(10));
+        let leases = Leases::new(Duration::from_millis(300));
         let l = [limit("a")];
-        for _ in 0..1000 {
-            leases.take(&l);
-        }
-        std::thread::sleep(Duration::from_millis(6));
-        let asked = leases.ask(&l);
+        let asked = busy(&leases, &l);
         leases.granted(&l, &asked, &[100], &[outcome()]);
         assert!(leases.take(&l).is_some());
-        std::thread::sleep(Duration::from_millis(15));
+        std::thread::sleep(Duration::from_millis(400));
         assert!(leases.take(&l).is_none());
     }
 

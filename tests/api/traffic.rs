@@ -597,16 +597,10 @@ async fn billing_events_are_verified_and_applied_once(store: Store) {
     problem_of(res, 400, "invalid_signature").await;
 }
 
-async fn instances_sharing_redis_never_over_admit(store: Store) {
-    let redis = redis_url().expect("RAMPART_TEST_REDIS_URL");
-    // A generous timeout: this is about atomicity across instances, and a loaded test machine
-    // must not push the limiter into its (per-instance) fallback.
-    let extra = [
-        ("RAMPART_REDIS_URL", redis.as_str()),
-        ("RAMPART_REDIS_TIMEOUT", "2s"),
-    ];
-    let a = spawn_app_with(store, &extra).await;
-    let b = spawn_on(a.db.clone(), &extra, Default::default()).await;
+/// Two instances of one deployment (one database) sharing Redis, both connected to it.
+async fn two_instances_on_redis(store: Store, extra: &[(&str, &str)]) -> (TestApp, TestApp) {
+    let a = spawn_app_with(store, extra).await;
+    let b = spawn_on(a.db.clone(), extra, Default::default()).await;
     for app in [&a, &b] {
         eventually(Duration::from_secs(5), || async {
             app.state
@@ -620,6 +614,18 @@ async fn instances_sharing_redis_never_over_admit(store: Store) {
         .await
         .expect("connected to redis");
     }
+    (a, b)
+}
+
+async fn instances_sharing_redis_never_over_admit(store: Store) {
+    let redis = redis_url().expect("RAMPART_TEST_REDIS_URL");
+    // A generous timeout: this is about atomicity across instances, and a loaded test machine
+    // must not push the limiter into its (per-instance) fallback.
+    let extra = [
+        ("RAMPART_REDIS_URL", redis.as_str()),
+        ("RAMPART_REDIS_TIMEOUT", "2s"),
+    ];
+    let (a, b) = two_instances_on_redis(store, &extra).await;
     let org = a.org("Acme").await;
     let (_, key) = a
         .key_with(&org, &["contacts"], &["read"], "live", Some("10/min"), None)
@@ -686,21 +692,7 @@ async fn busy_limits_leased_from_redis_never_over_admit(store: Store) {
         ("RAMPART_REDIS_TIMEOUT", "2s"),
         ("RAMPART_REDIS_LEASE", "200ms"),
     ];
-    let a = spawn_app_with(store, &extra).await;
-    let b = spawn_on(a.db.clone(), &extra, Default::default()).await;
-    for app in [&a, &b] {
-        eventually(Duration::from_secs(5), || async {
-            app.state
-                .limiter
-                .redis()
-                .unwrap()
-                .connected
-                .load(std::sync::atomic::Ordering::Acquire)
-                .then_some(())
-        })
-        .await
-        .expect("connected to redis");
-    }
+    let (a, b) = two_instances_on_redis(store, &extra).await;
     let org = a.org("Acme").await;
     // The org's own plan out of the way: only the key's limits bind.
     set_override(&a, &org, "rate_limit", "1000000/s").await;
