@@ -49,7 +49,7 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
     }
     if let Some(o) = closest {
         let t = if o.allowed {
-            o.reset_s
+            o.reset_s()
         } else {
             o.retry_after_s
         };
@@ -75,7 +75,7 @@ mod tests {
                     rate: Rate::per_second(10),
                     allowed: true,
                     remaining: 2,
-                    reset_s: 1,
+                    reset_ms: 1000,
                     retry_after_s: 0,
                     retry_after_ms: 0,
                 },
@@ -88,7 +88,7 @@ mod tests {
                     },
                     allowed: true,
                     remaining: 900,
-                    reset_s: 3600,
+                    reset_ms: 3_600_000,
                     retry_after_s: 0,
                     retry_after_ms: 0,
                 },

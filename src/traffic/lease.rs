@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::limits::{Limit, Outcome};
+use super::limits::{Limit, LimitKind, Outcome};
 
 /// The most units one lease holds.
 const MAX_LEASE: u64 = 1024;
@@ -62,6 +62,20 @@ impl Lease {
         self.units > 0 && now < self.until
     }
 
+    /// The units to ask for a lease covering `span` of demand, marking the lease as refilling
+    /// (zero, and nothing marked, when a refill is already on its way or demand is too low).
+    fn want(&mut self, now: Instant, span: f64) -> u64 {
+        if self.refilling {
+            return 0;
+        }
+        let want = ((self.estimate(now) * span) as u64).min(MAX_LEASE);
+        if want < 2 {
+            return 0;
+        }
+        self.refilling = true;
+        want
+    }
+
     /// Updates the demand estimate from the requests seen since the last estimate.
     fn estimate(&mut self, now: Instant) -> f64 {
         let elapsed = now.duration_since(self.since).as_secs_f64();
@@ -98,6 +112,11 @@ impl Leases {
         !self.period.is_zero()
     }
 
+    /// A lease is sized for half a period of demand, so it is usually spent before it lapses.
+    fn span(&self) -> f64 {
+        self.period.as_secs_f64() / 2.0
+    }
+
     /// Admits the request from the leases if every one of its limits has a unit; otherwise
     /// returns `None` and takes nothing. Either way the request counts towards demand. With
     /// the outcomes come the units to ask for ahead of need, per limit, when a lease this
@@ -127,18 +146,13 @@ impl Leases {
         if !all {
             return None;
         }
-        let half = self.period.as_secs_f64() / 2.0;
         let mut out = Vec::with_capacity(limits.len());
         let mut ahead = vec![0; limits.len()];
         for (i, l) in limits.iter().enumerate() {
             let lease = map.get_mut(&l.id)?;
             lease.units -= 1;
-            if lease.units <= lease.low && !lease.refilling {
-                let want = ((lease.estimate(now) * half) as u64).min(MAX_LEASE);
-                if want >= 2 {
-                    lease.refilling = true;
-                    ahead[i] = want;
-                }
+            if lease.units <= lease.low {
+                ahead[i] = lease.want(now, self.span());
             }
             out.push(Outcome {
                 name: l.name,
@@ -146,11 +160,7 @@ impl Leases {
                 rate: l.rate,
                 allowed: true,
                 remaining: lease.remaining + lease.units,
-                reset_s: lease
-                    .reset_at
-                    .saturating_duration_since(now)
-                    .as_millis()
-                    .div_ceil(1000) as u64,
+                reset_ms: lease.reset_at.saturating_duration_since(now).as_millis() as u64,
                 retry_after_s: 0,
                 retry_after_ms: 0,
             });
@@ -166,23 +176,12 @@ impl Leases {
             return vec![0; limits.len()];
         }
         let now = Instant::now();
-        let half = self.period.as_secs_f64() / 2.0;
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         limits
             .iter()
-            .map(|l| {
-                let Some(lease) = map.get_mut(&l.id) else {
-                    return 0;
-                };
-                if lease.refilling || lease.usable(now) {
-                    return 0;
-                }
-                let want = (lease.estimate(now) * half) as u64;
-                if want < 2 {
-                    return 0;
-                }
-                lease.refilling = true;
-                want.min(MAX_LEASE)
+            .map(|l| match map.get_mut(&l.id) {
+                Some(lease) if !lease.usable(now) => lease.want(now, self.span()),
+                _ => 0,
             })
             .collect()
     }
@@ -206,9 +205,18 @@ impl Leases {
             if granted == 0 {
                 continue;
             }
-            let reset_at = now + Duration::from_secs(outcomes[i].reset_s);
-            // Expired units are gone: Redis counted them when it granted them.
-            lease.units = if lease.usable(now) { lease.units } else { 0 } + granted;
+            let reset_at = now + Duration::from_millis(outcomes[i].reset_ms);
+            // Units left from an earlier grant are kept only while usable, and for a quota only
+            // within the window Redis counted them in (a new window resets a full period later).
+            let same_window = l.kind == LimitKind::Rate
+                || reset_at.saturating_duration_since(lease.reset_at)
+                    < Duration::from_millis(l.rate.period_ms / 2);
+            let kept = if lease.usable(now) && same_window {
+                lease.units
+            } else {
+                0
+            };
+            lease.units = kept + granted;
             lease.low = granted / 2;
             lease.until = (now + self.period).min(reset_at);
             lease.remaining = outcomes[i].remaining;
@@ -260,7 +268,7 @@ mod tests {
             rate: Rate::per_second(1_000_000),
             allowed: true,
             remaining: 500,
-            reset_s: 1,
+            reset_ms: 1000,
             retry_after_s: 0,
             retry_after_ms: 0,
         }
@@ -338,6 +346,43 @@ mod tests {
         );
         leases.granted(&l, &[refills[0]], &[4], &[outcome()]);
         assert!(leases.take(&l).is_some());
+    }
+
+    #[test]
+    fn a_quota_lease_never_carries_units_into_the_next_window() {
+        let leases = Leases::new(LONG);
+        let q = [Limit {
+            name: "org_quota",
+            id: "q".into(),
+            rate: Rate {
+                count: 1_000_000,
+                period_ms: 60_000,
+            },
+            kind: LimitKind::Quota,
+        }];
+        let window = |reset_ms| Outcome {
+            kind: LimitKind::Quota,
+            reset_ms,
+            ..outcome()
+        };
+        let asked = busy(&leases, &q);
+        // Granted 2 s before the window ends: the lease lapses with the window, not later.
+        leases.granted(&q, &asked, &[100], &[window(2_000)]);
+        let (o, _) = leases.take(&q).expect("admitted from the lease");
+        assert!(o[0].reset_ms <= 2_000);
+        // A refill in the same window keeps what is left; one from the next window drops it.
+        leases.abandon(&q, &[1]);
+        leases.granted(&q, &[1], &[10], &[window(1_990)]);
+        let kept = (0..200).take_while(|_| leases.take(&q).is_some()).count();
+        assert_eq!(kept, 99 + 10, "same window: leftover kept");
+        leases.abandon(&q, &[1]); // the refill the drain asked for
+        let asked = busy(&leases, &q);
+        assert!(asked[0] >= 2);
+        leases.granted(&q, &asked, &[100], &[window(1_000)]);
+        leases.abandon(&q, &[1]);
+        leases.granted(&q, &[1], &[10], &[window(60_000)]);
+        let kept = (0..200).take_while(|_| leases.take(&q).is_some()).count();
+        assert_eq!(kept, 10, "next window: only the new grant");
     }
 
     #[test]

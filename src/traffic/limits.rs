@@ -43,8 +43,8 @@ pub struct Outcome {
     pub rate: Rate,
     pub allowed: bool,
     pub remaining: u64,
-    /// Seconds until the limit resets (quota window end, or GCRA back to full).
-    pub reset_s: u64,
+    /// Milliseconds until the limit resets (quota window end, or GCRA back to full).
+    pub reset_ms: u64,
     /// On refusal: seconds until a retry can succeed.
     pub retry_after_s: u64,
     /// The same, in milliseconds (for work that waits itself rather than telling a client).
@@ -57,6 +57,13 @@ pub struct Decision {
     pub outcomes: Vec<Outcome>,
     /// Quotas were not counted because their store was unavailable.
     pub failed_open: bool,
+}
+
+impl Outcome {
+    /// Seconds until the limit resets, rounded up (as the RateLimit fields show it).
+    pub fn reset_s(&self) -> u64 {
+        self.reset_ms.div_ceil(1000)
+    }
 }
 
 impl Decision {
@@ -119,7 +126,7 @@ impl Local {
                         rate: l.rate,
                         allowed: ok,
                         remaining,
-                        reset_s: ceil_s(reset),
+                        reset_ms: (reset.max(0) as u64).div_ceil(1000),
                         retry_after_s: ceil_s(retry).max(u64::from(!ok)),
                         retry_after_ms: (retry.max(0) as u64).div_ceil(1000),
                     });
@@ -140,7 +147,7 @@ impl Local {
                         rate: l.rate,
                         allowed: ok,
                         remaining: limit.saturating_sub(used + u64::from(ok)),
-                        reset_s: ceil_s(reset),
+                        reset_ms: (reset.max(0) as u64).div_ceil(1000),
                         retry_after_s: if ok { 0 } else { ceil_s(reset).max(1) },
                         retry_after_ms: if ok {
                             0

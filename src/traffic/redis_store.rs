@@ -257,7 +257,7 @@ impl RedisStore {
                 rate: l.rate,
                 allowed: r[0] == 1,
                 remaining: r[1].max(0) as u64,
-                reset_s: ceil_s(r[2]),
+                reset_ms: (r[2].max(0) as u64).div_ceil(1000),
                 retry_after_s: if r[0] == 1 { 0 } else { ceil_s(r[3]).max(1) },
                 retry_after_ms: if r[0] == 1 {
                     0
