@@ -108,7 +108,11 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
             return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
         }
     };
-    // The org's plan, looked up once for billing and limits alike.
+    if let Err(r) = authorize(app, profile, &principal) {
+        return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
+    }
+    // The org's plan, looked up once (cached) for billing and limits alike, and only for a
+    // request that got this far.
     let billing_applies = profile.billing != Billing::None && app.config.billing_enforce;
     let plan = if billing_applies || profile.rate_limit == RateClass::Principal {
         match app.plans.get(&app.db, &principal.org).await {
@@ -118,8 +122,16 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     } else {
         None
     };
-    if let Err(r) = authorize(app, profile, &principal, plan.filter(|_| billing_applies)) {
-        return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
+    if billing_applies
+        && let Some(plan) = plan
+        && let Err(r) = rule(plan.subscription, profile.billing)
+    {
+        let refusal = Refusal {
+            error: r.into_api_error(),
+            org: Some(principal.org.clone()),
+            actor: principal.actor(),
+        };
+        return deny(app, &RequestMeta::from_parts(&parts), route(), refusal).await;
     }
 
     let decision = match plan {
@@ -279,14 +291,8 @@ async fn authenticate(
     })
 }
 
-/// Tenant, scope, permission, role, environment and (given the org's `plan` when billing is
-/// enforced on this route) the billing rule.
-fn authorize(
-    app: &AppState,
-    profile: &Profile,
-    p: &Principal,
-    plan: Option<Plan>,
-) -> Result<(), Refusal> {
+/// Tenant, scope, permission, role and environment (billing follows, once the plan is known).
+fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Refusal> {
     let refuse = |error: ApiError| Refusal {
         error,
         org: Some(p.org.clone()),
@@ -331,11 +337,6 @@ fn authorize(
             "insufficient_scope",
             "this route is not available to test-mode keys".into(),
         )));
-    }
-    if let Some(plan) = plan
-        && let Err(r) = rule(plan.subscription, profile.billing)
-    {
-        return Err(refuse(r.into_api_error()));
     }
     Ok(())
 }

@@ -379,6 +379,14 @@ async fn billing_gate_refuses_inactive_subscriptions(store: Store) {
         )
         .await;
     }
+    // SPEC order: scope and permission are refused before billing is looked at.
+    let other = app.key(&org, &["webhooks"], &["read"]).await;
+    problem_of(
+        app.get_as("/v1/contacts", &other).await,
+        403,
+        "insufficient_scope",
+    )
+    .await;
     // Security actions never depend on billing: keys can still be listed and revoked.
     assert_eq!(app.get_as("/v1/developer/keys", &admin).await.status(), 200);
     assert_eq!(app.get_as("/v1/audit-logs", &admin).await.status(), 200);
