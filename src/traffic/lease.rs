@@ -6,9 +6,10 @@
 //! request, and never more than a sixteenth of that, so several instances near a limit get
 //! nothing extra and every decision near a limit is made by Redis itself. Granted units are
 //! consumed in Redis at once: a lease can only under-admit (units a quiet instance holds until
-//! they lapse), never let the instances together past a limit. A lease lapses after
-//! `RAMPART_REDIS_LEASE` (and at a quota window's end), which bounds how far a leased unit can
-//! drift in time from when Redis counted it.
+//! they lapse), never let the instances together past a limit. A rate's lease lapses after
+//! `RAMPART_REDIS_LEASE`, which bounds how far a leased unit can drift in time from when Redis
+//! counted it; a quota's lasts until its window ends (drift within a window does not matter,
+//! and an earlier lapse would only lose units).
 //!
 //! Lease sizes follow demand: an instance asks for about what it expects to use in half a lease
 //! period, measured per limit, and nothing for a limit seeing a few requests per second, which
@@ -93,6 +94,21 @@ impl Lease {
     }
 }
 
+/// What [`Leases::take`] decided for a request.
+#[derive(Debug)]
+pub enum Take {
+    /// Admitted from leases alone. `ahead`: units to ask for ahead of need, per limit, where
+    /// a lease is running low (all zero: none); those limits are marked as refilling, and
+    /// [`Leases::granted`] or [`Leases::abandon`] must follow.
+    Leased {
+        outcomes: Vec<Outcome>,
+        ahead: Vec<u64>,
+    },
+    /// Redis must decide the limits not `held`. A unit of each held limit is reserved for the
+    /// request: [`Leases::release`] gives them back if it is not admitted.
+    Redis { held: Vec<bool> },
+}
+
 /// The leases of one instance, per limit id.
 pub struct Leases {
     period: Duration,
@@ -117,44 +133,52 @@ impl Leases {
         self.period.as_secs_f64() / 2.0
     }
 
-    /// Admits the request from the leases if every one of its limits has a unit; otherwise
-    /// returns `None` and takes nothing. Either way the request counts towards demand. With
-    /// the outcomes come the units to ask for ahead of need, per limit, when a lease this
-    /// request drew on is running low (all zero: none); those limits are then marked as
-    /// refilling, and [`Leases::granted`] or [`Leases::abandon`] must follow.
-    pub fn take(&self, limits: &[Limit]) -> Option<(Vec<Outcome>, Vec<u64>)> {
+    /// Admits the request from the leases if every one of its limits has a unit. Otherwise
+    /// reserves a unit of each limit that has one, so that Redis decides only the others and
+    /// a lease is never stranded behind another limit's (see [`Take::Redis`]). Either way the
+    /// request counts towards demand.
+    pub fn take(&self, limits: &[Limit]) -> Take {
         if !self.enabled() {
-            return None;
+            return Take::Redis {
+                held: vec![false; limits.len()],
+            };
         }
         let now = Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all = true;
+        let mut held = Vec::with_capacity(limits.len());
         for l in limits {
-            match map.get_mut(&l.id) {
+            // (No entry API: it would copy the id on every request.)
+            let usable = match map.get_mut(&l.id) {
                 Some(lease) => {
                     lease.seen += 1;
-                    all &= lease.usable(now);
+                    let usable = lease.usable(now);
+                    if usable {
+                        lease.units -= 1;
+                    }
+                    usable
                 }
                 None => {
                     let mut lease = Lease::new(now);
                     lease.seen = 1;
                     map.insert(l.id.clone(), lease);
-                    all = false;
+                    false
                 }
-            }
+            };
+            held.push(usable);
         }
-        if !all {
-            return None;
+        if held.iter().any(|h| !h) {
+            return Take::Redis { held };
         }
-        let mut out = Vec::with_capacity(limits.len());
+        let mut outcomes = Vec::with_capacity(limits.len());
         let mut ahead = vec![0; limits.len()];
         for (i, l) in limits.iter().enumerate() {
-            let lease = map.get_mut(&l.id)?;
-            lease.units -= 1;
+            let Some(lease) = map.get_mut(&l.id) else {
+                continue;
+            };
             if lease.units <= lease.low {
                 ahead[i] = lease.want(now, self.span());
             }
-            out.push(Outcome {
+            outcomes.push(Outcome {
                 name: l.name,
                 kind: l.kind,
                 rate: l.rate,
@@ -165,7 +189,17 @@ impl Leases {
                 retry_after_ms: 0,
             });
         }
-        Some((out, ahead))
+        Take::Leased { outcomes, ahead }
+    }
+
+    /// Gives back the units [`Leases::take`] reserved for a request that was not admitted.
+    pub fn release(&self, limits: &[Limit], held: &[bool]) {
+        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for (l, _) in limits.iter().zip(held).filter(|(_, h)| **h) {
+            if let Some(lease) = map.get_mut(&l.id) {
+                lease.units += 1;
+            }
+        }
     }
 
     /// How many extra units to ask Redis for, per limit, on a request that goes there: about
@@ -218,7 +252,12 @@ impl Leases {
             };
             lease.units = kept + granted;
             lease.low = granted / 2;
-            lease.until = (now + self.period).min(reset_at);
+            // A rate's units must be used close to when Redis counted them; a quota's only
+            // within their window, and lapsing earlier would just lose them.
+            lease.until = match l.kind {
+                LimitKind::Rate => (now + self.period).min(reset_at),
+                LimitKind::Quota => reset_at,
+            };
             lease.remaining = outcomes[i].remaining;
             lease.reset_at = reset_at;
         }
@@ -274,10 +313,17 @@ mod tests {
         }
     }
 
+    fn leased(t: Take) -> Option<(Vec<Outcome>, Vec<u64>)> {
+        match t {
+            Take::Leased { outcomes, ahead } => Some((outcomes, ahead)),
+            Take::Redis { .. } => None,
+        }
+    }
+
     /// A burst of 1000 requests, then the ask of the request that goes to Redis.
     fn busy(leases: &Leases, limits: &[Limit]) -> Vec<u64> {
         for _ in 0..1000 {
-            assert!(leases.take(limits).is_none());
+            assert!(leased(leases.take(limits)).is_none());
         }
         std::thread::sleep(Duration::from_millis(6));
         leases.ask(limits)
@@ -291,9 +337,9 @@ mod tests {
         let quiet = Leases::new(Duration::from_millis(50));
         let l = [limit("a")];
         // First sight: nothing held, nothing to ask for yet (no demand measured).
-        assert!(quiet.take(&l).is_none());
+        assert!(leased(quiet.take(&l)).is_none());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(quiet.take(&l).is_none());
+        assert!(leased(quiet.take(&l)).is_none());
         // About 30 requests a second: under one per half lease period.
         assert_eq!(quiet.ask(&l), vec![0], "two requests in 60 ms is no demand");
 
@@ -304,10 +350,13 @@ mod tests {
         assert_eq!(leases.ask(&l), vec![0]);
         leases.granted(&l, &asked, &[3], &[outcome()]);
         for _ in 0..3 {
-            let (o, _) = leases.take(&l).expect("admitted from the lease");
+            let (o, _) = leased(leases.take(&l)).expect("admitted from the lease");
             assert!(o[0].allowed && o[0].remaining >= 500);
         }
-        assert!(leases.take(&l).is_none(), "three units, three requests");
+        assert!(
+            leased(leases.take(&l)).is_none(),
+            "three units, three requests"
+        );
     }
 
     #[test]
@@ -318,11 +367,17 @@ mod tests {
         assert!(asked.iter().all(|a| *a >= 2));
         // Redis granted units for `a` only (`b` is near its limit).
         leases.granted(&both, &asked, &[5, 0], &[outcome(), outcome()]);
-        assert!(leases.take(&both).is_none());
-        assert!(
-            leases.take(&both[..1]).is_some(),
-            "`a` alone can use its lease"
-        );
+        // Redis decides `b`, with a unit of `a` held for the request meanwhile…
+        let Take::Redis { held } = leases.take(&both) else {
+            panic!("`b` has no unit: Redis must decide it");
+        };
+        assert_eq!(held, [true, false]);
+        // …and given back when the request is refused.
+        leases.release(&both, &held);
+        let left = (0..10)
+            .take_while(|_| leased(leases.take(&both[..1])).is_some())
+            .count();
+        assert_eq!(left, 5, "`a` alone can use its whole lease");
     }
 
     #[test]
@@ -333,7 +388,7 @@ mod tests {
         leases.granted(&l, &asked, &[10], &[outcome()]);
         let mut refills = Vec::new();
         for _ in 0..10 {
-            let (_, ahead) = leases.take(&l).expect("admitted from the lease");
+            let (_, ahead) = leased(leases.take(&l)).expect("admitted from the lease");
             if ahead[0] > 0 {
                 refills.push(ahead[0]);
             }
@@ -341,11 +396,11 @@ mod tests {
         // Half of the grant left: one refill asked for, and no second while it runs.
         assert_eq!(refills.len(), 1, "{refills:?}");
         assert!(
-            leases.take(&l).is_none(),
+            leased(leases.take(&l)).is_none(),
             "the lease is spent until the refill lands"
         );
         leases.granted(&l, &[refills[0]], &[4], &[outcome()]);
-        assert!(leases.take(&l).is_some());
+        assert!(leased(leases.take(&l)).is_some());
     }
 
     #[test]
@@ -368,12 +423,14 @@ mod tests {
         let asked = busy(&leases, &q);
         // Granted 2 s before the window ends: the lease lapses with the window, not later.
         leases.granted(&q, &asked, &[100], &[window(2_000)]);
-        let (o, _) = leases.take(&q).expect("admitted from the lease");
+        let (o, _) = leased(leases.take(&q)).expect("admitted from the lease");
         assert!(o[0].reset_ms <= 2_000);
         // A refill in the same window keeps what is left; one from the next window drops it.
         leases.abandon(&q, &[1]);
         leases.granted(&q, &[1], &[10], &[window(1_990)]);
-        let kept = (0..200).take_while(|_| leases.take(&q).is_some()).count();
+        let kept = (0..200)
+            .take_while(|_| leased(leases.take(&q)).is_some())
+            .count();
         assert_eq!(kept, 99 + 10, "same window: leftover kept");
         leases.abandon(&q, &[1]); // the refill the drain asked for
         let asked = busy(&leases, &q);
@@ -381,8 +438,30 @@ mod tests {
         leases.granted(&q, &asked, &[100], &[window(1_000)]);
         leases.abandon(&q, &[1]);
         leases.granted(&q, &[1], &[10], &[window(60_000)]);
-        let kept = (0..200).take_while(|_| leases.take(&q).is_some()).count();
+        let kept = (0..200)
+            .take_while(|_| leased(leases.take(&q)).is_some())
+            .count();
         assert_eq!(kept, 10, "next window: only the new grant");
+    }
+
+    #[test]
+    fn a_quota_lease_lasts_until_its_window_ends_not_a_lease_period() {
+        let leases = Leases::new(Duration::from_millis(100));
+        let q = [Limit {
+            kind: LimitKind::Quota,
+            ..limit("q")
+        }];
+        let asked = busy(&leases, &q);
+        let ends_in = |reset_ms| Outcome {
+            kind: LimitKind::Quota,
+            reset_ms,
+            ..outcome()
+        };
+        leases.granted(&q, &asked, &[100], &[ends_in(400)]);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(leased(leases.take(&q)).is_some(), "past the lease period");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(leased(leases.take(&q)).is_none(), "past the window's end");
     }
 
     #[test]
@@ -391,9 +470,9 @@ mod tests {
         let l = [limit("a")];
         let asked = busy(&leases, &l);
         leases.granted(&l, &asked, &[100], &[outcome()]);
-        assert!(leases.take(&l).is_some());
+        assert!(leased(leases.take(&l)).is_some());
         std::thread::sleep(Duration::from_millis(400));
-        assert!(leases.take(&l).is_none());
+        assert!(leased(leases.take(&l)).is_none());
     }
 
     #[test]
@@ -401,7 +480,7 @@ mod tests {
         let leases = Leases::new(Duration::ZERO);
         let l = [limit("a")];
         for _ in 0..1000 {
-            assert!(leases.take(&l).is_none());
+            assert!(leased(leases.take(&l)).is_none());
         }
         assert_eq!(leases.ask(&l), vec![0]);
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::clock::now_ms;
 use crate::config::Rate;
 
-use super::lease::Leases;
+use super::lease::{Leases, Take};
 use super::redis_store::RedisStore;
 
 /// One limit to check: a GCRA rate or a fixed-window quota.
@@ -196,7 +196,10 @@ impl Local {
 /// Tops up running-low leases in the background, so that a busy limit's requests rarely wait
 /// for Redis.
 async fn refill(redis: Arc<RedisStore>, leases: Arc<Leases>, limits: Vec<Limit>, ahead: Vec<u64>) {
-    match redis.check(&limits, &ahead, false).await {
+    match redis
+        .check(&limits, &ahead, &vec![false; limits.len()])
+        .await
+    {
         Ok((outcomes, grants)) => leases.granted(&limits, &ahead, &grants, &outcomes),
         Err(_) => leases.abandon(&limits, &ahead),
     }
@@ -244,33 +247,42 @@ impl Limiter {
             };
         }
         if let Some(redis) = &self.redis {
-            if let Some((outcomes, ahead)) = self.leases.take(limits) {
-                if ahead.iter().any(|a| *a > 0) {
-                    tokio::spawn(refill(
-                        redis.clone(),
-                        self.leases.clone(),
-                        limits.to_vec(),
-                        ahead,
-                    ));
-                }
-                self.stats.leased.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("rampart_limiter_leased_total").increment(1);
-                return Decision {
-                    outcomes,
-                    failed_open: false,
-                };
-            }
-            let asked = self.leases.ask(limits);
-            match redis.check(limits, &asked, true).await {
-                Ok((outcomes, grants)) => {
-                    self.leases.granted(limits, &asked, &grants, &outcomes);
+            let held = match self.leases.take(limits) {
+                Take::Leased { outcomes, ahead } => {
+                    if ahead.iter().any(|a| *a > 0) {
+                        tokio::spawn(refill(
+                            redis.clone(),
+                            self.leases.clone(),
+                            limits.to_vec(),
+                            ahead,
+                        ));
+                    }
+                    self.stats.leased.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("rampart_limiter_leased_total").increment(1);
                     return Decision {
                         outcomes,
                         failed_open: false,
                     };
                 }
+                Take::Redis { held } => held,
+            };
+            let asked = self.leases.ask(limits);
+            let own: Vec<bool> = held.iter().map(|h| !h).collect();
+            match redis.check(limits, &asked, &own).await {
+                Ok((outcomes, grants)) => {
+                    self.leases.granted(limits, &asked, &grants, &outcomes);
+                    let d = Decision {
+                        outcomes,
+                        failed_open: false,
+                    };
+                    if !d.allowed() {
+                        self.leases.release(limits, &held);
+                    }
+                    return d;
+                }
                 Err(e) => {
                     self.leases.abandon(limits, &asked);
+                    self.leases.release(limits, &held);
                     self.stats.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
                     self.stats
                         .last_degraded_ms

@@ -19,28 +19,27 @@ const BREAKER_OPEN_MS: i64 = 2_000;
 
 /// Every limit of a request, checked and (only if all admit) consumed in one round trip on
 /// Redis's own clock. GCRA state is an arrival time in microseconds; quotas are counters per
-/// fixed window. ARGV: the number of limits, whether a request is being decided (1) or a lease
-/// refilled ahead of need (0), then per limit kind, count, period and the extra units asked for
-/// a lease (see `lease.rs`), which are granted only out of a sixteenth of what is left (after
-/// the request, which must have been admitted). The reply holds, per limit: admitted, remaining, reset (µs),
-/// retry after (µs), units granted. Numbers are formatted with %.0f because Lua would print
+/// fixed window. ARGV: the number of limits, then per limit its kind, count, period, the extra
+/// units asked for a lease (see `lease.rs`) and whether the request takes its own unit here
+/// (1) or already holds one from a lease (0; a refill ahead of need is all 0). Only limits
+/// taking a unit can refuse; extra units are granted only out of a sixteenth of what is left,
+/// and nothing is written unless the request is admitted. The reply holds, per limit:
+/// admitted, remaining, reset (µs), retry after (µs), units granted. Numbers are formatted with %.0f because Lua would print
 /// 1.7e+15.
 const LIMIT_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now_us / 1000)
 local n = tonumber(ARGV[1])
--- own = 0: a refill ahead of need, for no request; nothing is refused, each limit grants what
--- it can spare.
-local own = tonumber(ARGV[2])
 local res = {}
 local ok_all = true
 local writes = {}
 for i = 1, n do
-  local kind = tonumber(ARGV[(i - 1) * 4 + 3])
-  local count = tonumber(ARGV[(i - 1) * 4 + 4])
-  local period_ms = tonumber(ARGV[(i - 1) * 4 + 5])
-  local extra = tonumber(ARGV[(i - 1) * 4 + 6])
+  local kind = tonumber(ARGV[(i - 1) * 5 + 2])
+  local count = tonumber(ARGV[(i - 1) * 5 + 3])
+  local period_ms = tonumber(ARGV[(i - 1) * 5 + 4])
+  local extra = tonumber(ARGV[(i - 1) * 5 + 5])
+  local own = tonumber(ARGV[(i - 1) * 5 + 6])
   local key = KEYS[i]
   if kind == 1 then
     local period = period_ms * 1000
@@ -79,7 +78,7 @@ for i = 1, n do
     end
   end
 end
-if ok_all or own == 0 then
+if ok_all then
   for _, w in ipairs(writes) do
     if w[1] == 1 then
       redis.call('SET', w[2], string.format('%.0f', w[3]), 'PX', math.max(math.ceil(w[4] / 1000), 1))
@@ -213,20 +212,20 @@ impl RedisStore {
     }
 
     /// Evaluates every limit in one script call, asking for `extra[i]` more units of limit `i`
-    /// for a lease; returns the request's outcomes and the units granted per limit. With
-    /// `own` false the call is a refill for no request: nothing is refused or consumed but
-    /// the units granted.
+    /// for a lease; `own[i]` false where the request already holds a leased unit of limit `i`
+    /// (all false: a refill for no request). Returns the outcomes and the units granted per
+    /// limit.
     pub async fn check(
         &self,
         limits: &[Limit],
         extra: &[u64],
-        own: bool,
+        own: &[bool],
     ) -> Result<(Vec<Outcome>, Vec<u64>), String> {
         let raw: Vec<i64> = self
             .call(|mut c| {
                 let mut inv = self.script.prepare_invoke();
-                inv.arg(limits.len()).arg(u8::from(own));
-                for (l, extra) in limits.iter().zip(extra) {
+                inv.arg(limits.len());
+                for ((l, extra), own) in limits.iter().zip(extra).zip(own) {
                     let kind = match l.kind {
                         LimitKind::Rate => 1,
                         LimitKind::Quota => 2,
@@ -239,7 +238,8 @@ impl RedisStore {
                     inv.arg(kind)
                         .arg(l.rate.count)
                         .arg(l.rate.period_ms)
-                        .arg(*extra);
+                        .arg(*extra)
+                        .arg(u8::from(*own));
                 }
                 async move { inv.invoke_async(&mut c).await }
             })
