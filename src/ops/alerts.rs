@@ -34,11 +34,17 @@ fn key(state: &AppState, name: &str) -> String {
 
 /// Evaluates once and announces transitions. Returns the active alerts.
 pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
-    // A transition counts only if these figures are newer than the last change: an instance
-    // that read them before another instance announced the opposite must not flip it back.
     let read_at = now_ms();
     let f = figures(state).await?;
     let active = alerts_of(state, Some(&f));
+    announce(state, &active, read_at).await?;
+    Ok(active)
+}
+
+/// Records and announces the transitions `active` (from figures read at `read_at`) implies. A
+/// transition counts only if the figures are newer than the last change: an instance that read
+/// them before another instance announced the opposite must not flip it back.
+pub async fn announce(state: &AppState, active: &[Alert], read_at: i64) -> anyhow::Result<()> {
     for name in ALL {
         let alert = active.iter().find(|a| a.name == name);
         let k = key(state, name);
@@ -91,7 +97,7 @@ pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
         }
         tx.commit().await?;
     }
-    Ok(active)
+    Ok(())
 }
 
 /// The per-instance watcher loop.

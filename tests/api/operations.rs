@@ -11,6 +11,7 @@ use crate::receiver::{Receiver, verify};
 crate::scenarios![
     deep_health_reports_checks_and_alerts,
     alerts_are_announced_once_and_posted_signed,
+    a_stale_evaluation_never_flips_an_alert_back,
     operator_actions_are_guarded_validated_and_audited,
     incidents_reach_the_status_page_and_summary,
     branding_white_labels_the_status_page,
@@ -183,6 +184,47 @@ async fn alerts_are_announced_once_and_posted_signed(store: Store) {
         ["alert.started", "alert.ended"],
         "each transition once across both instances"
     );
+}
+
+/// Two instances race: one reads the figures (alert on), the other then sees the alert end and
+/// announces it; the first one's stale reading must not start the alert again.
+async fn a_stale_evaluation_never_flips_an_alert_back(store: Store) {
+    use rampart::ops::alerts::{announce, evaluate};
+    // Each test drives the evaluations itself (the watchers evaluate once at start-up).
+    let extra = [
+        ("RAMPART_ALERT_INTERVAL", "1h"),
+        ("RAMPART_ALERT_DLQ_SPIKE", "1"),
+    ];
+    let a = spawn_app_with(store, &extra).await;
+    let b = spawn_on(a.db.clone(), &extra, Default::default()).await;
+    let org = a.org("Acme").await;
+    let dl = insert_dead_letter(&a, &org, rampart::clock::now_ms()).await;
+    let is_on =
+        |active: &[rampart::ops::deep_health::Alert]| active.iter().any(|x| x.name == "dlq_spike");
+    assert!(is_on(&evaluate(&a.state).await.unwrap()), "started");
+
+    // `a` reads its figures: still on.
+    let read_at = rampart::clock::now_ms();
+    let stale = evaluate(&a.state).await.unwrap();
+    assert!(is_on(&stale));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Meanwhile the spike leaves the window and `b` announces the end.
+    rampart::store::sql("UPDATE dead_letters SET created_at = $2 WHERE id = $1")
+        .bind(dl.as_str())
+        .bind(rampart::clock::now_ms() - 600_000)
+        .execute(&mut a.state.db.clone())
+        .await
+        .unwrap();
+    assert!(!is_on(&evaluate(&b.state).await.unwrap()), "ended");
+    // `a` now records what it read before that.
+    announce(&a.state, &stale, read_at).await.unwrap();
+    let active = rampart::store::sql("SELECT active FROM alert_state WHERE name = 'dlq_spike'")
+        .fetch_one(&mut a.state.db.clone())
+        .await
+        .unwrap()
+        .get::<bool>("active")
+        .unwrap();
+    assert!(!active, "the stale reading flipped the alert back on");
 }
 
 async fn a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_stale() {
