@@ -718,17 +718,11 @@ async fn busy_limits_leased_from_redis_never_over_admit(store: Store) {
             .sum::<u64>()
     };
 
+    // A key that reads contacts, with its own rate limit or quota.
+    let key_limited = |rate, quota| a.key_with(&org, &["contacts"], &["read"], "live", rate, quota);
+
     // A quota: never more than its count, and nearly all of it.
-    let (_, key) = a
-        .key_with(
-            &org,
-            &["contacts"],
-            &["read"],
-            "live",
-            None,
-            Some("600/day"),
-        )
-        .await;
+    let (_, key) = key_limited(None, Some("600/day")).await;
     let (admitted, _) = hammer(&a, &b, &key, 1500).await;
     assert!(leased() > 0, "busy requests were admitted from leases");
     assert!(admitted <= 600, "admitted {admitted} of a 600/day quota");
@@ -739,16 +733,7 @@ async fn busy_limits_leased_from_redis_never_over_admit(store: Store) {
 
     // A rate: never more than the burst plus what accrued while the test ran.
     let before = leased();
-    let (_, key) = a
-        .key_with(
-            &org,
-            &["contacts"],
-            &["read"],
-            "live",
-            Some("600/min"),
-            None,
-        )
-        .await;
+    let (_, key) = key_limited(Some("600/min"), None).await;
     let (admitted, took) = hammer(&a, &b, &key, 1500).await;
     let bound = 600 + (took.as_secs_f64() * 10.0).ceil() as usize + 1;
     assert!(leased() > before, "busy requests were admitted from leases");
