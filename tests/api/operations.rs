@@ -144,6 +144,16 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
     assert_eq!(d["checks"]["jobs:backlog"][0]["observedValue"], 4);
 }
 
+/// Moves a dead letter out of the 5-minute window that dlq_spike counts.
+async fn age_out(app: &TestApp, dead_letter: &str) {
+    rampart::store::sql("UPDATE dead_letters SET created_at = $2 WHERE id = $1")
+        .bind(dead_letter)
+        .bind(rampart::clock::now_ms() - 600_000)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+}
+
 async fn alerts_are_announced_once_and_posted_signed(store: Store) {
     const SECRET: &str = "whsec_QWxlcnRzQXJlU2lnbmVkVG9vMTIzNDU2Nzg5MA==";
     let rx = Receiver::start().await;
@@ -165,12 +175,7 @@ async fn alerts_are_announced_once_and_posted_signed(store: Store) {
     assert_eq!(h.json()["type"], "alert.started");
     assert_eq!(h.json()["data"]["alert"], "dlq_spike");
     // Out of the 5-minute window: the alert ends.
-    rampart::store::sql("UPDATE dead_letters SET created_at = $2 WHERE id = $1")
-        .bind(dl.as_str())
-        .bind(rampart::clock::now_ms() - 600_000)
-        .execute(&mut a.state.db.clone())
-        .await
-        .unwrap();
+    age_out(&a, &dl).await;
     let hits = rx.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(hits[1].json()["type"], "alert.ended");
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -190,7 +195,7 @@ async fn alerts_are_announced_once_and_posted_signed(store: Store) {
 /// announces it; the first one's stale reading must not start the alert again.
 async fn a_stale_evaluation_never_flips_an_alert_back(store: Store) {
     use rampart::ops::alerts::{announce, evaluate};
-    // Each test drives the evaluations itself (the watchers evaluate once at start-up).
+    // The test drives the evaluations itself (the watchers evaluate once, at start-up).
     let extra = [
         ("RAMPART_ALERT_INTERVAL", "1h"),
         ("RAMPART_ALERT_DLQ_SPIKE", "1"),
@@ -209,12 +214,7 @@ async fn a_stale_evaluation_never_flips_an_alert_back(store: Store) {
     assert!(is_on(&stale));
     tokio::time::sleep(Duration::from_millis(5)).await;
     // Meanwhile the spike leaves the window and `b` announces the end.
-    rampart::store::sql("UPDATE dead_letters SET created_at = $2 WHERE id = $1")
-        .bind(dl.as_str())
-        .bind(rampart::clock::now_ms() - 600_000)
-        .execute(&mut a.state.db.clone())
-        .await
-        .unwrap();
+    age_out(&a, &dl).await;
     assert!(!is_on(&evaluate(&b.state).await.unwrap()), "ended");
     // `a` now records what it read before that.
     announce(&a.state, &stale, read_at).await.unwrap();
