@@ -254,8 +254,10 @@ impl Leases {
             lease.low = granted / 2;
             // A rate's units must be used close to when Redis counted them; a quota's only
             // within their window, and lapsing earlier would just lose them.
+            // (A rate's reset is when it would be full again, not a bound on the lease: with a
+            // generous rate it is a few microseconds away.)
             lease.until = match l.kind {
-                LimitKind::Rate => (now + self.period).min(reset_at),
+                LimitKind::Rate => now + self.period,
                 LimitKind::Quota => reset_at,
             };
             lease.remaining = outcomes[i].remaining;
@@ -462,6 +464,21 @@ mod tests {
         assert!(leased(leases.take(&q)).is_some(), "past the lease period");
         std::thread::sleep(Duration::from_millis(300));
         assert!(leased(leases.take(&q)).is_none(), "past the window's end");
+    }
+
+    #[test]
+    fn a_rate_lease_lasts_its_period_however_soon_the_rate_would_be_full() {
+        let leases = Leases::new(LONG);
+        let l = [limit("a")];
+        let asked = busy(&leases, &l);
+        // A generous rate: Redis reports it full again within a millisecond.
+        let soon = Outcome {
+            reset_ms: 1,
+            ..outcome()
+        };
+        leases.granted(&l, &asked, &[100], &[soon]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(leased(leases.take(&l)).is_some());
     }
 
     #[test]
