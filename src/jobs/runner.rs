@@ -106,7 +106,13 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         .cloned()
         .map(|pool| tokio::spawn(listen(pool, stop.clone())));
     let periodic = tokio::spawn(schedule_periodic(state.clone()));
-    let scheduler = tokio::spawn(crate::scheduled::run(state.clone(), worker.clone()));
+    let catch_up = tokio::sync::watch::channel(None).0;
+    let mut scheduler_behind = catch_up.subscribe();
+    let scheduler = tokio::spawn(crate::scheduled::run(
+        state.clone(),
+        worker.clone(),
+        catch_up,
+    ));
 
     let permits = Arc::new(Semaphore::new(state.config.worker_concurrency as usize));
     let mut running: JoinSet<()> = JoinSet::new();
@@ -122,6 +128,18 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         tokio::pin!(notified);
         notified.as_mut().enable();
 
+        // The scheduler has a backlog of due items: let it dispatch first (bounded; see
+        // `scheduled::CatchUp`).
+        let held_back = (*scheduler_behind.borrow_and_update())
+            .and_then(|since| crate::scheduled::CATCH_UP_MAX.checked_sub(since.elapsed()));
+        if let Some(left) = held_back {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                Ok(()) = scheduler_behind.changed() => {}
+                _ = tokio::time::sleep(left) => {}
+            }
+            continue;
+        }
         let free = permits.available_permits().min(MAX_BATCH);
         let mut claimed_all = false;
         if free > 0 {

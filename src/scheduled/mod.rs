@@ -25,6 +25,11 @@ use crate::webhooks::dead_letters::DeadLetter;
 
 /// Items claimed and dispatched together.
 pub const BATCH: i64 = 500;
+/// Batches of a backlog dispatched at once, each in its own transaction: on Postgres each has
+/// its own connection and server process, so two keep both cores busy where one leaves the
+/// database and this process waiting on each other. (On SQLite their writes take turns at the
+/// one writer; the rest of the work still overlaps.)
+const PARALLEL_BATCHES: usize = 2;
 const POLL: Duration = Duration::from_millis(500);
 /// Long enough for any batch; a dead worker's items are taken over after it.
 const LEASE_MS: i64 = 30_000;
@@ -211,13 +216,30 @@ async fn claim_where(
     Ok(items)
 }
 
+/// Tells this worker's job loop when the scheduler is working through a backlog of due items
+/// (its last claim came back full), and since when.
+///
+/// Dispatch has a deadline (SPEC §4: within 1 s of `send_at`) and costs a few rows per item;
+/// a delivery costs an HTTP request and has no deadline. When thousands of items fall due at
+/// once, the deliveries of the first batches would take most of the CPU from the dispatch of
+/// the rest, so the job loop claims nothing new while the scheduler catches up, for at most
+/// [`CATCH_UP_MAX`]; then both go on together, so a scheduler that is always behind cannot
+/// starve deliveries. Running jobs carry on either way.
+pub type CatchUp = tokio::sync::watch::Sender<Option<std::time::Instant>>;
+
+/// The longest the job loop holds back for a scheduler that is catching up.
+pub const CATCH_UP_MAX: Duration = Duration::from_secs(2);
+
 /// The scheduler loop of a worker: runs until shutdown.
-pub async fn run(state: AppState, worker: String) {
+pub async fn run(state: AppState, worker: String, catch_up: CatchUp) {
     let stop = state.shutdown.clone();
     let mut failures = 0u32;
     let mut last_takeover: Option<std::time::Instant> = None;
+    // Batches being dispatched, each in its own transaction (see [`PARALLEL_BATCHES`]).
+    let mut inflight = tokio::task::JoinSet::new();
     loop {
         if stop.is_cancelled() {
+            while inflight.join_next().await.is_some() {}
             return;
         }
         let notified = scheduler_notify().notified();
@@ -233,9 +255,17 @@ pub async fn run(state: AppState, worker: String) {
                 failures = 0;
                 let full = items.len() as i64 == BATCH;
                 if !items.is_empty() {
-                    dispatch_claimed(&state, items, &token).await;
+                    let state = state.clone();
+                    inflight.spawn(async move { dispatch_claimed(&state, items, &token).await });
                 }
                 if full {
+                    catch_up.send_if_modified(|since| {
+                        since.get_or_insert_with(std::time::Instant::now);
+                        true
+                    });
+                    if inflight.len() >= PARALLEL_BATCHES {
+                        inflight.join_next().await;
+                    }
                     continue;
                 }
             }
@@ -244,6 +274,8 @@ pub async fn run(state: AppState, worker: String) {
                 tracing::warn!(error = %e, "claiming scheduled messages failed");
             }
         }
+        while inflight.join_next().await.is_some() {}
+        catch_up.send_if_modified(|since| since.take().is_some());
         let wait = if failures > 0 {
             Duration::from_millis(200 * u64::from(failures.min(25)))
         } else {
