@@ -22,9 +22,31 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .ok()?
                 .install_recorder()
                 .ok()
+                .inspect(spawn_upkeep)
         })
         .as_ref()
 }
+
+/// Until upkeep drains them, histograms keep every sample they were given: without it memory
+/// grows with traffic whenever nobody scrapes `/metrics`, and the first scrape after a busy
+/// spell drains millions of samples at once. A process-wide thread (not a task: the recorder
+/// outlives any one runtime) drains them every second, a few thousand at a time.
+fn spawn_upkeep(handle: &PrometheusHandle) {
+    let handle = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the metrics upkeep thread");
+    }
+}
+
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
