@@ -260,8 +260,9 @@ pub async fn run(state: AppState, worker: String, catch_up: CatchUp) {
                 }
                 if full {
                     catch_up.send_if_modified(|since| {
+                        let starts = since.is_none();
                         since.get_or_insert_with(std::time::Instant::now);
-                        true
+                        starts
                     });
                     if inflight.len() >= PARALLEL_BATCHES {
                         inflight.join_next().await;

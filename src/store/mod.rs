@@ -172,7 +172,7 @@ pub fn placeholders(first: usize, n: usize) -> String {
 /// Why: SQLite finds a named parameter by walking the list of all of them, so binding a
 /// statement with n of them costs O(n²). A 500-row multi-row insert spent most of its time
 /// there (57 % of a scheduler batch in `sqlite3_bind_parameter_name`); anonymous ones have no
-/// name to look up. Text inside single-quoted literals is left alone.
+/// name to look up. Single-quoted literals and `--` comments are left alone.
 fn anonymous_placeholders(text: &str) -> (String, Vec<usize>) {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -183,6 +183,14 @@ fn anonymous_placeholders(text: &str) -> (String, Vec<usize>) {
     while i < bytes.len() {
         match bytes[i] {
             b'\'' => in_literal = !in_literal,
+            // A `-- comment` runs to the end of its line; a `$n` in it is no parameter.
+            b'-' if !in_literal && bytes.get(i + 1) == Some(&b'-') => {
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(bytes.len() - i);
+                continue;
+            }
             b'$' if !in_literal => {
                 let digits = bytes[i + 1..]
                     .iter()
@@ -752,6 +760,10 @@ mod tests {
             "UPDATE t SET a = ?, b = '$1 stays', c = ? WHERE id IN (?, ?) AND d = 'it''s $3'"
         );
         assert_eq!(order, vec![1, 1, 0, 9]);
+        let (text, order) =
+            anonymous_placeholders("SELECT a -- it's $1, not $2\nFROM t WHERE b = $2 - $1");
+        assert_eq!(text, "SELECT a -- it's $1, not $2\nFROM t WHERE b = ? - ?");
+        assert_eq!(order, vec![1, 0]);
         assert_eq!(
             anonymous_placeholders("SELECT 1"),
             ("SELECT 1".into(), vec![])
