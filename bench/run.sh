@@ -16,9 +16,9 @@
 # BENCH_REDIS_URL, BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY, BENCH_SERVER_CPUS,
 # BENCH_LOAD_CPUS (empty: no pinning), BENCH_LIGHT_RATE, BENCH_RATE_FRACTION,
 # BENCH_STARTUP_RUNS, BENCH_ROUNDS, BENCH_QUIET_CPU, BENCH_QUIET_WAIT, BENCH_MAX_REST,
-# BENCH_ATTEMPTS, BENCH_PROFILE=0, BENCH_SKIP_BUILD=1; webhooks: BENCH_WEBHOOK_LATENCY_RATE,
+# BENCH_ATTEMPTS, BENCH_PROFILE=0, BENCH_SKIP_BUILD=1, BENCH_KEEP_TMP=1 (keep logs); webhooks: BENCH_WEBHOOK_LATENCY_RATE,
 # BENCH_WEBHOOK_RATE, BENCH_WEBHOOK_FANOUT, BENCH_WEBHOOK_FANOUT_OFFER, BENCH_WEBHOOK_CONNECTIONS, BENCH_DRAIN_TIMEOUT;
-# scheduler: BENCH_SCHED_COUNT, BENCH_SCHED_LEAD.
+# scheduler: BENCH_SCHED_COUNT, BENCH_SCHED_LEAD, BENCH_SCHED_CASES.
 set -euo pipefail
 export LC_ALL=C
 
@@ -66,6 +66,8 @@ DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60s}
 # scheduler: how many messages, and how far ahead of the start their common send_at is.
 SCHED_COUNT=${BENCH_SCHED_COUNT:-10000}
 SCHED_LEAD=${BENCH_SCHED_LEAD:-15s}
+# Which scheduler cases to run (a subset only while investigating: the section is rewritten).
+SCHED_CASES=${BENCH_SCHED_CASES:-sqlite postgres postgres-2workers postgres-notls}
 # The API key the webhooks and scheduler benchmarks use.
 BENCH_SCOPES=webhooks,contacts,conversations,scheduled_messages,messages
 
@@ -83,7 +85,7 @@ cleanup() {
     for db in "${DATABASES[@]}"; do
         psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
     done
-    rm -rf "$TMP"
+    [[ ${BENCH_KEEP_TMP:-0} == 1 ]] && echo "kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -649,7 +651,7 @@ webhooks_markdown() {
 bench_scheduler() {
     local case dir=$TMP/scheduler runs=()
     # postgres-notls: one worker, `?sslmode=disable` (see the webhooks benchmark).
-    for case in sqlite postgres postgres-2workers postgres-notls; do
+    for case in $SCHED_CASES; do
         log "scheduler: $case"
         local out=$dir/$case db= workers=1
         mkdir -p "$out"

@@ -108,11 +108,7 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     let periodic = tokio::spawn(schedule_periodic(state.clone()));
     let catch_up = tokio::sync::watch::channel(None).0;
     let mut scheduler_behind = catch_up.subscribe();
-    let scheduler = tokio::spawn(crate::scheduled::run(
-        state.clone(),
-        worker.clone(),
-        catch_up,
-    ));
+    let scheduler = tokio::spawn(crate::scheduled::run(state.clone(), catch_up));
 
     let permits = Arc::new(Semaphore::new(state.config.worker_concurrency as usize));
     let mut running: JoinSet<()> = JoinSet::new();

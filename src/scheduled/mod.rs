@@ -1,12 +1,13 @@
 //! Scheduled messages, and the scheduler that dispatches them.
 //!
-//! The `scheduled_messages` table is its own queue: a worker claims due items in batches under
-//! a lease (Postgres `SKIP LOCKED`; SQLite's single writer), sleeping until the next `send_at`
-//! rather than ticking by the minute. A batch is dispatched in one transaction with a constant
-//! number of statements (message rows, events, deliveries and jobs inserted many rows at a
-//! time), fenced by the lease so that an item is dispatched exactly once. If the batch fails,
-//! each item is retried on its own, so one poisoned item never holds up the others; it alone
-//! fails, with a dead letter.
+//! The `scheduled_messages` table is its own queue: a worker takes due items in batches,
+//! sleeping until the next `send_at` rather than ticking by the minute. A batch is taken and
+//! dispatched in one transaction with a constant number of statements (the items marked
+//! dispatched under row locks — Postgres `SKIP LOCKED`, SQLite's single writer — then message
+//! rows, events, deliveries and jobs inserted many rows at a time), so an item is dispatched
+//! exactly once: a worker that dies mid-batch leaves a rolled-back transaction and the items
+//! pending. If the batch fails, its halves are retried on their own, down to single items, so
+//! one poisoned item never holds up the others; it alone fails, with a dead letter.
 
 pub mod routes;
 
@@ -29,12 +30,8 @@ pub const BATCH: i64 = 500;
 /// its own connection and server process, so two keep both cores busy where one leaves the
 /// database and this process waiting on each other. (On SQLite their writes take turns at the
 /// one writer; the rest of the work still overlaps.)
-const PARALLEL_BATCHES: usize = 2;
+const PARALLEL_BATCHES: usize = 3;
 const POLL: Duration = Duration::from_millis(500);
-/// Long enough for any batch; a dead worker's items are taken over after it.
-const LEASE_MS: i64 = 30_000;
-/// How often the scheduler looks for batches whose dispatcher died (leases last 30 s).
-const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Scheduled {
@@ -135,66 +132,44 @@ struct Item {
     dead_letter_id: Option<String>,
 }
 
-/// Claims up to [`BATCH`] items: if `take_over` is set, first those whose dispatcher died
-/// mid-batch (lease expired), then pending ones that are due, earliest first. Two statements,
-/// so each walks its index in order (see `jobs::queue::claim`).
-async fn claim(
-    state: &AppState,
-    worker: &str,
-    token: &str,
-    take_over: bool,
-) -> DbResult<Vec<Item>> {
-    let mut items = Vec::new();
-    if take_over {
-        items = claim_where(
-            state,
-            worker,
-            token,
-            BATCH,
-            "status = 'dispatching' AND lease_expires_at < $4",
-        )
-        .await?;
-    }
-    let left = BATCH - items.len() as i64;
-    if left > 0 {
-        items.extend(
-            claim_where(
-                state,
-                worker,
-                token,
-                left,
-                "status = 'pending' AND send_at <= $4 ORDER BY send_at",
-            )
-            .await?,
-        );
-    }
-    Ok(items)
+/// Which items a dispatch transaction takes.
+enum Take<'a> {
+    /// Pending items that are due, earliest first (at most [`BATCH`]).
+    Due,
+    /// These items, if they are still pending (isolating a failed batch).
+    Ids(&'a [String]),
 }
 
-async fn claim_where(
-    state: &AppState,
-    worker: &str,
-    token: &str,
-    limit: i64,
-    filter: &str,
-) -> DbResult<Vec<Item>> {
+/// Takes items for dispatch inside `tx`: marks them `dispatched` and returns them. The row
+/// locks this takes (Postgres `SKIP LOCKED`; SQLite's single writer) hold until `tx` ends, so
+/// no other worker can take them; if `tx` rolls back they are pending again, with nothing of
+/// them left behind. Claim and effect in one transaction is what makes dispatch exactly once.
+async fn take(tx: &mut Tx, which: Take<'_>) -> DbResult<Vec<Item>> {
     let now = now_ms();
-    let lock = match state.db.dialect() {
+    let lock = match tx.dialect() {
         Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         Dialect::Sqlite => "",
     };
-    let rows = crate::store::sql_built(format!(
-        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = $1, lease_token = $2, lease_expires_at = $3, updated_at = $4
-         WHERE id IN (SELECT id FROM scheduled_messages WHERE {filter} LIMIT $5{lock})
+    let filter = match which {
+        Take::Due => format!("status = 'pending' AND send_at <= $1 ORDER BY send_at LIMIT {BATCH}"),
+        Take::Ids(ids) => format!(
+            "status = 'pending' AND id IN ({})",
+            placeholders(2, ids.len())
+        ),
+    };
+    let mut q = crate::store::sql_built(format!(
+        "UPDATE scheduled_messages SET status = 'dispatched', message_id = 'msg_' || substr(id, 5), dispatched_at = $1, updated_at = $1,
+                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+         WHERE id IN (SELECT id FROM scheduled_messages WHERE {filter}{lock})
          RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id"
     ))
-    .bind(worker)
-    .bind(token)
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut state.db.clone())
-    .await?;
+    .bind(now);
+    if let Take::Ids(ids) = which {
+        for id in ids {
+            q = q.bind(id);
+        }
+    }
+    let rows = q.fetch_all(tx).await?;
     let mut items = rows
         .iter()
         .map(|r| {
@@ -217,7 +192,7 @@ async fn claim_where(
 }
 
 /// Tells this worker's job loop when the scheduler is working through a backlog of due items
-/// (its last claim came back full), and since when.
+/// (a batch came back full), and since when.
 ///
 /// Dispatch has a deadline (SPEC §4: within 1 s of `send_at`) and costs a few rows per item;
 /// a delivery costs an HTTP request and has no deadline. When thousands of items fall due at
@@ -231,51 +206,23 @@ pub type CatchUp = tokio::sync::watch::Sender<Option<std::time::Instant>>;
 pub const CATCH_UP_MAX: Duration = Duration::from_secs(2);
 
 /// The scheduler loop of a worker: runs until shutdown.
-pub async fn run(state: AppState, worker: String, catch_up: CatchUp) {
+pub async fn run(state: AppState, catch_up: CatchUp) {
     let stop = state.shutdown.clone();
     let mut failures = 0u32;
-    let mut last_takeover: Option<std::time::Instant> = None;
-    // Batches being dispatched, each in its own transaction (see [`PARALLEL_BATCHES`]).
-    let mut inflight = tokio::task::JoinSet::new();
     loop {
         if stop.is_cancelled() {
-            while inflight.join_next().await.is_some() {}
             return;
         }
         let notified = scheduler_notify().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let token = new_id("lease");
-        let take_over = last_takeover.is_none_or(|t| t.elapsed() >= TAKEOVER_EVERY);
-        if take_over {
-            last_takeover = Some(std::time::Instant::now());
-        }
-        match claim(&state, &worker, &token, take_over).await {
-            Ok(items) => {
-                failures = 0;
-                let full = items.len() as i64 == BATCH;
-                if !items.is_empty() {
-                    let state = state.clone();
-                    inflight.spawn(async move { dispatch_claimed(&state, items, &token).await });
-                }
-                if full {
-                    catch_up.send_if_modified(|since| {
-                        let starts = since.is_none();
-                        since.get_or_insert_with(std::time::Instant::now);
-                        starts
-                    });
-                    if inflight.len() >= PARALLEL_BATCHES {
-                        inflight.join_next().await;
-                    }
-                    continue;
-                }
-            }
+        match dispatch_due(&state, &catch_up).await {
+            Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
-                tracing::warn!(error = %e, "claiming scheduled messages failed");
+                tracing::warn!(error = %e, "dispatching scheduled messages failed");
             }
         }
-        while inflight.join_next().await.is_some() {}
         catch_up.send_if_modified(|since| since.take().is_some());
         let wait = if failures > 0 {
             Duration::from_millis(200 * u64::from(failures.min(25)))
@@ -293,6 +240,38 @@ pub async fn run(state: AppState, worker: String, catch_up: CatchUp) {
     }
 }
 
+/// Dispatches every item that is due: one batch, and if it came back full (a backlog),
+/// [`PARALLEL_BATCHES`] batches at a time until one comes back short.
+async fn dispatch_due(state: &AppState, catch_up: &CatchUp) -> DbResult<()> {
+    if dispatch(state, Take::Due).await? < BATCH as usize {
+        return Ok(());
+    }
+    catch_up.send_if_modified(|since| {
+        let starts = since.is_none();
+        since.get_or_insert_with(std::time::Instant::now);
+        starts
+    });
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..PARALLEL_BATCHES {
+        let state = state.clone();
+        lanes.spawn(async move {
+            while !state.shutdown.is_cancelled() {
+                if dispatch(&state, Take::Due).await? < BATCH as usize {
+                    break;
+                }
+            }
+            DbResult::Ok(())
+        });
+    }
+    let mut result = Ok(());
+    while let Some(lane) = lanes.join_next().await {
+        if let Ok(Err(e)) = lane {
+            result = Err(e);
+        }
+    }
+    result
+}
+
 async fn next_due(state: &AppState) -> DbResult<Duration> {
     let t: Option<i64> =
         sql("SELECT MIN(send_at) AS t FROM scheduled_messages WHERE status = 'pending'")
@@ -305,43 +284,70 @@ async fn next_due(state: &AppState) -> DbResult<Duration> {
     })
 }
 
-/// Dispatches a claimed batch: all at once, else item by item.
-async fn dispatch_claimed(state: &AppState, items: Vec<Item>, token: &str) {
-    let mut groups: BTreeMap<(String, &'static str), Vec<Item>> = BTreeMap::new();
-    for i in items {
-        groups
-            .entry((i.tenant.org().to_string(), i.tenant.env().as_str()))
-            .or_default()
-            .push(i);
+/// Takes a batch and dispatches it in one transaction; if that fails, isolates the failing
+/// item. Returns how many items it took. An error means nothing was taken (the database could
+/// not be reached, say): every item is still pending.
+async fn dispatch(state: &AppState, which: Take<'_>) -> DbResult<usize> {
+    let started = std::time::Instant::now();
+    let mut tx = state.db.begin().await?;
+    let items = take(&mut tx, which).await?;
+    if items.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
     }
-    for (_, group) in groups {
-        dispatch_isolating(state, &group, token).await;
+    let outcome = match dispatch_in(state, &mut tx, &items).await {
+        Ok(n) => tx.commit().await.map(|()| n).map_err(anyhow::Error::from),
+        Err(e) => {
+            // Before isolating: the halves need the rows (and on SQLite the writer) free.
+            if let Err(r) = tx.rollback().await {
+                tracing::warn!(error = %r, "rolling back a failed dispatch batch failed");
+            }
+            Err(e)
+        }
+    };
+    match outcome {
+        Ok(n) => {
+            record_dispatched(&items, n);
+            tracing::debug!(
+                items = items.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "dispatched a batch of scheduled messages"
+            );
+        }
+        // The transaction rolled back: every item is pending again.
+        Err(e) => isolate(state, &items, e).await,
     }
+    Ok(items.len())
 }
 
-/// Dispatches a group at once; if that fails, halves it and tries each half, down to single
-/// items: a poisoned item costs O(log n) extra transactions, and only it fails.
-fn dispatch_isolating<'a>(
+/// After `items` failed together: each half again on its own, down to single items, so a
+/// poisoned item costs O(log n) extra transactions and only it fails.
+fn isolate<'a>(
     state: &'a AppState,
     items: &'a [Item],
-    token: &'a str,
+    error: anyhow::Error,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
-        match dispatch_group(state, items, token).await {
-            Ok(n) => record_dispatched(items, n),
-            Err(e) if items.len() == 1 => {
-                let item = &items[0];
-                if let Err(e2) =
-                    fail_item(state, item, token, "dispatch_failed", &e.to_string()).await
-                {
-                    tracing::error!(error = %e2, item = %item.id, "could not record a dispatch failure; the lease will expire and it will be retried");
-                }
+        if let [item] = items {
+            if matches!(
+                error.downcast_ref::<crate::store::DbError>(),
+                Some(crate::store::DbError::Unavailable(_))
+            ) {
+                // Not the item's fault: it stays pending and the next pass retries it.
+                tracing::warn!(error = %error, item = %item.id, "dispatch failed for want of the database; will retry");
+                return;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, items = items.len(), "batch dispatch failed; isolating the failing item");
-                let (a, b) = items.split_at(items.len() / 2);
-                dispatch_isolating(state, a, token).await;
-                dispatch_isolating(state, b, token).await;
+            if let Err(e) = fail_item(state, item, "dispatch_failed", &error.to_string()).await {
+                tracing::error!(error = %e, item = %item.id, "could not record a dispatch failure; the item stays pending and will be retried");
+            }
+            return;
+        }
+        tracing::warn!(error = %error, items = items.len(), "batch dispatch failed; isolating the failing item");
+        let (a, b) = items.split_at(items.len() / 2);
+        for half in [a, b] {
+            let ids: Vec<String> = half.iter().map(|i| i.id.clone()).collect();
+            if let Err(e) = dispatch(state, Take::Ids(&ids)).await {
+                tracing::warn!(error = %e, items = ids.len(), "could not retry part of a failed batch; it stays pending");
             }
         }
     })
@@ -356,24 +362,36 @@ fn record_dispatched(items: &[Item], n: usize) {
     metrics::counter!("rampart_scheduled_dispatched_total").increment(n as u64);
 }
 
-/// Dispatches items of one tenant in one transaction; returns how many were dispatched.
-async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow::Result<usize> {
-    let t = items[0].tenant.clone();
-    let mut tx = state.db.begin().await?;
-    // Fence: only items still leased to this batch go on.
-    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-    let held = still_held(&mut tx, &ids, token).await?;
-    let items: Vec<&Item> = items.iter().filter(|i| held.contains(&i.id)).collect();
-    if items.is_empty() {
-        tx.rollback().await?;
-        return Ok(0);
+/// Dispatches taken items, tenant by tenant, inside `tx`; returns how many were dispatched
+/// (the others were canceled or failed, also inside `tx`).
+async fn dispatch_in(state: &AppState, tx: &mut Tx, items: &[Item]) -> anyhow::Result<usize> {
+    let mut groups: BTreeMap<(String, &'static str), Vec<&Item>> = BTreeMap::new();
+    for i in items {
+        groups
+            .entry((i.tenant.org().to_string(), i.tenant.env().as_str()))
+            .or_default()
+            .push(i);
     }
+    let mut n = 0;
+    for (_, group) in groups {
+        n += dispatch_tenant(state, tx, group).await?;
+    }
+    Ok(n)
+}
+
+/// Dispatches items of one tenant inside `tx`, with a constant number of statements.
+async fn dispatch_tenant(
+    state: &AppState,
+    tx: &mut Tx,
+    items: Vec<&Item>,
+) -> anyhow::Result<usize> {
+    let t = items[0].tenant.clone();
     // Erased since scheduling: nothing to send.
     let (erased, items): (Vec<&Item>, Vec<&Item>) =
         items.into_iter().partition(|i| i.body.is_none());
     for i in &erased {
         set_status(
-            &mut tx,
+            tx,
             &i.id,
             "canceled",
             None,
@@ -381,27 +399,24 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
         )
         .await?;
     }
-    // The billing rule again, at execution.
-    if let Err(r) =
-        crate::traffic::billing::assert_billable(&state.db, &state.config, t.org()).await?
-    {
+    // The billing rule again, at execution. (Read in `tx`: a transaction that holds row locks
+    // must not wait for a second connection, which requests blocked on those locks may hold.)
+    if let Err(r) = crate::traffic::billing::assert_billable(tx, &state.config, t.org()).await? {
         for i in &items {
-            fail_in(&mut tx, i, r.code(), "the org's subscription is not active").await?;
+            fail_in(tx, i, r.code(), "the org's subscription is not active").await?;
         }
-        tx.commit().await?;
         return Ok(0);
     }
-    let Some(channel) = crate::webhooks::endpoints::channel(&mut tx, &t).await? else {
+    let Some(channel) = crate::webhooks::endpoints::channel(tx, &t).await? else {
         for i in &items {
             fail_in(
-                &mut tx,
+                tx,
                 i,
                 "channel_not_configured",
                 "the org has no channel endpoint",
             )
             .await?;
         }
-        tx.commit().await?;
         return Ok(0);
     };
     let now = now_ms();
@@ -432,15 +447,14 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
             json!({ "id": i.id, "message_id": m.id, "send_at": rfc3339(i.send_at), "livemode": t.livemode() }),
         ));
     }
-    let events = crate::events::emit_many(&mut tx, &t, event_items).await?;
+    let events = crate::events::emit_many(tx, &t, event_items).await?;
     let dead = matches!(channel.status.as_str(), "failed" | "disabled");
     let created: Vec<(String, &crate::events::Event)> = events
         .iter()
         .filter(|e| e.event_type == "message.created")
         .map(|e| (channel.id.clone(), e))
         .collect();
-    let deliveries =
-        crate::webhooks::fanout::create_deliveries(&mut tx, &t, &created, dead).await?;
+    let deliveries = crate::webhooks::fanout::create_deliveries(tx, &t, &created, dead).await?;
     let rows = messages
         .iter()
         .zip(&deliveries)
@@ -462,51 +476,18 @@ async fn dispatch_group(state: &AppState, items: &[Item], token: &str) -> anyhow
         })
         .collect();
     insert_many(
-        &mut tx,
+        tx,
         "INSERT INTO messages (id, org_id, environment, conversation_id, direction, body, metadata, status, delivery_id, scheduled_message_id, created_at, updated_at)",
         "",
         rows,
     )
     .await?;
-    // Mark dispatched, fenced by the lease once more (under the transaction's lock now).
-    let mut q = crate::store::sql_built(format!(
-        "UPDATE scheduled_messages SET status = 'dispatched', message_id = 'msg_' || substr(id, 5), dispatched_at = $2, updated_at = $2,
-                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-         WHERE lease_token = $1 AND status = 'dispatching' AND id IN ({})",
-        placeholders(3, items.len())
-    ))
-    .bind(token)
-    .bind(now);
-    for i in &items {
-        q = q.bind(&i.id);
-    }
-    let n = q.execute(&mut tx).await?;
-    if n as usize != items.len() {
-        anyhow::bail!(
-            "lease lost for {} of {} items",
-            items.len() - n as usize,
-            items.len()
-        );
-    }
     for i in &items {
         if let Some(dl) = &i.dead_letter_id {
-            crate::webhooks::dead_letters::resolve(&mut tx, dl).await?;
+            crate::webhooks::dead_letters::resolve(tx, dl).await?;
         }
     }
-    tx.commit().await?;
     Ok(items.len())
-}
-
-async fn still_held(tx: &mut Tx, ids: &[&str], token: &str) -> DbResult<Vec<String>> {
-    let mut q = crate::store::sql_built(format!(
-        "SELECT id FROM scheduled_messages WHERE lease_token = $1 AND status = 'dispatching' AND id IN ({})",
-        placeholders(2, ids.len())
-    ))
-    .bind(token);
-    for id in ids {
-        q = q.bind(*id);
-    }
-    q.fetch_all(tx).await?.iter().map(|r| r.get("id")).collect()
 }
 
 async fn set_status(
@@ -516,8 +497,9 @@ async fn set_status(
     dead_letter: Option<&str>,
     error: Option<&str>,
 ) -> DbResult<()> {
+    // Taking an item marked it dispatched; it was not.
     sql("UPDATE scheduled_messages SET status = $2, last_error = $3, dead_letter_id = COALESCE($4, dead_letter_id), updated_at = $5,
-            lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL WHERE id = $1")
+            message_id = NULL, dispatched_at = NULL WHERE id = $1")
         .bind(id)
         .bind(status)
         .bind(error.map(str::to_owned))
@@ -571,15 +553,10 @@ async fn fail_in(tx: &mut Tx, i: &Item, reason: &str, error: &str) -> DbResult<(
 }
 
 /// Fails one item in a transaction of its own (after its batch failed).
-async fn fail_item(
-    state: &AppState,
-    i: &Item,
-    token: &str,
-    reason: &str,
-    error: &str,
-) -> DbResult<()> {
+async fn fail_item(state: &AppState, i: &Item, reason: &str, error: &str) -> DbResult<()> {
     let mut tx = state.db.begin().await?;
-    if still_held(&mut tx, &[i.id.as_str()], token)
+    // Only if it is still pending and no other worker holds it.
+    if take(&mut tx, Take::Ids(std::slice::from_ref(&i.id)))
         .await?
         .is_empty()
     {

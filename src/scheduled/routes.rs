@@ -45,7 +45,7 @@ pub fn routes() -> Vec<Route> {
         .param(
             "status",
             "string",
-            "pending, dispatching, dispatched, canceled or failed",
+            "pending, dispatched, canceled or failed",
         ),
         Route::get(
             "/v1/scheduled-messages/{id}",
@@ -114,7 +114,7 @@ pub struct ScheduledOut {
     #[schema(value_type = Object)]
     pub metadata: Value,
     pub send_at: String,
-    /// pending, dispatching, dispatched, canceled or failed
+    /// pending, dispatched, canceled or failed
     pub status: String,
     /// The message it became, once dispatched.
     pub message_id: Option<String>,
@@ -201,12 +201,9 @@ impl Validate for ListQuery {
         let mut c = Checks::new();
         if let Some(s) = &self.status {
             c.check(
-                matches!(
-                    s.as_str(),
-                    "pending" | "dispatching" | "dispatched" | "canceled" | "failed"
-                ),
+                matches!(s.as_str(), "pending" | "dispatched" | "canceled" | "failed"),
                 "status",
-                "must be pending, dispatching, dispatched, canceled or failed",
+                "must be pending, dispatched, canceled or failed",
             );
         }
         c.finish()

@@ -11,7 +11,7 @@ use crate::http::ApiError;
 use crate::http::routes::Billing;
 use crate::ids::OrgId;
 use crate::orgs::{self, SubStatus, Subscription, Tier};
-use crate::store::{Db, DbResult};
+use crate::store::{Db, DbResult, Exec};
 
 /// Why billable work is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,14 +146,14 @@ async fn load(db: &Db, org: &OrgId) -> DbResult<Plan> {
 
 /// The check background work makes right before billable execution (uncached).
 pub async fn assert_billable(
-    db: &Db,
+    ex: &mut impl Exec,
     config: &Config,
     org: &OrgId,
 ) -> DbResult<Result<(), Refusal>> {
     if !config.billing_enforce {
         return Ok(Ok(()));
     }
-    let sub = orgs::subscription(&mut db.clone(), org).await?;
+    let sub = orgs::subscription(ex, org).await?;
     Ok(billable(config, sub))
 }
 
