@@ -5,8 +5,8 @@
 -- soft-deleted, and the retention purge deletes children before parents. What the
 -- constraints added was a per-row check that locks the parent row (FOR KEY SHARE): seven
 -- per dispatched scheduled message, all on the same few hot rows (the org, the conversation,
--- the channel endpoint). Measured on the 10,000-message burst: dispatch p99 1.5 s with them,
--- 0.8 s without (docs/ARCHITECTURE.md, "Foreign keys").
+-- the channel endpoint). Measured on the 10,000-message burst, all else equal: dispatch p99
+-- 1.5-1.7 s with them, 1.1-1.2 s without (docs/ARCHITECTURE.md, "Foreign keys").
 ALTER TABLE events DROP CONSTRAINT IF EXISTS events_org_id_fkey;
 ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_org_id_fkey;
 ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_endpoint_id_fkey;
