@@ -33,6 +33,8 @@ pub const BATCH: i64 = 500;
 /// one writer; the rest of the work still overlaps.
 const PARALLEL_BATCHES: usize = 3;
 const POLL: Duration = Duration::from_millis(500);
+/// The wait when items are due but another worker holds them all (it commits within a batch).
+const HELD_ELSEWHERE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct Scheduled {
@@ -121,7 +123,7 @@ pub async fn cancel(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<bool> 
     Ok(n == 1)
 }
 
-/// A claimed item.
+/// An item taken for dispatch.
 #[derive(Debug, Clone)]
 struct Item {
     id: String,
@@ -210,6 +212,7 @@ pub const CATCH_UP_MAX: Duration = Duration::from_secs(2);
 pub async fn run(state: AppState, catch_up: CatchUp) {
     let stop = state.shutdown.clone();
     let mut failures = 0u32;
+    let backoff = |failures: u32| Duration::from_millis(200 * u64::from(failures.min(25)));
     loop {
         if stop.is_cancelled() {
             return;
@@ -217,21 +220,36 @@ pub async fn run(state: AppState, catch_up: CatchUp) {
         let notified = scheduler_notify().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match dispatch_due(&state, &catch_up).await {
-            Ok(()) => failures = 0,
+        // A wake-up (an item scheduled, a replay) costs one look at the index of pending items;
+        // items are taken only once one is due.
+        let mut wait = match next_due(&state).await {
+            Ok(wait) => {
+                if !wait.is_zero() {
+                    failures = 0;
+                }
+                wait
+            }
             Err(e) => {
                 failures += 1;
-                tracing::warn!(error = %e, "dispatching scheduled messages failed");
+                tracing::warn!(error = %e, "looking for due scheduled messages failed");
+                backoff(failures)
             }
-        }
-        catch_up.send_if_modified(|since| since.take().is_some());
-        let wait = if failures > 0 {
-            Duration::from_millis(200 * u64::from(failures.min(25)))
-        } else {
-            next_due(&state).await.unwrap_or(POLL)
         };
         if wait.is_zero() {
-            continue;
+            match dispatch_due(&state, &catch_up).await {
+                // Due, but another worker holds every one of them: it commits shortly.
+                Ok(0) => wait = HELD_ELSEWHERE,
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "dispatching scheduled messages failed");
+                    wait = backoff(failures);
+                }
+            }
+            catch_up.send_if_modified(|since| since.take().is_some());
+            if wait.is_zero() {
+                continue;
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -242,10 +260,12 @@ pub async fn run(state: AppState, catch_up: CatchUp) {
 }
 
 /// Dispatches every item that is due: one batch, and if it came back full (a backlog),
-/// [`PARALLEL_BATCHES`] batches at a time until one comes back short.
-async fn dispatch_due(state: &AppState, catch_up: &CatchUp) -> DbResult<()> {
-    if dispatch(state, Take::Due).await? < BATCH as usize {
-        return Ok(());
+/// [`PARALLEL_BATCHES`] batches at a time until one comes back short. Returns how many items
+/// the first batch took.
+async fn dispatch_due(state: &AppState, catch_up: &CatchUp) -> anyhow::Result<usize> {
+    let first = dispatch(state, Take::Due).await?;
+    if first < BATCH as usize {
+        return Ok(first);
     }
     catch_up.send_if_modified(|since| {
         let starts = since.is_none();
@@ -261,10 +281,11 @@ async fn dispatch_due(state: &AppState, catch_up: &CatchUp) -> DbResult<()> {
                     break;
                 }
             }
-            DbResult::Ok(())
+            anyhow::Ok(())
         });
     }
-    let mut result = Ok(());
+    // Every lane runs to its end (dropping the set would abort batches mid-transaction).
+    let mut result = Ok(first);
     while let Some(lane) = lanes.join_next().await {
         if let Ok(Err(e)) = lane {
             result = Err(e);
@@ -286,9 +307,9 @@ async fn next_due(state: &AppState) -> DbResult<Duration> {
 }
 
 /// Takes a batch and dispatches it in one transaction; if that fails, isolates the failing
-/// item. Returns how many items it took. An error means nothing was taken (the database could
-/// not be reached, say): every item is still pending.
-async fn dispatch(state: &AppState, which: Take<'_>) -> DbResult<usize> {
+/// item. Returns how many items it took. An error means items are still pending (nothing could
+/// be taken, or the database went away during a failed batch): the caller backs off.
+async fn dispatch(state: &AppState, which: Take<'_>) -> anyhow::Result<usize> {
     let started = std::time::Instant::now();
     let mut tx = state.db.begin().await?;
     let items = take(&mut tx, which).await?;
@@ -316,41 +337,52 @@ async fn dispatch(state: &AppState, which: Take<'_>) -> DbResult<usize> {
             );
         }
         // The transaction rolled back: every item is pending again.
-        Err(e) => isolate(state, &items, e).await,
+        Err(e) => {
+            if !isolate(state, &items, e).await {
+                anyhow::bail!("a failed batch left scheduled messages pending");
+            }
+        }
     }
     Ok(items.len())
 }
 
 /// After `items` failed together: each half again on its own, down to single items, so a
-/// poisoned item costs O(log n) extra transactions and only it fails.
+/// poisoned item costs O(log n) extra transactions and only it fails. Returns whether every
+/// item was settled (dispatched or failed); `false` leaves some pending for a later pass.
 fn isolate<'a>(
     state: &'a AppState,
     items: &'a [Item],
     error: anyhow::Error,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
     Box::pin(async move {
         if let [item] = items {
-            if matches!(
-                error.downcast_ref::<crate::store::DbError>(),
-                Some(crate::store::DbError::Unavailable(_))
-            ) {
+            if error
+                .downcast_ref::<crate::store::DbError>()
+                .is_some_and(crate::store::DbError::is_unavailable)
+            {
                 // Not the item's fault: it stays pending and the next pass retries it.
                 tracing::warn!(error = %error, item = %item.id, "dispatch failed for want of the database; will retry");
-                return;
+                return false;
             }
-            if let Err(e) = fail_item(state, item, "dispatch_failed", &error.to_string()).await {
-                tracing::error!(error = %e, item = %item.id, "could not record a dispatch failure; the item stays pending and will be retried");
-            }
-            return;
+            return match fail_item(state, item, "dispatch_failed", &error.to_string()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, item = %item.id, "could not record a dispatch failure; the item stays pending and will be retried");
+                    false
+                }
+            };
         }
         tracing::warn!(error = %error, items = items.len(), "batch dispatch failed; isolating the failing item");
         let (a, b) = items.split_at(items.len() / 2);
+        let mut settled = true;
         for half in [a, b] {
             let ids: Vec<String> = half.iter().map(|i| i.id.clone()).collect();
             if let Err(e) = dispatch(state, Take::Ids(&ids)).await {
                 tracing::warn!(error = %e, items = ids.len(), "could not retry part of a failed batch; it stays pending");
+                settled = false;
             }
         }
+        settled
     })
 }
 

@@ -62,6 +62,11 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Unique(_))
     }
+
+    /// The database could not be reached: worth retrying later, nobody's fault.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
+    }
 }
 
 impl From<sqlx::Error> for DbError {

@@ -17,9 +17,14 @@ use crate::webhooks::endpoint;
 
 /// Tests that only make sense on Postgres (ignored without `RAMPART_TEST_POSTGRES_URL`).
 pub fn postgres_only() -> Vec<(&'static str, crate::Plain)> {
-    vec![("postgres_down_and_back", || {
-        Box::pin(postgres_down_and_back())
-    })]
+    vec![
+        ("postgres_down_and_back", || {
+            Box::pin(postgres_down_and_back())
+        }),
+        ("scheduled_messages_survive_an_outage", || {
+            Box::pin(scheduled_messages_survive_an_outage())
+        }),
+    ]
 }
 
 /// A TCP proxy that can cut every connection and refuse new ones, then let them through again.
@@ -77,10 +82,8 @@ async fn create_contact(app: &TestApp, key: &str, external_key: &str) -> reqwest
     .await
 }
 
-/// Postgres goes away under a server with its worker, then comes back: in between, requests get
-/// a 503 `service_unavailable` problem (nothing panics, nothing is half written) and readiness
-/// says so; afterwards the same process serves and delivers again without a restart.
-async fn postgres_down_and_back() {
+/// A server whose Postgres goes through the proxy ([`Outage`]).
+async fn spawn_behind_outage() -> (TestApp, Outage) {
     let db = TestDb::new(Store::Postgres).await;
     let mut url = reqwest::Url::parse(&db.url).unwrap();
     let upstream: SocketAddr =
@@ -96,6 +99,14 @@ async fn postgres_down_and_back() {
         Default::default(),
     )
     .await;
+    (app, outage)
+}
+
+/// Postgres goes away under a server with its worker, then comes back: in between, requests get
+/// a 503 `service_unavailable` problem (nothing panics, nothing is half written) and readiness
+/// says so; afterwards the same process serves and delivers again without a restart.
+async fn postgres_down_and_back() {
+    let (app, outage) = spawn_behind_outage().await;
     let rx = Receiver::start().await;
     let org = app.org("Acme").await;
     let key = app.full_key(&org).await;
@@ -150,5 +161,58 @@ async fn postgres_down_and_back() {
         "{}",
         String::from_utf8_lossy(&hits[1].body)
     );
+    app.stop().await;
+}
+
+/// Scheduled messages fall due while Postgres is away: the scheduler fails to take them, backs
+/// off, and once the database is back dispatches every one exactly once; none is failed or
+/// dead-lettered for the outage.
+async fn scheduled_messages_survive_an_outage() {
+    let (app, outage) = spawn_behind_outage().await;
+    let channel = Receiver::start().await;
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    endpoint(&app, &key, &channel.url("/"), json!({ "kind": "channel" })).await;
+    let conv = crate::messaging::conversation(&app, &key).await;
+    let due = rampart::clock::now_ms() + 1500;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let s = json_of(
+            crate::messaging::schedule(&app, &key, &conv, due).await,
+            201,
+        )
+        .await;
+        ids.push(s["id"].as_str().unwrap().to_owned());
+    }
+    outage.down();
+    // Well past send_at, with the database still away.
+    let wait = u64::try_from(due + 2000 - rampart::clock::now_ms()).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert_eq!(
+        channel.hits().len(),
+        0,
+        "nothing can be dispatched meanwhile"
+    );
+    outage.restore();
+
+    channel.wait_for(ids.len(), Duration::from_secs(30)).await;
+    // A moment more for any duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        channel.hits().len(),
+        ids.len(),
+        "each scheduled message arrives exactly once"
+    );
+    for id in &ids {
+        let s = json_of(
+            app.get_as(&format!("/v1/scheduled-messages/{id}"), &key)
+                .await,
+            200,
+        )
+        .await;
+        assert_eq!(s["status"], "dispatched", "{s}");
+    }
+    let dls = json_of(app.get_as("/v1/dead-letters?status=open", &key).await, 200).await;
+    assert_eq!(dls["data"].as_array().unwrap().len(), 0, "{dls}");
     app.stop().await;
 }

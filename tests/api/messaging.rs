@@ -25,7 +25,7 @@ crate::scenarios![
     pagination_is_stable_under_concurrent_inserts,
 ];
 
-async fn conversation(app: &TestApp, key: &str) -> String {
+pub(crate) async fn conversation(app: &TestApp, key: &str) -> String {
     let c = contact(app, key).await;
     let conv = json_of(
         app.post_as(
@@ -361,7 +361,12 @@ async fn inbound_messages_and_conversations(store: Store) {
     );
 }
 
-async fn schedule(app: &TestApp, key: &str, conv: &str, send_at_ms: i64) -> reqwest::Response {
+pub(crate) async fn schedule(
+    app: &TestApp,
+    key: &str,
+    conv: &str,
+    send_at_ms: i64,
+) -> reqwest::Response {
     app.post_as(
         "/v1/scheduled-messages",
         key,
