@@ -121,21 +121,31 @@ async fn unknown_user_and_wrong_password_fail_alike(store: Store) {
     let org = app.org("Acme").await;
     app.user(&org, "ada@example.com", "admin", PW).await;
     let mut bodies = Vec::new();
-    let mut times = Vec::new();
-    for (email, pw) in [
-        ("ada@example.com", "wrong password!!"),
-        ("nobody@example.com", PW),
-    ] {
-        let started = Instant::now();
-        let res = app
-            .post_json("/v1/auth/login", &json!({ "email": email, "password": pw }))
-            .await;
-        times.push(started.elapsed());
-        let mut p = problem_of(res, 401, "unauthenticated").await;
-        p.as_object_mut().unwrap().remove("request_id");
-        bodies.push(p);
+    // The fastest of three tries of each, interleaved: one try can land on a stall of the
+    // machine (tests run in parallel), and the login limit (10/min) allows six.
+    let mut times = [Duration::MAX; 2];
+    for _ in 0..3 {
+        for (i, (email, pw)) in [
+            ("ada@example.com", "wrong password!!"),
+            ("nobody@example.com", PW),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let started = Instant::now();
+            let res = app
+                .post_json("/v1/auth/login", &json!({ "email": email, "password": pw }))
+                .await;
+            times[i] = times[i].min(started.elapsed());
+            let mut p = problem_of(res, 401, "unauthenticated").await;
+            p.as_object_mut().unwrap().remove("request_id");
+            bodies.push(p);
+        }
     }
-    assert_eq!(bodies[0], bodies[1], "identical answers");
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "identical answers: {bodies:?}"
+    );
     // Both verify an argon2 hash: neither is an order of magnitude faster.
     let (a, b) = (times[0].as_secs_f64(), times[1].as_secs_f64());
     assert!(a / b < 10.0 && b / a < 10.0, "{times:?}");
