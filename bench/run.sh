@@ -18,7 +18,8 @@
 # BENCH_STARTUP_RUNS, BENCH_ROUNDS, BENCH_QUIET_CPU, BENCH_QUIET_WAIT, BENCH_MAX_REST,
 # BENCH_ATTEMPTS, BENCH_PROFILE=0, BENCH_SKIP_BUILD=1, BENCH_KEEP_TMP=1 (keep logs); webhooks: BENCH_WEBHOOK_LATENCY_RATE,
 # BENCH_WEBHOOK_RATE, BENCH_WEBHOOK_FANOUT, BENCH_WEBHOOK_FANOUT_OFFER, BENCH_WEBHOOK_CONNECTIONS, BENCH_DRAIN_TIMEOUT;
-# scheduler: BENCH_SCHED_COUNT, BENCH_SCHED_LEAD, BENCH_SCHED_CASES.
+# scheduler: BENCH_SCHED_COUNT, BENCH_SCHED_LEAD, BENCH_SCHED_CASES;
+# webhooks subsets: BENCH_WEBHOOK_STORES, BENCH_WEBHOOK_CASES.
 set -euo pipefail
 export LC_ALL=C
 
@@ -68,6 +69,9 @@ SCHED_COUNT=${BENCH_SCHED_COUNT:-10000}
 SCHED_LEAD=${BENCH_SCHED_LEAD:-15s}
 # Which scheduler cases to run (a subset only while investigating: the section is rewritten).
 SCHED_CASES=${BENCH_SCHED_CASES:-sqlite postgres postgres-2workers postgres-notls}
+# Which webhook stores and cases to run (subsets only while investigating, as above).
+WEBHOOK_STORES=${BENCH_WEBHOOK_STORES:-sqlite postgres postgres-notls}
+WEBHOOK_CASES=${BENCH_WEBHOOK_CASES:-latency sustained fanout}
 # The API key the webhooks and scheduler benchmarks use.
 BENCH_SCOPES=webhooks,contacts,conversations,scheduled_messages,messages
 
@@ -558,7 +562,7 @@ bench_webhooks() {
     local store dir=$TMP/webhooks runs=()
     # postgres-notls: the same database without TLS on the loopback connection (sqlx prefers
     # TLS when the server offers it, as this one does), fan-out case only, to show its cost.
-    for store in sqlite postgres postgres-notls; do
+    for store in $WEBHOOK_STORES; do
         log "webhooks: $store"
         local out=$dir/$store db=
         mkdir -p "$out"
@@ -583,19 +587,24 @@ bench_webhooks() {
         # The server runs its in-process worker, which makes the deliveries.
         local SERVE=(serve)
         start_server "webhooks-$store" "" "${envs[@]}"
-        if [[ $store != postgres-notls ]]; then
+        if [[ $store != postgres-notls && " $WEBHOOK_CASES " == *" latency "* ]]; then
             webhook_case "$out/latency.json" "$store" latency --key "$key" "${helper[@]}" \
                 --endpoints 1 --rate "$WEBHOOK_LATENCY_RATE"
+            runs+=("$out/latency.json")
+        fi
+        if [[ $store != postgres-notls && " $WEBHOOK_CASES " == *" sustained "* ]]; then
             webhook_case "$out/sustained.json" "$store" sustained --key "$key" "${helper[@]}" \
                 --endpoints 1 --rate "$WEBHOOK_RATE"
-            runs+=("$out/latency.json" "$out/sustained.json")
+            runs+=("$out/sustained.json")
         fi
-        webhook_case "$out/fanout.json" "$store" fanout --key "$key" "${helper[@]}" \
-            --endpoints "$WEBHOOK_FANOUT" --rate "$(calc "$WEBHOOK_FANOUT_OFFER / $WEBHOOK_FANOUT")"
+        if [[ " $WEBHOOK_CASES " == *" fanout "* ]]; then
+            webhook_case "$out/fanout.json" "$store" fanout --key "$key" "${helper[@]}" \
+                --endpoints "$WEBHOOK_FANOUT" --rate "$(calc "$WEBHOOK_FANOUT_OFFER / $WEBHOOK_FANOUT")"
+            runs+=("$out/fanout.json")
+        fi
         [[ $store != sqlite ]] || profile_webhooks "$key" "$RESULTS/webhooks-profile.tsv"
         stop_server "$SERVER_PID"
         [[ -z $db ]] || drop_db "$db"
-        runs+=("$out/fanout.json")
     done
     jq -s 'sort_by(.store != "sqlite", .store, (.case | {latency: 0, sustained: 1, fanout: 2}[.]))' \
         "${runs[@]}" >"$RESULTS/webhooks.json"

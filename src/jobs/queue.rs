@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::clock::now_ms;
 use crate::ids::{OrgId, new_id};
-use crate::store::{Arg, DbResult, Dialect, Exec, Tx, insert_many, sql};
+use crate::store::{Arg, DbResult, Dialect, Tx, insert_many, sql};
 
 /// The Postgres channel job workers LISTEN on.
 pub const CHANNEL: &str = "rampart_jobs";
@@ -74,7 +74,7 @@ pub async fn enqueue(tx: &mut Tx, job: NewJob) -> DbResult<Option<String>> {
     if inserted.is_none() {
         return Ok(None);
     }
-    wake_after_commit(tx).await?;
+    wake_after_commit(tx);
     Ok(Some(id))
 }
 
@@ -107,30 +107,21 @@ pub async fn enqueue_many(tx: &mut Tx, jobs: Vec<NewJob>) -> DbResult<()> {
         rows,
     )
     .await?;
-    wake_after_commit(tx).await
+    wake_after_commit(tx);
+    Ok(())
 }
 
-/// Arranges for job workers to wake when `tx` commits.
-pub async fn wake_after_commit(tx: &mut Tx) -> DbResult<()> {
-    if tx.dialect() == Dialect::Postgres {
-        // Delivered by Postgres at commit, to every listening instance.
-        sql("SELECT pg_notify('rampart_jobs', '') AS n")
-            .fetch_one(tx)
-            .await?;
-    }
+/// Arranges for job workers to wake when `tx` commits: this process's at once, every other
+/// instance's by `NOTIFY` on Postgres.
+pub fn wake_after_commit(tx: &mut Tx) {
+    tx.notify_after_commit(CHANNEL);
     tx.after_commit(|| local_notify().notify_waiters());
-    Ok(())
 }
 
 /// Arranges for schedulers to wake when `tx` commits (a scheduled message became pending).
-pub async fn wake_scheduler_after_commit(tx: &mut Tx) -> DbResult<()> {
-    if tx.dialect() == Dialect::Postgres {
-        sql("SELECT pg_notify('rampart_scheduled', '') AS n")
-            .fetch_one(tx)
-            .await?;
-    }
+pub fn wake_scheduler_after_commit(tx: &mut Tx) {
+    tx.notify_after_commit(SCHEDULER_CHANNEL);
     tx.after_commit(|| scheduler_notify().notify_waiters());
-    Ok(())
 }
 
 /// Claims up to `limit` jobs for `worker`, with a fresh lease token: if `take_over` is set,
@@ -300,7 +291,7 @@ pub async fn finish(tx: &mut Tx, job: &super::ClaimedJob, c: &super::Completion)
         return Ok(false);
     }
     if matches!(c, Completion::Retry { .. } | Completion::Defer { .. }) {
-        wake_after_commit(tx).await?;
+        wake_after_commit(tx);
     }
     metrics::counter!("rampart_jobs_finished_total", "kind" => job.kind.clone(), "outcome" => outcome)
         .increment(1);

@@ -145,7 +145,7 @@ async fn run_operator_action(
                 .await?
                 .ok_or(ApiError::NotFound)?;
             if status == "active" {
-                crate::jobs::queue::wake_after_commit(&mut tx).await?;
+                crate::jobs::queue::wake_after_commit(&mut tx);
             }
             (
                 Some(("webhook_endpoint", ep.id.clone())),

@@ -621,6 +621,6 @@ pub async fn replay_dead_letter(
     if n == 0 {
         return Ok(None);
     }
-    crate::jobs::queue::wake_scheduler_after_commit(tx).await?;
+    crate::jobs::queue::wake_scheduler_after_commit(tx);
     Ok(Some(id.to_owned()))
 }

@@ -183,7 +183,7 @@ async fn create_scheduled_message(
         send_at,
     )
     .await?;
-    crate::jobs::queue::wake_scheduler_after_commit(&mut tx).await?;
+    crate::jobs::queue::wake_scheduler_after_commit(&mut tx);
     idem.commit(tx, StatusCode::CREATED, &ScheduledOut::from(s))
         .await
 }

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod migrate;
+pub mod notify;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -425,7 +426,7 @@ pub enum Db {
         write: sqlx::SqlitePool,
         path: PathBuf,
     },
-    Postgres(sqlx::PgPool),
+    Postgres(sqlx::PgPool, notify::Notifier),
 }
 
 impl std::fmt::Debug for Db {
@@ -485,7 +486,8 @@ impl Db {
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(o);
-            Ok(Db::Postgres(pool))
+            let notifier = notify::Notifier::start(pool.clone());
+            Ok(Db::Postgres(pool, notifier))
         } else {
             Err(DbError::Other(sqlx::Error::Configuration(
                 "unsupported database url".into(),
@@ -496,7 +498,7 @@ impl Db {
     pub fn dialect(&self) -> Dialect {
         match self {
             Db::Sqlite { .. } => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
+            Db::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -505,7 +507,7 @@ impl Db {
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
             Db::Sqlite { write, .. } => Tx::sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::postgres(p.begin().await?),
+            Db::Postgres(p, n) => Tx::postgres(p.begin().await?, n),
         })
     }
 
@@ -513,9 +515,10 @@ impl Db {
     pub async fn begin_snapshot(&self) -> DbResult<Tx> {
         Ok(match self {
             Db::Sqlite { read, .. } => Tx::sqlite(read.begin_with("BEGIN DEFERRED").await?),
-            Db::Postgres(p) => Tx::postgres(
+            Db::Postgres(p, n) => Tx::postgres(
                 p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
+                n,
             ),
         })
     }
@@ -541,7 +544,7 @@ impl Db {
 
     pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
         match self {
-            Db::Postgres(p) => Some(p),
+            Db::Postgres(p, _) => Some(p),
             Db::Sqlite { .. } => None,
         }
     }
@@ -549,7 +552,7 @@ impl Db {
     pub fn sqlite_path(&self) -> Option<&Path> {
         match self {
             Db::Sqlite { path, .. } => Some(path),
-            Db::Postgres(_) => None,
+            Db::Postgres(..) => None,
         }
     }
 
@@ -560,7 +563,7 @@ impl Db {
                 read.size() + write.size(),
                 u32::try_from(read.num_idle() + write.num_idle()).unwrap_or(u32::MAX),
             ),
-            Db::Postgres(p) => (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX)),
+            Db::Postgres(p, _) => (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX)),
         }
     }
 
@@ -570,7 +573,7 @@ impl Db {
                 read.close().await;
                 write.close().await;
             }
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres(p, _) => p.close().await,
         }
     }
 }
@@ -604,7 +607,7 @@ impl Exec for Db {
                     .map(Row::Sqlite)
                     .collect()
             }
-            Db::Postgres(p) => q
+            Db::Postgres(p, _) => q
                 .postgres()
                 .fetch_all(&*p)
                 .await?
@@ -620,14 +623,14 @@ impl Exec for Db {
                 let pool = if q.is_write() { &*write } else { &*read };
                 q.sqlite().fetch_optional(pool).await?.map(Row::Sqlite)
             }
-            Db::Postgres(p) => q.postgres().fetch_optional(&*p).await?.map(Row::Postgres),
+            Db::Postgres(p, _) => q.postgres().fetch_optional(&*p).await?.map(Row::Postgres),
         })
     }
 
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
         Ok(match self {
             Db::Sqlite { write, .. } => q.sqlite().execute(&*write).await?.rows_affected(),
-            Db::Postgres(p) => q.postgres().execute(&*p).await?.rows_affected(),
+            Db::Postgres(p, _) => q.postgres().execute(&*p).await?.rows_affected(),
         })
     }
 }
@@ -636,6 +639,7 @@ impl Exec for Db {
 pub struct Tx {
     inner: TxInner,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
+    notifier: Option<notify::Notifier>,
 }
 
 enum TxInner {
@@ -648,13 +652,15 @@ impl Tx {
         Tx {
             inner: TxInner::Sqlite(t),
             after_commit: Vec::new(),
+            notifier: None,
         }
     }
 
-    fn postgres(t: sqlx::Transaction<'static, Postgres>) -> Tx {
+    fn postgres(t: sqlx::Transaction<'static, Postgres>, n: &notify::Notifier) -> Tx {
         Tx {
             inner: TxInner::Postgres(t),
             after_commit: Vec::new(),
+            notifier: Some(n.clone()),
         }
     }
 
@@ -662,6 +668,15 @@ impl Tx {
     /// workers for the jobs it enqueued, cache evictions.
     pub fn after_commit(&mut self, f: impl FnOnce() + Send + 'static) {
         self.after_commit.push(Box::new(f));
+    }
+
+    /// On Postgres, has every instance LISTENing on `channel` woken once the transaction has
+    /// committed (see [`notify`] for why not `pg_notify` in the transaction). A no-op on SQLite,
+    /// where one process is the only writer and wakes its own in-process.
+    pub fn notify_after_commit(&mut self, channel: &'static str) {
+        if let Some(n) = self.notifier.clone() {
+            self.after_commit(move || n.request(channel));
+        }
     }
 
     pub async fn commit(self) -> DbResult<()> {

@@ -379,7 +379,7 @@ async fn update_webhook(
     .await?;
     if ep.status == "active" && before.status != "active" {
         // Deliveries held back while paused can go now.
-        crate::jobs::queue::wake_after_commit(&mut tx).await?;
+        crate::jobs::queue::wake_after_commit(&mut tx);
     }
     idem.commit(tx, StatusCode::OK, &EndpointOut::from(&ep))
         .await
