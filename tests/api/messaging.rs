@@ -18,6 +18,7 @@ crate::scenarios![
     inbound_messages_and_conversations,
     scheduled_message_validation_and_cancel,
     scheduled_messages_go_out_within_their_window,
+    an_upgrade_frees_items_an_old_version_left_dispatching,
     a_thousand_due_at_once_with_one_poisoned_item,
     cancel_racing_dispatch_never_does_both,
     two_workers_never_dispatch_twice,
@@ -512,6 +513,68 @@ async fn scheduled_messages_go_out_within_their_window(store: Store) {
         )
         .await;
         assert_eq!(m["scheduled_message_id"], id.as_str());
+    }
+}
+
+/// Migration 0008: versions before it leased due items (`dispatching`) between two
+/// transactions; the scheduler now takes and dispatches a batch in one and looks only at
+/// `pending` items, so the migration must free what an old version left leased. The database is
+/// rewound to version 7's shape with items leased for an hour by a worker that is gone; the
+/// upgraded instance must dispatch each of them once, at once.
+async fn an_upgrade_frees_items_an_old_version_left_dispatching(store: Store) {
+    let app = spawn_app(store).await;
+    let channel = Receiver::start().await;
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    endpoint(&app, &key, &channel.url("/"), json!({ "kind": "channel" })).await;
+    let conv = conversation(&app, &key).await;
+    let later = rampart::clock::now_ms() + 3_600_000;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let s = json_of(schedule(&app, &key, &conv, later).await, 201).await;
+        ids.push(s["id"].as_str().unwrap().to_owned());
+    }
+    let (db, url) = (app.db.clone(), app.env["RAMPART_DATABASE_URL"].clone());
+    app.stop().await;
+
+    let mut old = rampart::store::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    use rampart::store::sql;
+    let now = rampart::clock::now_ms();
+    let leased = sql(
+        "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = 'wrk_gone',
+         lease_token = 'tok', lease_expires_at = $1, send_at = $2 WHERE conversation_id = $3",
+    )
+    .bind(now + 3_600_000)
+    .bind(now - 1000)
+    .bind(conv.as_str())
+    .execute(&mut old)
+    .await
+    .unwrap();
+    assert_eq!(leased, 3);
+    for rewind in [
+        sql("DROP INDEX scheduled_messages_pending"),
+        sql("CREATE INDEX scheduled_messages_due ON scheduled_messages (status, send_at)"),
+        sql("DELETE FROM schema_migrations WHERE version = 8"),
+    ] {
+        rewind.execute(&mut old).await.unwrap();
+    }
+    old.close().await;
+
+    let app = spawn_on(db, &[], Default::default()).await;
+    channel.wait_for(ids.len(), Duration::from_secs(10)).await;
+    // A moment more for any duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(channel.hits().len(), ids.len(), "each item exactly once");
+    for id in &ids {
+        let s = json_of(
+            app.get_as(&format!("/v1/scheduled-messages/{id}"), &key)
+                .await,
+            200,
+        )
+        .await;
+        assert_eq!(s["status"], "dispatched", "{s}");
     }
 }
 
