@@ -24,6 +24,9 @@ pub fn postgres_only() -> Vec<(&'static str, crate::Plain)> {
         ("scheduled_messages_survive_an_outage", || {
             Box::pin(scheduled_messages_survive_an_outage())
         }),
+        ("enqueueing_notifies_listeners_after_commit", || {
+            Box::pin(enqueueing_notifies_listeners_after_commit())
+        }),
     ]
 }
 
@@ -215,4 +218,69 @@ async fn scheduled_messages_survive_an_outage() {
     let dls = json_of(app.get_as("/v1/dead-letters?status=open", &key).await, 200).await;
     assert_eq!(dls["data"].as_array().unwrap().len(), 0, "{dls}");
     app.stop().await;
+}
+
+/// Other instances' workers are woken by `NOTIFY rampart_jobs`, sent after the enqueueing
+/// transaction commits (not inside it): a `LISTEN`ing connection gets a notification once a
+/// write has enqueued a delivery, and the delivery is already visible when it arrives; a burst
+/// of writes sends no more notifications than writes (requests in flight are merged).
+async fn enqueueing_notifies_listeners_after_commit() {
+    let app = spawn_on(
+        Arc::new(TestDb::new(Store::Postgres).await),
+        &[],
+        rampart::app::ServeOptions { no_worker: true },
+    )
+    .await;
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &key, &rx.url("/"), json!({})).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&app.db.url)
+        .await
+        .unwrap();
+    listener.listen("rampart_jobs").await.unwrap();
+
+    let res = create_contact(&app, &key, "first").await;
+    assert_eq!(res.status(), 201);
+    let n = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a NOTIFY within 5 s")
+        .unwrap();
+    assert_eq!(n.channel(), "rampart_jobs");
+    let queued =
+        rampart::store::sql("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'webhook.deliver'")
+            .fetch_one(&mut app.state.db.clone())
+            .await
+            .unwrap()
+            .get::<i64>("n")
+            .unwrap();
+    assert_eq!(queued, 1, "the job is committed before its wake-up arrives");
+
+    let writes = 40;
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..writes {
+        let (client, url, key) = (app.client.clone(), app.url("/v1/contacts"), key.clone());
+        burst.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({ "external_key": format!("burst-{i}") }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = burst.join_next().await {
+        assert_eq!(status.unwrap(), 201);
+    }
+    let mut notified = 0;
+    while let Ok(n) = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await {
+        assert_eq!(n.unwrap().channel(), "rampart_jobs");
+        notified += 1;
+    }
+    assert!(
+        (1..=writes).contains(&notified),
+        "{notified} notifications for {writes} writes"
+    );
 }
