@@ -341,35 +341,49 @@ fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Ref
     Ok(())
 }
 
+/// `parts` joined by `:`, the id of a limit. Not `format!`: this runs for every limit of every
+/// guarded request.
+fn limit_id(parts: &[&str]) -> String {
+    let mut id = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            id.push(':');
+        }
+        id.push_str(part);
+    }
+    id
+}
+
 fn limits_for(app: &AppState, p: &Principal, plan: &Plan) -> Vec<Limit> {
     let plan = plan_limits(&app.config, plan);
     let env = p.environment.as_str();
+    let org = p.org.as_str();
     let mut limits = Vec::with_capacity(4);
     if let (Some(r), PrincipalKind::ApiKey { key_id }) = (p.rate_limit, &p.kind) {
         limits.push(Limit {
             name: "key",
-            id: format!("key:{key_id}"),
+            id: limit_id(&["key", key_id]),
             rate: r,
             kind: LimitKind::Rate,
         });
     }
     limits.push(Limit {
         name: "org",
-        id: format!("org:{}:{env}", p.org),
+        id: limit_id(&["org", org, env]),
         rate: plan.rate_limit,
         kind: LimitKind::Rate,
     });
     if let (Some(q), PrincipalKind::ApiKey { key_id }) = (p.quota, &p.kind) {
         limits.push(Limit {
             name: "key_quota",
-            id: format!("keyq:{key_id}"),
+            id: limit_id(&["keyq", key_id]),
             rate: q,
             kind: LimitKind::Quota,
         });
     }
     limits.push(Limit {
         name: "org_quota",
-        id: format!("orgq:{}:{env}", p.org),
+        id: limit_id(&["orgq", org, env]),
         rate: plan.quota,
         kind: LimitKind::Quota,
     });

@@ -75,6 +75,8 @@ pub async fn conventions(
     .await;
 
     let h = res.headers_mut();
+    // Room for the headers added below at once, rather than growing the map several times.
+    h.reserve(8);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert(X_REQUEST_ID.clone(), v);
     }

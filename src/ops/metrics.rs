@@ -1,5 +1,7 @@
 //! Prometheus metrics: one process-wide recorder, rendered on the ops listener.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -52,16 +54,76 @@ pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
+/// The handles of one route's request metrics, per method and status.
+#[derive(Default)]
+struct RouteHandles {
+    durations: Vec<(String, metrics::Histogram)>,
+    counts: Vec<(String, u16, metrics::Counter)>,
+}
+
+/// Most a thread caches before it stops adding (routes are a bounded set; this is a backstop).
+const MAX_CACHED_ROUTES: usize = 512;
+
+thread_local! {
+    /// Handles already registered, by route: looking one up in the recorder means building
+    /// its labels and key, about as much work as the rest of a no-op request.
+    static HANDLES: RefCell<HashMap<String, RouteHandles>> = RefCell::new(HashMap::new());
+}
+
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("rampart_http_requests_total", &labels).increment(1);
-    metrics::histogram!(
-        "rampart_http_request_duration_seconds",
-        &[("method", method.to_owned()), ("route", route.to_owned())]
-    )
-    .record(elapsed.as_secs_f64());
+    let register_count = || {
+        metrics::counter!(
+            "rampart_http_requests_total",
+            &[
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ]
+        )
+    };
+    let register_duration = || {
+        metrics::histogram!(
+            "rampart_http_request_duration_seconds",
+            &[("method", method.to_owned()), ("route", route.to_owned())]
+        )
+    };
+    // Handles taken before the recorder is installed would record nowhere, forever.
+    if handle().is_none() {
+        register_count().increment(1);
+        register_duration().record(elapsed.as_secs_f64());
+        return;
+    }
+    HANDLES.with_borrow_mut(|cache| {
+        if !cache.contains_key(route) {
+            if cache.len() >= MAX_CACHED_ROUTES {
+                register_count().increment(1);
+                register_duration().record(elapsed.as_secs_f64());
+                return;
+            }
+            cache.insert(route.to_owned(), RouteHandles::default());
+        }
+        let Some(h) = cache.get_mut(route) else {
+            return;
+        };
+        match h
+            .counts
+            .iter()
+            .find(|(m, s, _)| m == method && *s == status)
+        {
+            Some((_, _, c)) => c.increment(1),
+            None => {
+                let c = register_count();
+                c.increment(1);
+                h.counts.push((method.to_owned(), status, c));
+            }
+        }
+        match h.durations.iter().find(|(m, _)| m == method) {
+            Some((_, d)) => d.record(elapsed.as_secs_f64()),
+            None => {
+                let d = register_duration();
+                d.record(elapsed.as_secs_f64());
+                h.durations.push((method.to_owned(), d));
+            }
+        }
+    });
 }
