@@ -26,7 +26,7 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-BENCHMARKS=(startup guard limits webhooks scheduler)
+BENCHMARKS=(startup guard instructions limits webhooks scheduler)
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/bench-target}
 BIN=$CARGO_TARGET_DIR/release/rampart
@@ -64,6 +64,8 @@ WEBHOOK_FANOUT_OFFER=${BENCH_WEBHOOK_FANOUT_OFFER:-$((WEBHOOK_RATE * 11 / 10))}
 WEBHOOK_CONNECTIONS=${BENCH_WEBHOOK_CONNECTIONS:-32}
 # After the offered load, how long outstanding deliveries are waited for before they are lost.
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60s}
+# instructions: how long each counted run lasts (under valgrind, about 500 requests/s).
+INSTR_DURATION=${BENCH_INSTR_DURATION:-5s}
 # scheduler: how many messages, and how far ahead of the start their common send_at is.
 SCHED_COUNT=${BENCH_SCHED_COUNT:-10000}
 SCHED_LEAD=${BENCH_SCHED_LEAD:-15s}
@@ -105,6 +107,8 @@ pinned() { # pinned CPUS CMD...: run CMD on CPUS (or anywhere when CPUS is empty
 
 # What start_server runs; a benchmark that needs the in-process worker sets `local SERVE=(serve)`.
 SERVE=(serve --no-worker)
+# What start_server runs the server under (a benchmark may set `local SERVER_WRAP=(valgrind …)`).
+SERVER_WRAP=()
 
 # start_server NAME CPUS VAR=value...: starts `rampart ${SERVE[*]}` (`serve --no-worker`
 # unless overridden) with that environment, waits until /health/ready answers 200; sets
@@ -113,7 +117,7 @@ start_server() {
     local name=$1 cpus=$2
     shift 2
     local out=$TMP/$name.log
-    local cmd=("$BIN" "${SERVE[@]}")
+    local cmd=("${SERVER_WRAP[@]}" "$BIN" "${SERVE[@]}")
     [[ -z $cpus ]] || cmd=(taskset -c "$cpus" "${cmd[@]}")
     # env and taskset exec into the server, so $! is the server's own pid.
     env "$@" RAMPART_LISTEN=127.0.0.1:0 RAMPART_OPS_LISTEN=127.0.0.1:0 \
@@ -432,6 +436,74 @@ guard_markdown() {
     echo "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     jq -r 'def r3: . * 1000 | round / 1000; def r2: . * 100 | round / 100;
         .[] | "| \(.store) | \(.route) | \(if .mode == "open" then "open @\(.target_rate)/s" else "closed ×\(.concurrency)" end) | \(.round) | \(.throughput_rps | round) | \(.status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.errors + .unsent) | \(.latency_ms.p50 | r3) | \(.latency_ms.p90 | r3) | \(.latency_ms.p99 | r3) | \(.latency_ms.p999 | r3) | \(.latency_ms.max | r3) | \(if .send_lag_ms then (.send_lag_ms.p99 | r3) else "-" end) | \(if .service_ms then (.service_ms.p99 | r3) else "-" end) | \(.server_cpu | r2) | \(.generator_cpu | r2) | \(if .helpers_cpu then (.helpers_cpu | r2) else "-" end) | \(.rest_cpu | r2) | \(.attempts) |"' "$json"
+}
+
+# ---------------------------------------------------------------------------------------
+# instructions: the user-space instructions the server executes per request of the bare and
+# the guarded route, counted by callgrind. Unlike req/s on a shared VM, a count that other
+# work on the machine does not move: the guard's cost, compared across commits.
+
+bench_instructions() {
+    if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+        log "instructions: valgrind not installed; skipped"
+        rm -f "$RESULTS/instructions.md"
+        return 0
+    fi
+    local store dir=$TMP/instructions rows=()
+    for store in memory redis; do
+        log "instructions: limiter store $store"
+        local out=$dir/$store
+        mkdir -p "$out"
+        local envs=("RAMPART_DATABASE_URL=sqlite://$out/r.db" "RAMPART_DATA_DIR=$out"
+            "RAMPART_LOG=$SERVER_LOG")
+        [[ $store != redis ]] || envs+=("RAMPART_REDIS_URL=$REDIS_URL")
+        local org key
+        org=$(admin envs create-org --name "bench-instructions-$store" | jq -r .id)
+        admin envs set-subscription --org "$org" --status active --tier full \
+            --rate-limit 1000000/s --quota 1000000000/day >/dev/null
+        key=$(admin envs create-key --org "$org" --scopes messages --permissions read | jq -r .key)
+        local SERVER_WRAP=(valgrind --tool=callgrind "--callgrind-out-file=$out/cg.%p")
+        start_server "instructions-$store" "" "${envs[@]}"
+        local bare=(--url "http://$SERVER_API/bench/bare")
+        local guarded=(--url "http://$SERVER_API/v1/bench/guarded" -H "Authorization: Bearer $key")
+        # Caches filled and every path taken once before anything is counted.
+        "$LOAD" http "${bare[@]}" --concurrency 4 --warmup 0s --duration 2s >/dev/null
+        "$LOAD" http "${guarded[@]}" --concurrency 4 --warmup 0s --duration 2s >/dev/null
+        local route dumps=0
+        for route in bare guarded bare guarded; do
+            local args=("${bare[@]}")
+            [[ $route == bare ]] || args=("${guarded[@]}")
+            callgrind_control -z "$SERVER_PID" >/dev/null
+            local n
+            n=$("$LOAD" http "${args[@]}" --concurrency 4 --warmup 0s --duration "$INSTR_DURATION" \
+                --json | jq .requests)
+            callgrind_control -d "$route" "$SERVER_PID" >/dev/null
+            dumps=$((dumps + 1))
+            local file=$out/cg.$SERVER_PID.$dumps i=0
+            while [[ ! -s $file ]] && ((i++ < 100)); do sleep 0.1; done
+            local ir
+            ir=$(awk '/^summary:/ { print $2; exit }' "$file")
+            rows+=("$(jq -nc --arg store "$store" --arg route "$route" --argjson n "$n" \
+                --argjson ir "$ir" '{store: $store, route: $route, requests: $n, instructions: $ir}')")
+            log "   $store $route: $n requests, $((ir / n)) instructions per request"
+        done
+        stop_server "$SERVER_PID"
+    done
+    printf '%s\n' "${rows[@]}" | jq -s . >"$RESULTS/instructions.json"
+    {
+        echo "## Instructions per request (callgrind)"
+        echo
+        section_stamp
+        echo
+        echo "The guard benchmark's two routes on one \`rampart serve --no-worker\` (SQLite, \`RAMPART_LOG=$SERVER_LOG\`) run under \`valgrind --tool=callgrind\`: after a warm-up, the counters are zeroed, \`rampart-bench http\` sends requests for $INSTR_DURATION (4 in flight), and the server's instructions since the zeroing are divided by the requests answered; each route twice, alternating, and the table gives the mean. What other work on a shared VM does to req/s it does not do to this count: it moves by a few percent at most between runs (the server's background work, such as limiter refills and metrics upkeep, is counted too), so it is the figure to compare across commits. It counts user space only: the kernel's socket work, the same for both routes and a large share of a no-op request's cost, is not in it, so *guarded / bare* here overstates what the guard costs in throughput. Under valgrind, SHA-256 runs without the CPU's SHA extensions, which inflates the API-key hash a little."
+        echo
+        echo "| Limiter store | Bare, instructions/request | Guarded, instructions/request | Guard overhead | Guarded / bare |"
+        echo "|---|---:|---:|---:|---:|"
+        jq -r 'group_by(.store)[] | (map(select(.route == "bare")) | (map(.instructions) | add) / (map(.requests) | add)) as $b
+            | (map(select(.route == "guarded")) | (map(.instructions) | add) / (map(.requests) | add)) as $g
+            | "| \(.[0].store) | \($b | round) | \($g | round) | \($g - $b | round) | \($g / $b * 100 | round / 100) |"' \
+            "$RESULTS/instructions.json"
+    } >"$RESULTS/instructions.md"
 }
 
 # ---------------------------------------------------------------------------------------
