@@ -172,11 +172,7 @@ async fn postgres_down_and_back() {
 /// dead-lettered for the outage.
 async fn scheduled_messages_survive_an_outage() {
     let (app, outage) = spawn_behind_outage().await;
-    let channel = Receiver::start().await;
-    let org = app.org("Acme").await;
-    let key = app.full_key(&org).await;
-    endpoint(&app, &key, &channel.url("/"), json!({ "kind": "channel" })).await;
-    let conv = crate::messaging::conversation(&app, &key).await;
+    let (channel, key, conv) = crate::messaging::channel_setup(&app).await;
     let due = rampart::clock::now_ms() + 1500;
     let mut ids = Vec::new();
     for _ in 0..20 {
@@ -197,24 +193,7 @@ async fn scheduled_messages_survive_an_outage() {
         "nothing can be dispatched meanwhile"
     );
     outage.restore();
-
-    channel.wait_for(ids.len(), Duration::from_secs(30)).await;
-    // A moment more for any duplicate.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        channel.hits().len(),
-        ids.len(),
-        "each scheduled message arrives exactly once"
-    );
-    for id in &ids {
-        let s = json_of(
-            app.get_as(&format!("/v1/scheduled-messages/{id}"), &key)
-                .await,
-            200,
-        )
-        .await;
-        assert_eq!(s["status"], "dispatched", "{s}");
-    }
+    crate::messaging::assert_each_dispatched_once(&app, &key, &channel, &ids).await;
     let dls = json_of(app.get_as("/v1/dead-letters?status=open", &key).await, 200).await;
     assert_eq!(dls["data"].as_array().unwrap().len(), 0, "{dls}");
     app.stop().await;

@@ -26,6 +26,39 @@ crate::scenarios![
     pagination_is_stable_under_concurrent_inserts,
 ];
 
+/// An org with a full key, its channel endpoint pointing at a new receiver, and a
+/// conversation: what scheduled messages need. Returns (receiver, key, conversation id).
+pub(crate) async fn channel_setup(app: &TestApp) -> (Receiver, String, String) {
+    let channel = Receiver::start().await;
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    endpoint(app, &key, &channel.url("/"), json!({ "kind": "channel" })).await;
+    let conv = conversation(app, &key).await;
+    (channel, key, conv)
+}
+
+/// Each scheduled message in `ids` arrives at `channel` exactly once and reads `dispatched`.
+pub(crate) async fn assert_each_dispatched_once(
+    app: &TestApp,
+    key: &str,
+    channel: &Receiver,
+    ids: &[String],
+) {
+    channel.wait_for(ids.len(), Duration::from_secs(30)).await;
+    // A moment more for any duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(channel.hits().len(), ids.len(), "each exactly once");
+    for id in ids {
+        let s = json_of(
+            app.get_as(&format!("/v1/scheduled-messages/{id}"), key)
+                .await,
+            200,
+        )
+        .await;
+        assert_eq!(s["status"], "dispatched", "{s}");
+    }
+}
+
 pub(crate) async fn conversation(app: &TestApp, key: &str) -> String {
     let c = contact(app, key).await;
     let conv = json_of(
@@ -476,11 +509,7 @@ async fn scheduled_message_validation_and_cancel(store: Store) {
 
 async fn scheduled_messages_go_out_within_their_window(store: Store) {
     let app = spawn_app(store).await;
-    let channel = Receiver::start().await;
-    let org = app.org("Acme").await;
-    let key = app.full_key(&org).await;
-    endpoint(&app, &key, &channel.url("/"), json!({ "kind": "channel" })).await;
-    let conv = conversation(&app, &key).await;
+    let (channel, key, conv) = channel_setup(&app).await;
     let base = rampart::clock::now_ms() + 1500;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -523,11 +552,7 @@ async fn scheduled_messages_go_out_within_their_window(store: Store) {
 /// upgraded instance must dispatch each of them once, at once.
 async fn an_upgrade_frees_items_an_old_version_left_dispatching(store: Store) {
     let app = spawn_app(store).await;
-    let channel = Receiver::start().await;
-    let org = app.org("Acme").await;
-    let key = app.full_key(&org).await;
-    endpoint(&app, &key, &channel.url("/"), json!({ "kind": "channel" })).await;
-    let conv = conversation(&app, &key).await;
+    let (channel, key, conv) = channel_setup(&app).await;
     let later = rampart::clock::now_ms() + 3_600_000;
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -563,19 +588,7 @@ async fn an_upgrade_frees_items_an_old_version_left_dispatching(store: Store) {
     old.close().await;
 
     let app = spawn_on(db, &[], Default::default()).await;
-    channel.wait_for(ids.len(), Duration::from_secs(10)).await;
-    // A moment more for any duplicate.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(channel.hits().len(), ids.len(), "each item exactly once");
-    for id in &ids {
-        let s = json_of(
-            app.get_as(&format!("/v1/scheduled-messages/{id}"), &key)
-                .await,
-            200,
-        )
-        .await;
-        assert_eq!(s["status"], "dispatched", "{s}");
-    }
+    assert_each_dispatched_once(&app, &key, &channel, &ids).await;
 }
 
 /// Inserts `n` scheduled messages due at `send_at` straight in the store (faster than the API).
