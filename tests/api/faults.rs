@@ -173,7 +173,9 @@ async fn postgres_down_and_back() {
 async fn scheduled_messages_survive_an_outage() {
     let (app, outage) = spawn_behind_outage().await;
     let (channel, key, conv) = crate::messaging::channel_setup(&app).await;
-    let due = rampart::clock::now_ms() + 1500;
+    // Far enough ahead that 20 sequential creates finish first on a slow, busy machine
+    // (1.5 s was not, once: a create answered 422 send_at_not_in_future).
+    let due = rampart::clock::now_ms() + 5000;
     let mut ids = Vec::new();
     for _ in 0..20 {
         let s = json_of(
