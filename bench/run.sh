@@ -217,6 +217,20 @@ section_stamp() {
     echo "_Measured $(date -u '+%Y-%m-%d %H:%M UTC') at \`$GIT_SHA\` with \`$COMMAND\`._"
 }
 
+# machine_reference: req/s of the bare route on the current server (closed loop, 64
+# connections, 3 s, not pinned). Printed with a section's figures so that a slow or crowded
+# host (which the quiet check does not always see: a VM can be slow without steal) shows
+# beside them instead of passing for a property of the code.
+machine_reference() {
+    "$LOAD" http --url "http://$SERVER_API/bench/bare" --concurrency 64 --warmup 1s \
+        --duration 3s --json | jq '.throughput_rps | round'
+}
+
+# reference_line N: the sentence that reports machine_reference's figure N.
+reference_line() {
+    echo "Machine reference at the time: \`GET /bench/bare\` on this section's first server did $1 req/s (closed loop, 64 connections, 3 s, not pinned). Compare it across sections and runs: on a day when this VM was slow without showing steal (2026-12-03, every figure 2–3× worse than the day before), it did about 31,000–35,000; a figure well below the others means the host, not the code, was slow."
+}
+
 # ---------------------------------------------------------------------------------------
 # startup: time to /health/ready on a fresh SQLite database, and idle RSS.
 
@@ -659,6 +673,7 @@ bench_webhooks() {
         # The server runs its in-process worker, which makes the deliveries.
         local SERVE=(serve)
         start_server "webhooks-$store" "" "${envs[@]}"
+        [[ -n ${WEBHOOK_REF:-} ]] || { quiet; WEBHOOK_REF=$(machine_reference); }
         if [[ $store != postgres-notls && " $WEBHOOK_CASES " == *" latency "* ]]; then
             webhook_case "$out/latency.json" "$store" latency --key "$key" "${helper[@]}" \
                 --endpoints 1 --rate "$WEBHOOK_LATENCY_RATE"
@@ -696,6 +711,7 @@ webhooks_markdown() {
     echo "- *e2e*: from the write request being sent to its signed delivery arriving, over the window's writes and every endpoint. *API p99*: the write's own send → response."
     echo "- *Duplicates*: requests repeating a \`webhook-id\` the endpoint already had; *lost*: expected deliveries never received."
     echo
+    [[ -z ${WEBHOOK_REF:-} ]] || { reference_line "$WEBHOOK_REF"; echo; }
     echo "| Store | Case | Endpoints | Writes offered/s | Writes accepted/s | Deliveries offered/s (writes × endpoints) | Delivered/s | Slowest / fastest s | Backlog at end | Drain | Drain delivered/s | e2e p50 | e2e p90 | e2e p99 | e2e max | API p99 | Duplicates | Lost | Target | Met |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|:---:|"
     jq -r --argjson rate "$WEBHOOK_RATE" 'def ms: if . == null then "-" elif . >= 1000 then "\(. / 100 | round / 10) s" elif . >= 100 then "\(. | round) ms" else "\(. * 10 | round / 10) ms" end;
@@ -767,6 +783,7 @@ bench_scheduler() {
             start_server "scheduler-$case" "" "${envs[@]}"
             pids+=("$SERVER_PID")
         fi
+        [[ -n ${SCHED_REF:-} ]] || { quiet; SCHED_REF=$(machine_reference); }
         quiet
         "$LOAD" scheduler --api "http://$SERVER_API" --key "$key" --count "$SCHED_COUNT" \
             --lead "$SCHED_LEAD" --drain-timeout "$DRAIN_TIMEOUT" --json >"$out/raw.json"
@@ -795,6 +812,7 @@ scheduler_markdown() {
     echo "- *Throughput*: messages per second from the first arrival to the last, and from the first \`dispatched_at\` to the last."
     echo "- *Exactly once*: distinct scheduled messages received = created, no duplicate arrival, every scheduled message \`dispatched\` with exactly one message, every message \`sent\`."
     echo
+    [[ -z ${SCHED_REF:-} ]] || { reference_line "$SCHED_REF"; echo; }
     echo "| Case | Workers | Created | Creation time | Margin before send_at | Lateness p50 | p99 | max | Dispatch lateness p50 | p99 | max | Delivered msg/s | Dispatched msg/s | Received (distinct) | Duplicates | Missing | API: dispatched / sent | Lateness p99 ≤ 1 s | Every dispatch ≤ 1 s (SPEC §4) | Exactly once |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|:---:|"
     jq -r 'def ms: if . == null then "-" elif (. | fabs) >= 1000 then "\(. / 100 | round / 10) s" else "\(. | round) ms" end;
