@@ -87,7 +87,8 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
             &[("method", method.to_owned()), ("route", route.to_owned())]
         )
     };
-    // Handles taken before the recorder is installed would record nowhere, forever.
+    // `handle()` installs our recorder on first use. Should that have failed (another recorder
+    // came first), cached handles could point at nothing for good: look them up every time.
     if handle().is_none() {
         register_count().increment(1);
         register_duration().record(elapsed.as_secs_f64());
