@@ -324,6 +324,17 @@ profile_guarded() {
     wait "$gen" || true
 }
 
+# guard_key ENVS NAME: prints a key for the guarded route, on a new org NAME whose plan
+# limits are far above anything reachable, the key with no limit of its own: nothing is
+# refused, but every limit and quota is still evaluated on every request.
+guard_key() {
+    local org
+    org=$(admin "$1" create-org --name "$2" | jq -r .id)
+    admin "$1" set-subscription --org "$org" --status active --tier full \
+        --rate-limit 1000000/s --quota 1000000000/day >/dev/null
+    admin "$1" create-key --org "$org" --scopes messages --permissions read | jq -r .key
+}
+
 bench_guard() {
     local store dir=$TMP/guard runs=()
     # memory: in-process limiter; redis: Redis limiter; logs: in-process limiter with the
@@ -345,13 +356,8 @@ bench_guard() {
             redis_pid=$(pgrep -x redis-server | head -1 || true)
             [[ -z $redis_pid ]] || helper=(--helper-pid "$redis_pid")
         fi
-        local org key
-        org=$(admin envs create-org --name "bench-guard-$store" | jq -r .id)
-        # Plan limits far above anything reachable and no per-key limit: nothing is refused,
-        # but every limit and quota is still evaluated on every request.
-        admin envs set-subscription --org "$org" --status active --tier full \
-            --rate-limit 1000000/s --quota 1000000000/day >/dev/null
-        key=$(admin envs create-key --org "$org" --scopes messages --permissions read | jq -r .key)
+        local key
+        key=$(guard_key envs "bench-guard-$store")
         start_server "guard-$store" "$SERVER_CPUS" "${envs[@]}"
         local bare="http://$SERVER_API/bench/bare" guarded="http://$SERVER_API/v1/bench/guarded"
         local auth="Authorization: Bearer $key" round
@@ -471,11 +477,8 @@ bench_instructions() {
         local envs=("RAMPART_DATABASE_URL=sqlite://$out/r.db" "RAMPART_DATA_DIR=$out"
             "RAMPART_LOG=$SERVER_LOG")
         [[ $store != redis ]] || envs+=("RAMPART_REDIS_URL=$REDIS_URL")
-        local org key
-        org=$(admin envs create-org --name "bench-instructions-$store" | jq -r .id)
-        admin envs set-subscription --org "$org" --status active --tier full \
-            --rate-limit 1000000/s --quota 1000000000/day >/dev/null
-        key=$(admin envs create-key --org "$org" --scopes messages --permissions read | jq -r .key)
+        local key
+        key=$(guard_key envs "bench-instructions-$store")
         local SERVER_WRAP=(valgrind --tool=callgrind "--callgrind-out-file=$out/cg.%p")
         start_server "instructions-$store" "" "${envs[@]}"
         local bare=(--url "http://$SERVER_API/bench/bare")

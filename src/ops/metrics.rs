@@ -128,3 +128,61 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the series of `metric` whose labels include every one of `labels`.
+    fn value(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .find(|l| labels.iter().all(|want| l.contains(want)))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Cached handles count every request, from every thread, under the right labels.
+    #[test]
+    fn cached_handles_count_every_request_on_every_thread() {
+        let route = "/unit-test/metrics-cache";
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        record_request("GET", route, 200, Duration::from_millis(1));
+                    }
+                    record_request("GET", route, 404, Duration::from_millis(1));
+                    record_request("POST", route, 200, Duration::from_millis(1));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = render();
+        let route_label = format!("route=\"{route}\"");
+        let count = |method: &str, status: &str| {
+            value(
+                &text,
+                "rampart_http_requests_total",
+                &[
+                    &route_label,
+                    &format!("method=\"{method}\""),
+                    &format!("status=\"{status}\""),
+                ],
+            )
+        };
+        assert_eq!(count("GET", "200"), Some(15.0), "{text}");
+        assert_eq!(count("GET", "404"), Some(3.0), "{text}");
+        assert_eq!(count("POST", "200"), Some(3.0), "{text}");
+        let timed = |method: &str| {
+            value(
+                &text,
+                "rampart_http_request_duration_seconds_count",
+                &[&route_label, &format!("method=\"{method}\"")],
+            )
+        };
+        assert_eq!(timed("GET"), Some(18.0), "{text}");
+        assert_eq!(timed("POST"), Some(3.0), "{text}");
+    }
+}

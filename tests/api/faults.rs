@@ -228,13 +228,12 @@ async fn enqueueing_notifies_listeners_after_commit() {
         .expect("a NOTIFY within 5 s")
         .unwrap();
     assert_eq!(n.channel(), "rampart_jobs");
-    let queued =
-        rampart::store::sql("SELECT COUNT(*) AS n FROM jobs WHERE kind = 'webhook.deliver'")
-            .fetch_one(&mut app.state.db.clone())
-            .await
-            .unwrap()
-            .get::<i64>("n")
-            .unwrap();
+    let queued = count(
+        &app,
+        "SELECT COUNT(*) AS n FROM jobs WHERE kind = 'webhook.deliver'",
+        &[],
+    )
+    .await;
     assert_eq!(queued, 1, "the job is committed before its wake-up arrives");
 
     let writes = 40;

@@ -538,3 +538,16 @@ impl TestApp {
             .collect()
     }
 }
+
+/// `SELECT COUNT(*) AS n …` straight in the app's store, with `$1…` bound to `args`.
+pub async fn count(app: &TestApp, query: &'static str, args: &[&str]) -> i64 {
+    let mut q = rampart::store::sql(query);
+    for a in args {
+        q = q.bind(*a);
+    }
+    q.fetch_one(&mut app.state.db.clone())
+        .await
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap()
+}

@@ -624,16 +624,6 @@ async fn bulk_schedule(
     ids
 }
 
-async fn count(app: &TestApp, q: &'static str, org: &Org) -> i64 {
-    rampart::store::sql(q)
-        .bind(org.id.as_str())
-        .fetch_one(&mut app.state.db.clone())
-        .await
-        .unwrap()
-        .get("n")
-        .unwrap()
-}
-
 async fn a_thousand_due_at_once_with_one_poisoned_item(store: Store) {
     let app = spawn_app(store).await;
     let org = app.org("Acme").await;
@@ -666,7 +656,7 @@ async fn a_thousand_due_at_once_with_one_poisoned_item(store: Store) {
         (count(
             &app,
             "SELECT COUNT(*) AS n FROM scheduled_messages WHERE org_id = $1 AND status = 'pending'",
-            &org,
+            &[org.id.as_str()],
         )
         .await
             == 0)
@@ -674,17 +664,17 @@ async fn a_thousand_due_at_once_with_one_poisoned_item(store: Store) {
     })
     .await
     .expect("every item settled");
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM scheduled_messages WHERE org_id = $1 AND status = 'dispatched'", &org).await, 999);
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM scheduled_messages WHERE org_id = $1 AND status = 'dispatched'", &[org.id.as_str()]).await, 999);
     assert_eq!(
         count(
             &app,
             "SELECT COUNT(*) AS n FROM scheduled_messages WHERE org_id = $1 AND status = 'failed'",
-            &org
+            &[org.id.as_str()]
         )
         .await,
         1
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM messages WHERE org_id = $1 AND scheduled_message_id IS NOT NULL", &org).await, 999);
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM messages WHERE org_id = $1 AND scheduled_message_id IS NOT NULL", &[org.id.as_str()]).await, 999);
     let dls = json_of(app.get_as("/v1/dead-letters?status=open", &key).await, 200).await;
     let dls = dls["data"].as_array().unwrap();
     assert_eq!(dls.len(), 1);
@@ -791,7 +781,7 @@ async fn two_workers_never_dispatch_twice(store: Store) {
         count(
             &a,
             "SELECT COUNT(*) AS n FROM messages WHERE org_id = $1",
-            &org
+            &[org.id.as_str()]
         )
         .await,
         n as i64

@@ -953,21 +953,20 @@ async fn a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs(store: St
         .expect("stops in time")
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let stopped =
-        rampart::store::sql("SELECT COUNT(*) AS n FROM workers WHERE stopped_at IS NOT NULL")
-            .fetch_one(&mut api.state.db.clone())
-            .await
-            .unwrap()
-            .get::<i64>("n")
-            .unwrap();
+    let stopped = count(
+        &api,
+        "SELECT COUNT(*) AS n FROM workers WHERE stopped_at IS NOT NULL",
+        &[],
+    )
+    .await;
     assert_eq!(stopped, 1, "the worker recorded its stop");
     // Nothing is left leased to the stopped worker.
-    let held = rampart::store::sql("SELECT COUNT(*) AS n FROM jobs WHERE status = 'running'")
-        .fetch_one(&mut api.state.db.clone())
-        .await
-        .unwrap()
-        .get::<i64>("n")
-        .unwrap();
+    let held = count(
+        &api,
+        "SELECT COUNT(*) AS n FROM jobs WHERE status = 'running'",
+        &[],
+    )
+    .await;
     assert_eq!(held, 0, "leases handed back");
     rx.set_default(Reply::status(200));
     let _next = start_worker(&env).await;
@@ -986,16 +985,6 @@ async fn a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs(store: St
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn count(app: &TestApp, query: &'static str, id: &str) -> i64 {
-    rampart::store::sql(query)
-        .bind(id)
-        .fetch_one(&mut app.state.db.clone())
-        .await
-        .unwrap()
-        .get::<i64>("n")
-        .unwrap()
 }
 
 /// Delivered attempts are recorded in batches, each behind its own lease fence: when one job's
@@ -1053,7 +1042,7 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
             (count(
                 &app,
                 "SELECT COUNT(*) AS n FROM deliveries WHERE id = $1 AND status = 'succeeded'",
-                delivery,
+                &[delivery],
             )
             .await
                 == 1)
@@ -1065,7 +1054,7 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
             count(
                 &app,
                 "SELECT COUNT(*) AS n FROM delivery_attempts WHERE delivery_id = $1",
-                delivery
+                &[delivery]
             )
             .await,
             1
@@ -1077,7 +1066,7 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
         count(
             &app,
             "SELECT COUNT(*) AS n FROM deliveries WHERE id = $1 AND status = 'pending'",
-            stolen
+            &[stolen]
         )
         .await,
         1
@@ -1086,7 +1075,7 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
         count(
             &app,
             "SELECT COUNT(*) AS n FROM delivery_attempts WHERE delivery_id = $1",
-            stolen
+            &[stolen]
         )
         .await,
         0
@@ -1095,7 +1084,7 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
         count(
             &app,
             "SELECT COUNT(*) AS n FROM jobs WHERE id = $1 AND lease_token = 'lease_taken_over'",
-            stolen_job
+            &[stolen_job]
         )
         .await,
         1
