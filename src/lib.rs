@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 #[cfg(feature = "bench-routes")]
 pub mod bench_routes;
+pub mod cache;
 pub mod cli;
 pub mod cli_support;
 pub mod clock;

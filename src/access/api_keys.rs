@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -16,11 +16,13 @@ use super::grants::{Grants, Permission, Scope};
 use super::principal::Environment;
 use super::secrets::constant_time_eq;
 use super::tokens::sha256_hex;
+use crate::cache::{Cache, FastHash};
 use crate::clock::now_ms;
 use crate::config::Rate;
 use crate::http::pagination::PageParams;
 use crate::ids::{OrgId, new_id};
-use crate::store::{Db, DbResult, Exec, Row, sql};
+use crate::store::{Db, DbError, DbResult, Exec, Row, sql};
+use sha2::{Digest as _, Sha256};
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_CHARS: usize = 32;
@@ -246,21 +248,22 @@ async fn lookup(db: &Db, hash: &str) -> DbResult<Option<ApiKey>> {
     row.as_ref().map(ApiKey::from_row).transpose()
 }
 
-/// Decides whether `key` (found by `hash`) may be used now.
-pub fn check(key: &ApiKey, hash: &str, now: i64) -> Result<(), KeyRefusal> {
+/// Decides whether `key` (found by `hash`, the hex SHA-256 of the presented secret) may be
+/// used now.
+pub fn check(key: &ApiKey, hash: &[u8], now: i64) -> Result<(), KeyRefusal> {
     if key.revoked_at.is_some() {
         return Err(KeyRefusal::Revoked);
     }
     if key.expires_at.is_some_and(|e| e <= now) {
         return Err(KeyRefusal::Expired);
     }
-    if constant_time_eq(key.secret_hash.as_bytes(), hash.as_bytes()) {
+    if constant_time_eq(key.secret_hash.as_bytes(), hash) {
         return Ok(());
     }
     let in_grace = key
         .previous_hash
         .as_deref()
-        .is_some_and(|p| constant_time_eq(p.as_bytes(), hash.as_bytes()))
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), hash))
         && key.previous_expires_at.is_some_and(|e| e > now);
     if in_grace {
         Ok(())
@@ -269,17 +272,15 @@ pub fn check(key: &ApiKey, hash: &str, now: i64) -> Result<(), KeyRefusal> {
     }
 }
 
-/// A resolved key (or the fact that none matched) and when it was looked up.
-type Cached = (Option<std::sync::Arc<ApiKey>>, Instant);
-
-/// A short-lived cache of resolved keys, keyed by the hash of the presented secret.
+/// A short-lived cache of resolved keys (or of the fact that none matched), keyed by the
+/// SHA-256 of the presented secret.
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, Cached>>,
+    entries: Cache<[u8; 32], Option<std::sync::Arc<ApiKey>>>,
     /// Set while this instance hears revocations from other instances (Redis pub/sub): the
     /// cache may then keep entries longer. Otherwise entries live at most one second, which
     /// is the bound SPEC promises for revocation everywhere.
     pub fanout_healthy: AtomicBool,
-    last_used: Mutex<HashMap<String, i64>>,
+    last_used: Mutex<HashMap<String, i64, FastHash>>,
 }
 
 const MAX_ENTRIES: usize = 50_000;
@@ -287,9 +288,9 @@ const MAX_ENTRIES: usize = 50_000;
 impl Default for KeyCache {
     fn default() -> Self {
         KeyCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Cache::new(MAX_ENTRIES),
             fanout_healthy: AtomicBool::new(false),
-            last_used: Mutex::new(HashMap::new()),
+            last_used: Mutex::new(HashMap::default()),
         }
     }
 }
@@ -303,53 +304,43 @@ impl KeyCache {
         }
     }
 
-    /// Resolves a presented key to its record, from cache or the store.
+    /// Resolves a presented key to its record, from cache or the store, as of `now`.
     pub async fn resolve(
         &self,
         db: &Db,
         presented: &str,
+        now: i64,
     ) -> DbResult<Result<std::sync::Arc<ApiKey>, KeyRefusal>> {
-        let hash = sha256_hex(presented);
-        let cached = {
-            let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(&hash)
-                .filter(|(_, at)| at.elapsed() < self.ttl())
-                .map(|(k, _)| k.clone())
-        };
-        let found = match cached {
-            Some(k) => k,
-            None => {
-                let k = lookup(db, &hash).await?.map(std::sync::Arc::new);
-                let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-                if map.len() >= MAX_ENTRIES {
-                    map.clear();
-                }
-                map.insert(hash.clone(), (k.clone(), Instant::now()));
-                k
-            }
-        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Hex in a stack buffer: the stored hashes are hex, and this runs on every request.
+        let mut hash = [0u8; 64];
+        crate::ids::hex_into(&digest, &mut hash);
+        let hash_text = std::str::from_utf8(&hash).unwrap_or_default();
+        let found = self
+            .entries
+            .get_or_load(&digest, self.ttl(), now, async || {
+                Ok::<_, DbError>(lookup(db, hash_text).await?.map(std::sync::Arc::new))
+            })
+            .await?;
         let Some(key) = found else {
             return Ok(Err(KeyRefusal::Unknown));
         };
-        Ok(check(&key, &hash, now_ms()).map(|()| key))
+        Ok(check(&key, &hash, now).map(|()| key))
     }
 
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.entries.clear();
     }
 
     /// Drops every cached entry of key `id` (its current and previous secret).
     pub fn evict(&self, id: &str) {
-        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (k, _)| k.as_ref().is_none_or(|k| k.id != id));
+        self.entries
+            .remove_where(|_, k| k.as_ref().is_some_and(|k| k.id == id));
     }
 
-    /// Notes a use of key `id`; written to the store in batches by [`Self::flush_last_used`].
-    pub fn touch(&self, id: &str) {
-        let now = now_ms();
+    /// Notes a use of key `id` at `now`; written to the store in batches by
+    /// [`Self::flush_last_used`].
+    pub fn touch(&self, id: &str, now: i64) {
         let mut m = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
         match m.get_mut(id) {
             Some(t) => *t = now,

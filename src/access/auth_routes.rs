@@ -104,20 +104,23 @@ async fn login(
     let rate = app.config.login_rate_limit;
     let decision = app
         .limiter
-        .check(&[
-            Limit {
-                name: "login_ip",
-                id: format!("login:ip:{ip}"),
-                rate,
-                kind: LimitKind::Rate,
-            },
-            Limit {
-                name: "login_account",
-                id: format!("login:acct:{}", sha256_hex(&email)),
-                rate,
-                kind: LimitKind::Rate,
-            },
-        ])
+        .check(
+            &[
+                Limit {
+                    name: "login_ip",
+                    id: format!("login:ip:{ip}"),
+                    rate,
+                    kind: LimitKind::Rate,
+                },
+                Limit {
+                    name: "login_account",
+                    id: format!("login:acct:{}", sha256_hex(&email)),
+                    rate,
+                    kind: LimitKind::Rate,
+                },
+            ],
+            crate::clock::now_ms(),
+        )
         .await;
     if let Some(o) = decision.refusal() {
         let mut res = ApiError::TooManyRequests {

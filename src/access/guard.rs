@@ -21,6 +21,7 @@ use super::principal::{Actor, Environment, Principal, PrincipalKind};
 use super::tokens;
 use crate::app::AppState;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
+use crate::clock::now_ms;
 use crate::http::ApiError;
 use crate::http::routes::{AuthKind, Billing, Idempotency, Profile, RateClass};
 use crate::ids::{OrgId, UserId};
@@ -66,12 +67,15 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
         let decision = if profile.rate_limit == RateClass::PublicIp {
             let d = app
                 .limiter
-                .check(&[Limit {
-                    name: "ip",
-                    id: format!("ip:{}:{}", route(), ip_text()),
-                    rate: app.config.public_rate_limit,
-                    kind: LimitKind::Rate,
-                }])
+                .check(
+                    &[Limit {
+                        name: "ip",
+                        id: format!("ip:{}:{}", route(), ip_text()),
+                        rate: app.config.public_rate_limit,
+                        kind: LimitKind::Rate,
+                    }],
+                    now_ms(),
+                )
                 .await;
             if let Some(r) = refusal_of(&d) {
                 return with_limit_headers(r.into_response(), &d);
@@ -87,20 +91,25 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
         };
     }
 
+    // One clock read for every check below.
+    let now = now_ms();
     let (mut parts, body) = req.into_parts();
-    let principal = match authenticate(app, profile, &parts.headers).await {
+    let principal = match authenticate(app, profile, &parts.headers, now).await {
         Ok(p) => p,
         Err(r) => {
             // Failed credentials count against the address, so guessing is throttled and
             // cannot flood the audit log.
             let d = app
                 .limiter
-                .check(&[Limit {
-                    name: "ip",
-                    id: format!("authfail:{}", ip_text()),
-                    rate: app.config.public_rate_limit,
-                    kind: LimitKind::Rate,
-                }])
+                .check(
+                    &[Limit {
+                        name: "ip",
+                        id: format!("authfail:{}", ip_text()),
+                        rate: app.config.public_rate_limit,
+                        kind: LimitKind::Rate,
+                    }],
+                    now,
+                )
                 .await;
             if let Some(limited) = refusal_of(&d) {
                 return with_limit_headers(limited.into_response(), &d);
@@ -115,7 +124,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     // request that got this far.
     let billing_applies = profile.billing != Billing::None && app.config.billing_enforce;
     let plan = if billing_applies || profile.rate_limit == RateClass::Principal {
-        match app.plans.get(&app.db, &principal.org).await {
+        match app.plans.get(&app.db, &principal.org, now).await {
             Ok(p) => Some(p),
             Err(e) => return ApiError::from(e).into_response(),
         }
@@ -136,7 +145,10 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
 
     let decision = match plan {
         Some(plan) if profile.rate_limit == RateClass::Principal => {
-            let d = app.limiter.check(&limits_for(app, &principal, &plan)).await;
+            let d = app
+                .limiter
+                .check(&limits_for(app, &principal, &plan), now)
+                .await;
             if let Some(r) = refusal_of(&d) {
                 metrics::counter!("rampart_guard_refusals_total", "code" => r.code()).increment(1);
                 return with_limit_headers(r.into_response(), &d);
@@ -146,13 +158,14 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
         _ => None,
     };
     if let PrincipalKind::ApiKey { key_id } = &principal.kind {
-        app.key_cache.touch(key_id);
+        app.key_cache.touch(key_id, now);
     }
-    parts.extensions.insert(principal.clone());
 
     let res = if profile.idempotency == Idempotency::None {
+        parts.extensions.insert(principal);
         next.run(Request::from_parts(parts, body)).await
     } else {
+        parts.extensions.insert(principal.clone());
         idempotent(app, profile, &principal, parts, body, next).await
     };
     match decision {
@@ -195,6 +208,7 @@ async fn authenticate(
     app: &AppState,
     profile: &Profile,
     h: &HeaderMap,
+    now: i64,
 ) -> Result<Principal, Refusal> {
     let Some(token) = bearer(h) else {
         return Err(Refusal::anonymous(ApiError::Unauthenticated(
@@ -209,7 +223,7 @@ async fn authenticate(
                 "the API key is malformed".into(),
             )));
         }
-        let key = match app.key_cache.resolve(&app.db, token).await {
+        let key = match app.key_cache.resolve(&app.db, token, now).await {
             Ok(Ok(k)) => k,
             Ok(Err(refusal)) => {
                 let (code, detail) = match refusal {

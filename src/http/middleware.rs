@@ -16,6 +16,10 @@ use tracing::Instrument;
 use super::error::{ApiError, ErrorCode, IsProblem, code_for_status, problem, problem_response};
 use super::request_id::{self, RequestId};
 
+/// How many headers the conventions middleware adds to every response (at most): whoever
+/// builds a response map first reserves room for them too.
+pub const HEADERS_ADDED: usize = 8;
+
 /// What the conventions middleware needs to know.
 #[derive(Clone)]
 pub struct Conventions {
@@ -76,7 +80,7 @@ pub async fn conventions(
 
     let h = res.headers_mut();
     // Room for the headers added below at once, rather than growing the map several times.
-    h.reserve(8);
+    h.reserve(HEADERS_ADDED);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         h.insert(X_REQUEST_ID.clone(), v);
     }

@@ -2,9 +2,9 @@
 //! work applies it again right before billable execution (a message queued while the plan was
 //! active is not sent after it lapsed).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::cache::Cache;
 
 use crate::config::{Config, Rate};
 use crate::http::ApiError;
@@ -84,39 +84,30 @@ pub struct Plan {
 }
 
 /// Plans cached for two seconds: a billing event takes effect everywhere within that.
-#[derive(Default)]
 pub struct PlanCache {
-    entries: Mutex<HashMap<OrgId, (Plan, Instant)>>,
+    entries: Cache<OrgId, Plan>,
+}
+
+impl Default for PlanCache {
+    fn default() -> Self {
+        PlanCache {
+            entries: Cache::new(100_000),
+        }
+    }
 }
 
 const TTL: Duration = Duration::from_secs(2);
 
 impl PlanCache {
-    pub async fn get(&self, db: &Db, org: &OrgId) -> DbResult<Plan> {
-        let cached = self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(org)
-            .filter(|(_, at)| at.elapsed() < TTL)
-            .map(|(p, _)| *p);
-        if let Some(p) = cached {
-            return Ok(p);
-        }
-        let plan = load(db, org).await?;
-        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() > 100_000 {
-            m.clear();
-        }
-        m.insert(org.clone(), (plan, Instant::now()));
-        Ok(plan)
+    /// The org's plan as of `now`.
+    pub async fn get(&self, db: &Db, org: &OrgId, now: i64) -> DbResult<Plan> {
+        self.entries
+            .get_or_load(org, TTL, now, async || load(db, org).await)
+            .await
     }
 
     pub fn forget(&self, org: &OrgId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(org);
+        self.entries.remove_where(|o, _| o == org);
     }
 }
 

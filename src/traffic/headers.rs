@@ -8,6 +8,8 @@
 //!
 //! `RateLimit` names the policy closest to refusing. `Retry-After` (seconds) accompanies a 429.
 
+use std::cell::RefCell;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::limits::{Decision, Outcome};
@@ -35,21 +37,53 @@ fn item(out: &mut String, name: &str, fields: [(&str, u64); 2]) {
     }
 }
 
+/// A policy as the `RateLimit-Policy` field shows it: name, quota, window (s).
+type PolicyKey = Vec<(&'static str, u32, u64)>;
+
+thread_local! {
+    /// The last `RateLimit-Policy` value this thread built, and what from. A key's requests
+    /// all carry the same policies, so under load the value is built once, not per response.
+    static LAST_POLICY: RefCell<(PolicyKey, Option<HeaderValue>)> =
+        const { RefCell::new((Vec::new(), None)) };
+}
+
+fn policy_value(d: &Decision) -> Option<HeaderValue> {
+    LAST_POLICY.with_borrow_mut(|(key, value)| {
+        let same = key.len() == d.outcomes.len()
+            && key
+                .iter()
+                .zip(&d.outcomes)
+                .all(|(k, o)| *k == (o.name, o.rate.count, window_s(o)));
+        if !same || value.is_none() {
+            let mut policy = String::with_capacity(40 * d.outcomes.len());
+            for (i, o) in d.outcomes.iter().enumerate() {
+                if i > 0 {
+                    policy.push_str(", ");
+                }
+                item(
+                    &mut policy,
+                    o.name,
+                    [("q", u64::from(o.rate.count)), ("w", window_s(o))],
+                );
+            }
+            key.clear();
+            key.extend(
+                d.outcomes
+                    .iter()
+                    .map(|o| (o.name, o.rate.count, window_s(o))),
+            );
+            *value = HeaderValue::try_from(policy).ok();
+        }
+        value.clone()
+    })
+}
+
 pub fn apply(headers: &mut HeaderMap, d: &Decision) {
     if d.outcomes.is_empty() {
         return;
     }
-    let mut policy = String::with_capacity(40 * d.outcomes.len());
-    for (i, o) in d.outcomes.iter().enumerate() {
-        if i > 0 {
-            policy.push_str(", ");
-        }
-        item(
-            &mut policy,
-            o.name,
-            [("q", u64::from(o.rate.count)), ("w", window_s(o))],
-        );
-    }
+    // The map is usually still empty here: one allocation for these and the conventions'.
+    headers.reserve(2 + crate::http::middleware::HEADERS_ADDED);
     // The refusing policy, else the one with the least headroom.
     let closest = d.refusal().or_else(|| {
         d.outcomes.iter().min_by(|a, b| {
@@ -58,7 +92,7 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
             fa.total_cmp(&fb)
         })
     });
-    if let Ok(v) = HeaderValue::try_from(policy) {
+    if let Some(v) = policy_value(d) {
         headers.insert(POLICY.clone(), v);
     }
     if let Some(o) = closest {
@@ -118,5 +152,25 @@ mod tests {
             "\"key\";q=10;w=1, \"quota\";q=1000;w=86400"
         );
         assert_eq!(h["ratelimit"], "\"key\";r=2;t=1");
+
+        // The thread's last policy is reused only for the same policies.
+        let mut other = d.clone();
+        other.outcomes[1].rate.count = 5;
+        let mut h = HeaderMap::new();
+        apply(&mut h, &other);
+        assert_eq!(
+            h["ratelimit-policy"],
+            "\"key\";q=10;w=1, \"quota\";q=5;w=86400"
+        );
+        other.outcomes.truncate(1);
+        let mut h = HeaderMap::new();
+        apply(&mut h, &other);
+        assert_eq!(h["ratelimit-policy"], "\"key\";q=10;w=1");
+        let mut h = HeaderMap::new();
+        apply(&mut h, &d);
+        assert_eq!(
+            h["ratelimit-policy"],
+            "\"key\";q=10;w=1, \"quota\";q=1000;w=86400"
+        );
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::limits::{Limit, LimitKind, Outcome};
+use crate::cache::FastHash;
 
 /// The most units one lease holds.
 const MAX_LEASE: u64 = 1024;
@@ -112,7 +113,7 @@ pub enum Take {
 /// The leases of one instance, per limit id.
 pub struct Leases {
     period: Duration,
-    entries: Mutex<HashMap<String, Lease>>,
+    entries: Mutex<HashMap<String, Lease, FastHash>>,
 }
 
 impl Leases {
@@ -120,7 +121,7 @@ impl Leases {
     pub fn new(period: Duration) -> Leases {
         Leases {
             period,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
         }
     }
 

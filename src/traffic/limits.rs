@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::cache::FastHash;
 use crate::clock::now_ms;
 use crate::config::Rate;
 
@@ -83,8 +84,8 @@ impl Decision {
 /// GCRA arithmetic on microseconds: `tat` is the theoretical arrival time of the next request.
 /// Returns (allowed, new tat, remaining, reset_us, retry_after_us).
 pub fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (bool, i64, u64, i64, i64) {
-    let period = i64::try_from(rate.period_ms).unwrap_or(i64::MAX / 4_000) * 1000;
-    let t = (period / i64::from(rate.count)).max(1);
+    let period = period_us(rate);
+    let t = emission_us(rate);
     let tat = tat.unwrap_or(now).max(now);
     let new_tat = tat + t;
     let allow_at = new_tat - period;
@@ -96,6 +97,21 @@ pub fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (bool, i64, u64, i64, i64
     (true, new_tat, remaining, new_tat - now, 0)
 }
 
+fn period_us(rate: Rate) -> i64 {
+    i64::try_from(rate.period_ms).unwrap_or(i64::MAX / 4_000) * 1000
+}
+
+/// GCRA's emission interval: the period divided by the count, in microseconds.
+fn emission_us(rate: Rate) -> i64 {
+    (period_us(rate) / i64::from(rate.count)).max(1)
+}
+
+/// The start of the fixed quota window `now_ms` falls in.
+fn quota_window(now_ms: i64, rate: Rate) -> i64 {
+    let period = i64::try_from(rate.period_ms).unwrap_or(i64::MAX / 2);
+    now_ms - now_ms.rem_euclid(period)
+}
+
 fn ceil_s(us: i64) -> u64 {
     (us.max(0) as u64).div_ceil(1_000_000)
 }
@@ -103,24 +119,35 @@ fn ceil_s(us: i64) -> u64 {
 /// The in-process store: GCRA arrival times and quota windows.
 #[derive(Default)]
 struct Local {
-    tats: HashMap<String, i64>,
-    windows: HashMap<String, (i64, u64)>,
+    tats: HashMap<String, i64, FastHash>,
+    windows: HashMap<String, (i64, u64), FastHash>,
 }
 
 impl Local {
+    /// Charges each limit in the same lookup that reads it, as long as every limit before it
+    /// admitted; if one refuses, the charges made are taken back, so a refused request
+    /// consumes nothing. Refusals being the rare case, an admitted request costs one lookup
+    /// per limit rather than a read and a write.
     fn check(&mut self, limits: &[Limit], now_ms: i64, count_quotas: bool) -> Vec<Outcome> {
         let now_us = now_ms * 1000;
         let mut out = Vec::with_capacity(limits.len());
-        let mut writes: Vec<(usize, i64)> = Vec::with_capacity(limits.len());
+        let mut first_refusal = None;
         for (i, l) in limits.iter().enumerate() {
-            match l.kind {
+            let charge = first_refusal.is_none();
+            let o = match l.kind {
                 LimitKind::Rate => {
+                    let tat = self.tats.get_mut(&l.id);
                     let (ok, new_tat, remaining, reset, retry) =
-                        gcra(self.tats.get(&l.id).copied(), now_us, l.rate);
-                    if ok {
-                        writes.push((i, new_tat));
+                        gcra(tat.as_deref().copied(), now_us, l.rate);
+                    if ok && charge {
+                        match tat {
+                            Some(t) => *t = new_tat,
+                            None => {
+                                self.tats.insert(l.id.clone(), new_tat);
+                            }
+                        }
                     }
-                    out.push(Outcome {
+                    Outcome {
                         name: l.name,
                         kind: l.kind,
                         rate: l.rate,
@@ -129,19 +156,29 @@ impl Local {
                         reset_ms: (reset.max(0) as u64).div_ceil(1000),
                         retry_after_s: ceil_s(retry).max(u64::from(!ok)),
                         retry_after_ms: (retry.max(0) as u64).div_ceil(1000),
-                    });
+                    }
                 }
                 LimitKind::Quota => {
+                    let window = quota_window(now_ms, l.rate);
                     let period = i64::try_from(l.rate.period_ms).unwrap_or(i64::MAX / 2);
-                    let window = now_ms - now_ms.rem_euclid(period);
-                    let used = match self.windows.get(&l.id) {
+                    let entry = self.windows.get_mut(&l.id);
+                    let used = match &entry {
                         Some((w, n)) if *w == window => *n,
                         _ => 0,
                     };
                     let limit = u64::from(l.rate.count);
                     let ok = !count_quotas || used < limit;
+                    if ok && charge && count_quotas {
+                        match entry {
+                            Some(e) if e.0 == window => e.1 += 1,
+                            Some(e) => *e = (window, 1),
+                            None => {
+                                self.windows.insert(l.id.clone(), (window, 1));
+                            }
+                        }
+                    }
                     let reset = (window + period - now_ms) * 1000;
-                    out.push(Outcome {
+                    Outcome {
                         name: l.name,
                         kind: l.kind,
                         rate: l.rate,
@@ -154,30 +191,33 @@ impl Local {
                         } else {
                             (reset.max(0) as u64).div_ceil(1000)
                         },
-                    });
-                    if ok && count_quotas {
-                        writes.push((i, window));
                     }
                 }
+            };
+            if !o.allowed && first_refusal.is_none() {
+                first_refusal = Some(i);
             }
+            out.push(o);
         }
-        if out.iter().all(|o| o.allowed) {
-            for (i, v) in writes {
-                let l = &limits[i];
+        if let Some(refused) = first_refusal {
+            for l in &limits[..refused] {
                 match l.kind {
-                    LimitKind::Rate => match self.tats.get_mut(&l.id) {
-                        Some(t) => *t = v,
-                        None => {
-                            self.tats.insert(l.id.clone(), v);
+                    // The charge moved the arrival time to max(tat, now) + T: one step back
+                    // is a state GCRA treats exactly as the one before.
+                    LimitKind::Rate => {
+                        if let Some(t) = self.tats.get_mut(&l.id) {
+                            *t -= emission_us(l.rate);
                         }
-                    },
-                    LimitKind::Quota => match self.windows.get_mut(&l.id) {
-                        Some(e) if e.0 == v => e.1 += 1,
-                        Some(e) => *e = (v, 1),
-                        None => {
-                            self.windows.insert(l.id.clone(), (v, 1));
+                    }
+                    LimitKind::Quota if count_quotas => {
+                        let window = quota_window(now_ms, l.rate);
+                        if let Some(e) = self.windows.get_mut(&l.id)
+                            && e.0 == window
+                        {
+                            e.1 = e.1.saturating_sub(1);
                         }
-                    },
+                    }
+                    LimitKind::Quota => {}
                 }
             }
         }
@@ -238,8 +278,9 @@ impl Limiter {
         self.redis.as_ref()
     }
 
-    /// Checks every limit at once; consumes only if all admit.
-    pub async fn check(&self, limits: &[Limit]) -> Decision {
+    /// Checks every limit at once, as of `now` (Unix ms) for the in-process store; consumes
+    /// only if all admit.
+    pub async fn check(&self, limits: &[Limit], now: i64) -> Decision {
         if limits.is_empty() {
             return Decision {
                 outcomes: Vec::new(),
@@ -294,7 +335,7 @@ impl Limiter {
                         metrics::counter!("rampart_quota_fail_open_total").increment(1);
                     }
                     tracing::warn!(error = %e, quota_fail_open = has_quota, "limit store unavailable: rate limits local, quotas fail open");
-                    let outcomes = self.local_check(limits, false);
+                    let outcomes = self.local_check(limits, now, false);
                     return Decision {
                         outcomes,
                         failed_open: has_quota,
@@ -303,14 +344,14 @@ impl Limiter {
             }
         }
         Decision {
-            outcomes: self.local_check(limits, true),
+            outcomes: self.local_check(limits, now, true),
             failed_open: false,
         }
     }
 
-    fn local_check(&self, limits: &[Limit], count_quotas: bool) -> Vec<Outcome> {
+    fn local_check(&self, limits: &[Limit], now: i64, count_quotas: bool) -> Vec<Outcome> {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        local.check(limits, now_ms(), count_quotas)
+        local.check(limits, now, count_quotas)
     }
 
     pub fn prune(&self) {
@@ -391,5 +432,30 @@ mod tests {
         let third = l.check(&[q], now, true);
         assert!(!third[0].allowed);
         assert!(third[0].retry_after_s > 0);
+    }
+
+    #[test]
+    fn a_refused_request_consumes_no_rate_limit() {
+        let mut l = Local::default();
+        let a = Limit {
+            id: "a".into(),
+            ..lim(LimitKind::Rate, 3, 60_000)
+        };
+        let b = Limit {
+            id: "b".into(),
+            ..lim(LimitKind::Rate, 1, 60_000)
+        };
+        let both = [a.clone(), b];
+        let now = 1_700_000_000_000;
+        assert!(l.check(&both, now, true).iter().all(|o| o.allowed));
+        for _ in 0..10 {
+            let out = l.check(&both, now, true);
+            assert!(out[0].allowed && !out[1].allowed);
+        }
+        // Only the first request charged `a`: the next one leaves 1 of its 3, then 0.
+        let alone = std::slice::from_ref(&a);
+        assert_eq!(l.check(alone, now, true)[0].remaining, 1);
+        assert!(l.check(alone, now, true)[0].allowed);
+        assert!(!l.check(alone, now, true)[0].allowed);
     }
 }

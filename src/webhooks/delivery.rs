@@ -158,12 +158,15 @@ pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
     if let Some(rate) = ep.rate_limit {
         let decision = app
             .limiter
-            .check(&[Limit {
-                name: "endpoint",
-                id: format!("ep:{}", ep.id),
-                rate: crate::config::Rate::per_second(u32::try_from(rate).unwrap_or(1)),
-                kind: LimitKind::Rate,
-            }])
+            .check(
+                &[Limit {
+                    name: "endpoint",
+                    id: format!("ep:{}", ep.id),
+                    rate: crate::config::Rate::per_second(u32::try_from(rate).unwrap_or(1)),
+                    kind: LimitKind::Rate,
+                }],
+                now_ms(),
+            )
             .await;
         if let Some(o) = decision.refusal() {
             // Not an attempt: wait exactly until the endpoint's limit admits one.
