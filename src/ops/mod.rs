@@ -76,6 +76,15 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
         ::metrics::gauge!("rampart_workers_stale").set(f.stale_workers.len() as f64);
         ::metrics::gauge!("rampart_scheduled_overdue").set(f.overdue_scheduled as f64);
     }
+    // Counted in an atomic per request (a registry lookup there would cost more than the
+    // lease itself) and published here.
+    ::metrics::counter!("rampart_limiter_leased_total").absolute(
+        state
+            .limiter
+            .stats
+            .leased
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
     let (size, idle) = state.db.pool_usage();
     ::metrics::gauge!("rampart_db_pool_connections").set(f64::from(size));
     ::metrics::gauge!("rampart_db_pool_idle_connections").set(f64::from(idle));

@@ -146,8 +146,13 @@ impl Leases {
         }
         let now = Instant::now();
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // One lookup per limit: what the request would be answered if every limit has a
+        // unit is built on the way, and dropped if one has not.
         let mut held = Vec::with_capacity(limits.len());
-        for l in limits {
+        let mut outcomes = Vec::with_capacity(limits.len());
+        // Limits whose lease runs low: refilled only if the request is admitted from leases.
+        let mut low = Vec::new();
+        for (i, l) in limits.iter().enumerate() {
             // (No entry API: it would copy the id on every request.)
             let usable = match map.get_mut(&l.id) {
                 Some(lease) => {
@@ -155,6 +160,20 @@ impl Leases {
                     let usable = lease.usable(now);
                     if usable {
                         lease.units -= 1;
+                        if lease.units <= lease.low {
+                            low.push(i);
+                        }
+                        outcomes.push(Outcome {
+                            name: l.name,
+                            kind: l.kind,
+                            rate: l.rate,
+                            allowed: true,
+                            remaining: lease.remaining + lease.units,
+                            reset_ms: lease.reset_at.saturating_duration_since(now).as_millis()
+                                as u64,
+                            retry_after_s: 0,
+                            retry_after_ms: 0,
+                        });
                     }
                     usable
                 }
@@ -170,25 +189,11 @@ impl Leases {
         if held.iter().any(|h| !h) {
             return Take::Redis { held };
         }
-        let mut outcomes = Vec::with_capacity(limits.len());
         let mut ahead = vec![0; limits.len()];
-        for (i, l) in limits.iter().enumerate() {
-            let Some(lease) = map.get_mut(&l.id) else {
-                continue;
-            };
-            if lease.units <= lease.low {
+        for i in low {
+            if let Some(lease) = map.get_mut(&limits[i].id) {
                 ahead[i] = lease.want(now, self.span());
             }
-            outcomes.push(Outcome {
-                name: l.name,
-                kind: l.kind,
-                rate: l.rate,
-                allowed: true,
-                remaining: lease.remaining + lease.units,
-                reset_ms: lease.reset_at.saturating_duration_since(now).as_millis() as u64,
-                retry_after_s: 0,
-                retry_after_ms: 0,
-            });
         }
         Take::Leased { outcomes, ahead }
     }

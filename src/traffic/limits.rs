@@ -298,8 +298,8 @@ impl Limiter {
                             ahead,
                         ));
                     }
+                    // Published as `rampart_limiter_leased_total` at scrape time.
                     self.stats.leased.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("rampart_limiter_leased_total").increment(1);
                     return Decision {
                         outcomes,
                         failed_open: false,
