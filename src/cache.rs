@@ -7,7 +7,7 @@
 //! other request is still served from the cache. A busy entry therefore never runs out, and
 //! the burst of concurrent misses that an expiry used to cause (every in-flight request
 //! queueing on the database at once, seen as p99 spikes once a second) does not happen.
-//! [`Cache::remove_where`] and [`Cache::clear`] start a new generation, so a read that began
+//! [`Cache::remove`], [`Cache::remove_where`] and [`Cache::clear`] start a new generation, so a read that began
 //! before them cannot put back what they removed.
 //!
 //! Times are the caller's `now` in Unix milliseconds, so that a request reads the clock once
@@ -141,6 +141,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         }
     }
 
+    /// Drops the entry of `key`; reads already under way will not be cached.
+    pub fn remove(&self, key: &K) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.map.remove(key);
+    }
+
     /// Drops the entries `f` selects; reads already under way will not be cached.
     pub fn remove_where(&self, f: impl Fn(&K, &V) -> bool) {
         let mut inner = self.lock();
@@ -260,8 +267,14 @@ mod tests {
             2,
             "the older read was not filed"
         );
+        let stale = c.get_or_load(&"k", TTL, 600, async || {
+            c.remove(&"k");
+            Ok::<_, ()>(9)
+        });
+        assert_eq!(stale.await, Ok(9), "a reload that raced a removal");
+        assert_eq!(get(&c, &loads, 601, 4).await, 4, "…was not filed either");
         c.clear();
-        assert_eq!(get(&c, &loads, 2, 3).await, 3);
-        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        assert_eq!(get(&c, &loads, 602, 3).await, 3);
+        assert_eq!(loads.load(Ordering::SeqCst), 3);
     }
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::cache::Cache;
-
 use crate::config::{Config, Rate};
 use crate::http::ApiError;
 use crate::http::routes::Billing;
@@ -107,7 +106,7 @@ impl PlanCache {
     }
 
     pub fn forget(&self, org: &OrgId) {
-        self.entries.remove_where(|o, _| o == org);
+        self.entries.remove(org);
     }
 }
 

@@ -203,6 +203,18 @@ impl TestApp {
         format!("http://{}{}", self.ops, path)
     }
 
+    /// The ops listener's `/metrics` text (no ops token configured).
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

@@ -619,15 +619,7 @@ async fn metrics_cover_requests_guards_queues_and_dead_letters(store: Store) {
     )
     .await;
     insert_dead_letter(&app, &org, rampart::clock::now_ms()).await;
-    let text = app
-        .client
-        .get(app.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for m in [
         "rampart_http_requests_total",
         "rampart_http_request_duration_seconds_bucket",
@@ -930,15 +922,7 @@ async fn the_status_page_renders_in_chromium_without_csp_violations() {
         "CSP violation: {stderr}"
     );
     // The browser had a report endpoint for violations and used it for none.
-    let metrics = app
-        .client
-        .get(app.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains("rampart_csp_violations_total"),
         "violations were reported"

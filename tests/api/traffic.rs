@@ -741,6 +741,26 @@ async fn busy_limits_leased_from_redis_never_over_admit(store: Store) {
         admitted <= bound,
         "admitted {admitted} of a 600/min rate in {took:?} (at most {bound})"
     );
+
+    // The count is published on the ops listener's /metrics (set there at scrape time). The
+    // tests' in-process instances share one metrics recorder, where a counter keeps the
+    // largest value any of them published: at least this instance's own.
+    let own = a
+        .state
+        .limiter
+        .stats
+        .leased
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let text = a.metrics().await;
+    let published = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_limiter_leased_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(own > 0);
+    assert!(
+        published.is_some_and(|p| p >= own as f64),
+        "published {published:?}, this instance leased {own}: {text}"
+    );
 }
 
 /// Starts a private redis-server on a free port; returns the child and its URL.
@@ -844,15 +864,7 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     assert!(alerts.contains(&"quota_store_degraded"), "{deep}");
     assert_eq!(deep["checks"]["redis:responseTime"][0]["status"], "warn");
     assert_eq!(deep["status"], "warn");
-    let metrics = app
-        .client
-        .get(app.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("rampart_quota_fail_open_total"),
         "counted in a metric"
