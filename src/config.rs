@@ -337,7 +337,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "RAMPART_WORKER_CONCURRENCY",
-        "jobs one worker runs at once (default 64)",
+        "jobs one worker runs at once (default 256)",
     ),
     (
         "RAMPART_ACCESS_TOKEN_TTL",
@@ -803,7 +803,7 @@ impl Config {
             ));
         }
         let worker_concurrency =
-            s.parse("RAMPART_WORKER_CONCURRENCY", 64, |v| parse_u32(v, 1, 4096))?;
+            s.parse("RAMPART_WORKER_CONCURRENCY", 256, |v| parse_u32(v, 1, 4096))?;
         let access_token_ttl = s.parse(
             "RAMPART_ACCESS_TOKEN_TTL",
             Duration::from_secs(900),

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::access::principal::Tenant;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::new_id;
-use crate::store::{Arg, DbResult, Tx, insert_many};
+use crate::store::{Arg, DbResult, Tx, insert_many_deferred};
 
 /// The event catalog (SPEC §6).
 pub const CATALOG: &[&str] = &[
@@ -113,7 +113,7 @@ async fn record_many(
             payload,
         });
     }
-    insert_many(
+    insert_many_deferred(
         tx,
         "INSERT INTO events (id, org_id, environment, type, payload, created_at)",
         "",

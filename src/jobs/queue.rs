@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::clock::now_ms;
 use crate::ids::{OrgId, new_id};
-use crate::store::{Arg, DbResult, Dialect, Tx, insert_many, sql};
+use crate::store::{Arg, DbResult, Dialect, Tx, insert_many_deferred, sql};
 
 /// The Postgres channel job workers LISTEN on.
 pub const CHANNEL: &str = "rampart_jobs";
@@ -100,7 +100,7 @@ pub async fn enqueue_many(tx: &mut Tx, jobs: Vec<NewJob>) -> DbResult<()> {
             ]
         })
         .collect();
-    insert_many(
+    insert_many_deferred(
         tx,
         "INSERT INTO jobs (id, kind, org_id, payload, status, run_at, created_at, updated_at)",
         "",

@@ -263,25 +263,7 @@ impl Q {
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
-        let text = self.text(Dialect::Sqlite);
-        let (anonymous, order) = anonymous_placeholders(text);
-        let (text, args): (String, Vec<&Arg>) =
-            match order.iter().map(|&i| self.args.get(i)).collect() {
-                Some(args) => (anonymous, args),
-                // A placeholder without an argument: keep SQLite's own rule (it reads NULL).
-                None => (text.to_owned(), self.args.iter().collect()),
-            };
-        let mut q = sqlx::query(AssertSqlSafe(text));
-        for a in args {
-            q = match a {
-                Arg::Int(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.clone()),
-                Arg::Bool(v) => q.bind(*v),
-                Arg::Float(v) => q.bind(*v),
-                Arg::Bytes(v) => q.bind(v.clone()),
-            };
-        }
-        q
+        sqlite_statements(std::slice::from_ref(self))
     }
 
     fn postgres(&self) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
@@ -315,6 +297,38 @@ impl Q {
     }
 }
 
+/// SQL NULL, for a placeholder that has no argument.
+const NULL: Arg = Arg::Int(None);
+
+/// One SQLite query running `qs` in order, each with its own arguments (SQLite binds a
+/// multi-statement text's anonymous `?`s in sequence).
+fn sqlite_statements<'q>(
+    qs: &[Q],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut text = String::new();
+    let mut args: Vec<&Arg> = Vec::new();
+    for q in qs {
+        if !text.is_empty() {
+            text.push_str(";\n");
+        }
+        let (anonymous, order) = anonymous_placeholders(q.text(Dialect::Sqlite));
+        text.push_str(&anonymous);
+        // A placeholder without an argument reads NULL, as SQLite itself would have it.
+        args.extend(order.iter().map(|&i| q.args.get(i).unwrap_or(&NULL)));
+    }
+    let mut query = sqlx::query(AssertSqlSafe(text));
+    for a in args {
+        query = match a {
+            Arg::Int(v) => query.bind(*v),
+            Arg::Text(v) => query.bind(v.clone()),
+            Arg::Bool(v) => query.bind(*v),
+            Arg::Float(v) => query.bind(*v),
+            Arg::Bytes(v) => query.bind(v.clone()),
+        };
+    }
+    query
+}
+
 /// Inserts many rows with multi-row `INSERT … VALUES (…), (…)` statements: one round trip per
 /// chunk instead of one per row. `head` is `INSERT INTO t (a, b, c)`; every row has the same
 /// number of values; `tail` (e.g. `ON CONFLICT DO NOTHING`) follows each chunk.
@@ -324,12 +338,34 @@ pub async fn insert_many(
     tail: &str,
     rows: Vec<Vec<Arg>>,
 ) -> DbResult<u64> {
+    let mut total = 0;
+    for q in insert_statements(head, tail, rows) {
+        total += q.execute(ex).await?;
+    }
+    Ok(total)
+}
+
+/// [`insert_many`] as deferred writes ([`Tx::defer`]): for rows nothing in the transaction
+/// reads back before it commits.
+pub async fn insert_many_deferred(
+    tx: &mut Tx,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Arg>>,
+) -> DbResult<()> {
+    for q in insert_statements(head, tail, rows) {
+        tx.defer(q).await?;
+    }
+    Ok(())
+}
+
+fn insert_statements(head: &str, tail: &str, rows: Vec<Vec<Arg>>) -> Vec<Q> {
     let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(0);
+        return Vec::new();
     };
     // Well under SQLite's 32766 and Postgres's 65535 bind limits.
     let per_chunk = (30_000 / width.max(1)).clamp(1, 1000);
-    let mut total = 0;
+    let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_chunk).collect();
@@ -355,15 +391,14 @@ pub async fn insert_many(
         text.push(' ');
         text.push_str(tail);
         let mut q = sql_built(text);
+        q.args.reserve(chunk.len() * width);
         for row in chunk {
             debug_assert_eq!(row.len(), width);
-            for a in row {
-                q = q.bind(a);
-            }
+            q.args.extend(row);
         }
-        total += q.execute(ex).await?;
+        out.push(q);
     }
-    Ok(total)
+    out
 }
 
 /// A value that decodes from a column of either store.
@@ -506,7 +541,7 @@ impl Db {
     /// so that two writers never deadlock upgrading a read lock.
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite { write, .. } => Tx::sqlite(write.acquire().await?, "BEGIN IMMEDIATE"),
             Db::Postgres(p, n) => Tx::postgres(p.begin().await?, n),
         })
     }
@@ -514,7 +549,7 @@ impl Db {
     /// A read-only transaction that sees one consistent snapshot (backups, exports).
     pub async fn begin_snapshot(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { read, .. } => Tx::sqlite(read.begin_with("BEGIN DEFERRED").await?),
+            Db::Sqlite { read, .. } => Tx::sqlite(read.acquire().await?, "BEGIN DEFERRED"),
             Db::Postgres(p, n) => Tx::postgres(
                 p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
@@ -527,7 +562,8 @@ impl Db {
     pub async fn raw_script(tx: &mut Tx, script: &'static str) -> DbResult<()> {
         match &mut tx.inner {
             TxInner::Sqlite(t) => {
-                sqlx::raw_sql(script).execute(&mut **t).await?;
+                t.flush().await?;
+                sqlx::raw_sql(script).execute(&mut **t.conn()?).await?;
             }
             TxInner::Postgres(t) => {
                 sqlx::raw_sql(script).execute(&mut **t).await?;
@@ -643,14 +679,155 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
+/// A SQLite transaction run by hand on a pooled connection, so that statements can travel
+/// together: the `BEGIN` goes with the first statement, deferred writes ([`Tx::defer`]) with
+/// the next one, and the last of them with the `COMMIT`.
+///
+/// Why: sqlx runs each SQLite statement on the connection's own thread, so every statement is
+/// a round trip between threads, and the one writer connection stays held meanwhile. An API
+/// write with its outbox (row, event, delivery, job) was seven round trips; when both cores are
+/// not busy each is a wake-up of a parked thread, and writes queued behind that latency rather
+/// than behind any CPU. Multi-statement texts with anonymous `?` bind their arguments in
+/// sequence (see [`sqlite_statements`]).
+struct SqliteTx {
+    /// `None` once committed or rolled back.
+    conn: Option<sqlx::pool::PoolConnection<Sqlite>>,
+    /// Statements not sent yet, in order; the first is the `BEGIN` until it has been sent.
+    pending: Vec<Q>,
+    /// Whether anything was sent, so the connection may hold an open transaction.
+    begun: bool,
+}
+
+/// What a statement's caller wants back.
+enum Want {
+    Rows(Vec<Row>),
+    Affected(u64),
+}
+
+impl SqliteTx {
+    fn new(conn: sqlx::pool::PoolConnection<Sqlite>, begin: &'static str) -> SqliteTx {
+        SqliteTx {
+            conn: Some(conn),
+            pending: vec![sql(begin)],
+            begun: false,
+        }
+    }
+
+    fn conn(&mut self) -> DbResult<&mut sqlx::pool::PoolConnection<Sqlite>> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| DbError::Other(sqlx::Error::PoolClosed))
+    }
+
+    /// Runs the pending statements and then `q` in one round trip. Only `q` may return rows;
+    /// `rows` says whether the caller wants them or how many rows `q` changed.
+    async fn run(&mut self, q: Q, rows: bool) -> DbResult<Want> {
+        use futures_util::TryStreamExt as _;
+        let mut all = std::mem::take(&mut self.pending);
+        all.push(q);
+        let batch = all.len() > 1;
+        self.begun = true;
+        let conn = self.conn()?;
+        let query = sqlite_statements(&all);
+        if !batch {
+            return Ok(if rows {
+                Want::Rows(
+                    query
+                        .fetch_all(&mut **conn)
+                        .await?
+                        .into_iter()
+                        .map(Row::Sqlite)
+                        .collect(),
+                )
+            } else {
+                Want::Affected(query.execute(&mut **conn).await?.rows_affected())
+            });
+        }
+        // Per statement: its result, then any rows. The last result is `q`'s.
+        #[allow(deprecated)] // multi-statement queries: see `sqlite_statements`
+        let mut stream = query.fetch_many(&mut **conn);
+        let mut out = Vec::new();
+        let mut last = 0;
+        while let Some(item) = stream.try_next().await? {
+            match item {
+                sqlx::Either::Left(done) => last = done.rows_affected(),
+                sqlx::Either::Right(row) => out.push(Row::Sqlite(row)),
+            }
+        }
+        Ok(if rows {
+            Want::Rows(out)
+        } else {
+            Want::Affected(last)
+        })
+    }
+
+    /// Sends whatever is pending on its own.
+    async fn flush(&mut self) -> DbResult<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let last = self.pending.pop().unwrap_or_else(|| sql("SELECT 1"));
+        self.run(last, false).await?;
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> DbResult<()> {
+        if !self.begun {
+            // Nothing but the `BEGIN` was ever asked for: there is nothing to commit.
+            self.pending.clear();
+            self.conn = None;
+            return Ok(());
+        }
+        self.run(sql("COMMIT"), false).await?;
+        self.conn = None;
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> DbResult<()> {
+        self.pending.clear();
+        if self.begun {
+            let conn = self.conn()?;
+            sqlx::query("ROLLBACK").execute(&mut **conn).await?;
+        }
+        self.conn = None;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    /// Dropped open (an error, or a cancelled request): roll back before the connection goes
+    /// back to the pool. If there is no runtime to do it on, close the connection instead,
+    /// which rolls back too.
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !self.begun {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    // If that fails (say the `BEGIN` itself had failed), the connection's state
+                    // is unknown: close it rather than hand it back to the pool.
+                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
 impl Tx {
-    fn sqlite(t: sqlx::Transaction<'static, Sqlite>) -> Tx {
+    fn sqlite(conn: sqlx::pool::PoolConnection<Sqlite>, begin: &'static str) -> Tx {
         Tx {
-            inner: TxInner::Sqlite(t),
+            inner: TxInner::Sqlite(SqliteTx::new(conn, begin)),
             after_commit: Vec::new(),
             notifier: None,
         }
@@ -679,9 +856,25 @@ impl Tx {
         }
     }
 
+    /// A write whose outcome the caller does not need: on SQLite it is sent with the next
+    /// statement or the `COMMIT` (a failure shows there, and fails the transaction all the
+    /// same); on Postgres it runs now. It must return no rows.
+    pub async fn defer(&mut self, q: Q) -> DbResult<()> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => {
+                t.pending.push(q);
+                Ok(())
+            }
+            TxInner::Postgres(_) => {
+                q.execute(self).await?;
+                Ok(())
+            }
+        }
+    }
+
     pub async fn commit(self) -> DbResult<()> {
         match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Sqlite(mut t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
         }
         for f in self.after_commit {
@@ -692,7 +885,7 @@ impl Tx {
 
     pub async fn rollback(self) -> DbResult<()> {
         match self.inner {
-            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Sqlite(mut t) => t.rollback().await?,
             TxInner::Postgres(t) => t.rollback().await?,
         }
         Ok(())
@@ -730,13 +923,10 @@ impl Exec for Tx {
 
     async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => q
-                .sqlite()
-                .fetch_all(&mut **t)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
+            TxInner::Sqlite(t) => match t.run(q, true).await? {
+                Want::Rows(rows) => rows,
+                Want::Affected(_) => Vec::new(),
+            },
             TxInner::Postgres(t) => q
                 .postgres()
                 .fetch_all(&mut **t)
@@ -749,7 +939,7 @@ impl Exec for Tx {
 
     async fn fetch_optional(&mut self, q: Q) -> DbResult<Option<Row>> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => q.sqlite().fetch_optional(&mut **t).await?.map(Row::Sqlite),
+            TxInner::Sqlite(_) => self.fetch_all(q).await?.into_iter().next(),
             TxInner::Postgres(t) => q
                 .postgres()
                 .fetch_optional(&mut **t)
@@ -760,7 +950,10 @@ impl Exec for Tx {
 
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => q.sqlite().execute(&mut **t).await?.rows_affected(),
+            TxInner::Sqlite(t) => match t.run(q, false).await? {
+                Want::Affected(n) => n,
+                Want::Rows(_) => 0,
+            },
             TxInner::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
         })
     }

@@ -18,7 +18,7 @@ use crate::jobs::queue::{begin_finish, complete, truncate};
 use crate::jobs::retry::{Policy, parse_retry_after};
 use crate::jobs::{ClaimedJob, Completion};
 use crate::orgs::Subscription;
-use crate::store::{Arg, Db, DbResult, Row, Tx, insert_many, placeholders, sql};
+use crate::store::{Arg, Db, DbResult, Row, Tx, insert_many_deferred, placeholders, sql};
 use crate::traffic::limits::{Limit, LimitKind};
 
 /// How long a paused endpoint's deliveries wait before looking again.
@@ -501,7 +501,7 @@ pub(crate) async fn write_delivered(tx: &mut Tx, items: &[&Delivered]) -> DbResu
             ]
         })
         .collect();
-    insert_many(
+    insert_many_deferred(
         tx,
         "INSERT INTO delivery_attempts (id, delivery_id, org_id, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)",
         "",
@@ -528,7 +528,7 @@ pub(crate) async fn write_delivered(tx: &mut Tx, items: &[&Delivered]) -> DbResu
         for id in ids {
             q = q.bind(id);
         }
-        q.execute(tx).await?;
+        tx.defer(q).await?;
     }
     let reset: BTreeSet<&str> = live
         .iter()
@@ -543,7 +543,7 @@ pub(crate) async fn write_delivered(tx: &mut Tx, items: &[&Delivered]) -> DbResu
         for id in reset {
             q = q.bind(id);
         }
-        q.execute(tx).await?;
+        tx.defer(q).await?;
     }
     for dl in live.iter().filter_map(|d| d.dead_letter_id.as_ref()) {
         super::dead_letters::resolve(tx, dl).await?;

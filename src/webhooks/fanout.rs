@@ -9,7 +9,7 @@ use crate::clock::now_ms;
 use crate::events::{Event, matches};
 use crate::ids::new_id;
 use crate::jobs::queue::{NewJob, enqueue_many};
-use crate::store::{Arg, DbResult, Tx, insert_many, sql};
+use crate::store::{Arg, DbResult, Tx, insert_many_deferred, sql};
 
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
@@ -94,7 +94,7 @@ pub async fn create_deliveries(
             ]
         })
         .collect();
-    insert_many(
+    insert_many_deferred(
         tx,
         "INSERT INTO deliveries (id, org_id, environment, endpoint_id, event_id, event_type, status, next_attempt_at, created_at, updated_at)",
         "",

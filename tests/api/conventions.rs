@@ -18,6 +18,7 @@ crate::scenarios![
     readiness_passes_on_a_migrated_database,
     ops_endpoints_are_not_on_the_public_listener,
     bodies_are_parsed_strictly_with_problem_errors,
+    transactions_with_deferred_writes_are_all_or_nothing,
 ];
 
 async fn bodies_are_parsed_strictly_with_problem_errors(store: Store) {
@@ -467,3 +468,125 @@ crate::plain_tests![
     panics_and_timeouts_become_generic_problems,
     readiness_fails_while_postgres_is_unreachable,
 ];
+
+/// `Tx::defer` (SQLite sends deferred writes with the next statement or the `COMMIT`; Postgres
+/// runs them at once): results are the caller's own statement's, a failing deferred write
+/// fails the transaction and leaves nothing, and a transaction dropped open is rolled back
+/// without holding on to the (single, on SQLite) writer connection.
+async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
+    use rampart::store::sql;
+    let app = spawn_app(store).await;
+    let db = &app.state.db;
+    let ins = |id: &str, n: i64| {
+        sql("INSERT INTO scratch (id, n) VALUES ($1, $2)")
+            .bind(id)
+            .bind(n)
+    };
+    let ids = || async {
+        let rows = sql("SELECT id, n FROM scratch ORDER BY id")
+            .fetch_all(&mut db.clone())
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| (r.get::<String>("id").unwrap(), r.get::<i64>("n").unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let mut tx = db.begin().await.unwrap();
+    sql("CREATE TABLE scratch (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Deferred writes run before the next statement, which reports only its own rows.
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(ins("a", 1)).await.unwrap();
+    tx.defer(ins("b", 2)).await.unwrap();
+    let changed = sql("UPDATE scratch SET n = n + $2 WHERE id = $1")
+        .bind("a")
+        .bind(10)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(changed, 1, "the update's own count, not the inserts'");
+    tx.defer(ins("c", 3)).await.unwrap();
+    let seen = sql("SELECT COUNT(*) AS n FROM scratch")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap();
+    assert_eq!(seen, 3);
+    tx.defer(ins("d", 4)).await.unwrap();
+    tx.commit().await.unwrap();
+    let committed = vec![
+        ("a".to_owned(), 11),
+        ("b".to_owned(), 2),
+        ("c".to_owned(), 3),
+        ("d".to_owned(), 4),
+    ];
+    assert_eq!(ids().await, committed);
+
+    // A deferred write that fails (a duplicate key) fails the transaction; nothing is written.
+    let mut tx = db.begin().await.unwrap();
+    sql("UPDATE scratch SET n = 0")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.defer(ins("e", 5)).await.unwrap();
+    // (Postgres reports it at once, SQLite with the commit.)
+    let err = match tx.defer(ins("a", 6)).await {
+        Err(e) => {
+            drop(tx);
+            e
+        }
+        Ok(()) => tx.commit().await.unwrap_err(),
+    };
+    assert!(err.is_unique_violation(), "{err:?}");
+    assert_eq!(ids().await, committed);
+
+    // A statement that fails after deferred writes: the transaction is dropped, nothing stays.
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(ins("f", 7)).await.unwrap();
+    assert!(
+        sql("UPDATE no_such_table SET n = 1")
+            .execute(&mut tx)
+            .await
+            .is_err()
+    );
+    drop(tx);
+
+    // Dropped open after a statement was sent: rolled back, and the writer is free at once.
+    let mut tx = db.begin().await.unwrap();
+    ins("g", 8).execute(&mut tx).await.unwrap();
+    drop(tx);
+    let next = async {
+        let mut tx = db.begin().await.unwrap();
+        ins("h", 9).execute(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(5), next)
+        .await
+        .expect("the writer is released after a dropped transaction");
+
+    // A savepoint undoes deferred writes made after it, and keeps those before.
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(ins("i", 10)).await.unwrap();
+    tx.savepoint("sp").await.unwrap();
+    tx.defer(ins("j", 11)).await.unwrap();
+    tx.rollback_to("sp").await.unwrap();
+    tx.release("sp").await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut expected = committed.clone();
+    expected.push(("h".to_owned(), 9));
+    expected.push(("i".to_owned(), 10));
+    assert_eq!(ids().await, expected);
+
+    // Only deferred writes, then an explicit rollback: nothing.
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(ins("k", 12)).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(ids().await, expected);
+    app.stop().await;
+}
