@@ -6,6 +6,7 @@
 //! See `docs/ARCHITECTURE.md` for why this beats sqlx's `Any` driver and a trait per store.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod migrate;
 pub mod notify;
 
@@ -460,6 +461,8 @@ pub enum Db {
         read: sqlx::SqlitePool,
         write: sqlx::SqlitePool,
         path: PathBuf,
+        /// WAL checkpoints off the writer (see [`checkpoint`]).
+        checkpoints: checkpoint::Checkpointer,
     },
     Postgres(sqlx::PgPool, notify::Notifier),
 }
@@ -507,14 +510,23 @@ impl Db {
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(10)))
-                .connect_with(base.clone())
+                .connect_with(
+                    base.clone()
+                        .pragma("wal_autocheckpoint", checkpoint::WRITER_AUTOCHECKPOINT),
+                )
                 .await?;
+            let checkpoints = checkpoint::Checkpointer::start(base.clone());
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(base.read_only(true))
                 .await?;
-            Ok(Db::Sqlite { read, write, path })
+            Ok(Db::Sqlite {
+                read,
+                write,
+                path,
+                checkpoints,
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let o = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -605,7 +617,13 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write, .. } => {
+            Db::Sqlite {
+                read,
+                write,
+                checkpoints,
+                ..
+            } => {
+                checkpoints.stop();
                 read.close().await;
                 write.close().await;
             }
