@@ -3,8 +3,9 @@
 //! By default SQLite checkpoints from whichever connection commits the transaction that takes
 //! the WAL past 1,000 pages: here, always the one writer connection, in the middle of an API
 //! request. A checkpoint copies pages into the database file and `fsync`s both files, and on a
-//! slow disk the writer (and every write queued behind it) waited for that: the webhook
-//! benchmark's API writes went from about 1,200/s to 1,800/s on the same machine without it.
+//! slow disk the writer (and every write queued behind it) waited for that: in the webhook
+//! benchmark's one-endpoint case, API writes alone went from about 1,200/s to 1,800/s on the
+//! same machine without it.
 //!
 //! So a task with a connection of its own runs `PRAGMA wal_checkpoint(PASSIVE)`, which never
 //! takes the write lock nor waits for readers: often while writes come in, rarely when idle.
