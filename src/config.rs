@@ -1007,6 +1007,7 @@ mod tests {
         assert!(c.billing_enforce);
         assert!(!c.single_tenant_enforce);
         assert_eq!(c.data_dir, PathBuf::from("rampart-data"));
+        assert_eq!(c.worker_concurrency, 256);
     }
 
     #[test]

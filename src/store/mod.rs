@@ -720,12 +720,6 @@ struct SqliteTx {
     begun: bool,
 }
 
-/// What a statement's caller wants back.
-enum Want {
-    Rows(Vec<Row>),
-    Affected(u64),
-}
-
 impl SqliteTx {
     fn new(conn: sqlx::pool::PoolConnection<Sqlite>, begin: &'static str) -> SqliteTx {
         SqliteTx {
@@ -741,55 +735,32 @@ impl SqliteTx {
             .ok_or_else(|| DbError::Other(sqlx::Error::PoolClosed))
     }
 
-    /// Runs the pending statements and then `q` in one round trip. Only `q` may return rows;
-    /// `rows` says whether the caller wants them or how many rows `q` changed.
-    async fn run(&mut self, q: Q, rows: bool) -> DbResult<Want> {
+    /// Runs the pending statements and then `q` in one round trip. Returns the rows (only `q`
+    /// may return any) and how many rows `q` changed.
+    async fn run(&mut self, q: Q) -> DbResult<(Vec<Row>, u64)> {
         use futures_util::TryStreamExt as _;
         let mut all = std::mem::take(&mut self.pending);
         all.push(q);
-        let batch = all.len() > 1;
         self.begun = true;
-        let conn = self.conn()?;
         let query = sqlite_statements(&all);
-        if !batch {
-            return Ok(if rows {
-                Want::Rows(
-                    query
-                        .fetch_all(&mut **conn)
-                        .await?
-                        .into_iter()
-                        .map(Row::Sqlite)
-                        .collect(),
-                )
-            } else {
-                Want::Affected(query.execute(&mut **conn).await?.rows_affected())
-            });
-        }
-        // Per statement: its result, then any rows. The last result is `q`'s.
+        // Per statement: its rows, then its result; the last result is `q`'s.
         #[allow(deprecated)] // multi-statement queries: see `sqlite_statements`
-        let mut stream = query.fetch_many(&mut **conn);
-        let mut out = Vec::new();
-        let mut last = 0;
+        let mut stream = query.fetch_many(&mut **self.conn()?);
+        let (mut rows, mut changed) = (Vec::new(), 0);
         while let Some(item) = stream.try_next().await? {
             match item {
-                sqlx::Either::Left(done) => last = done.rows_affected(),
-                sqlx::Either::Right(row) => out.push(Row::Sqlite(row)),
+                sqlx::Either::Left(done) => changed = done.rows_affected(),
+                sqlx::Either::Right(row) => rows.push(Row::Sqlite(row)),
             }
         }
-        Ok(if rows {
-            Want::Rows(out)
-        } else {
-            Want::Affected(last)
-        })
+        Ok((rows, changed))
     }
 
     /// Sends whatever is pending on its own.
     async fn flush(&mut self) -> DbResult<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if let Some(last) = self.pending.pop() {
+            self.run(last).await?;
         }
-        let last = self.pending.pop().unwrap_or_else(|| sql("SELECT 1"));
-        self.run(last, false).await?;
         Ok(())
     }
 
@@ -800,7 +771,7 @@ impl SqliteTx {
             self.conn = None;
             return Ok(());
         }
-        self.run(sql("COMMIT"), false).await?;
+        self.run(sql("COMMIT")).await?;
         self.conn = None;
         Ok(())
     }
@@ -941,10 +912,7 @@ impl Exec for Tx {
 
     async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => match t.run(q, true).await? {
-                Want::Rows(rows) => rows,
-                Want::Affected(_) => Vec::new(),
-            },
+            TxInner::Sqlite(t) => t.run(q).await?.0,
             TxInner::Postgres(t) => q
                 .postgres()
                 .fetch_all(&mut **t)
@@ -968,10 +936,7 @@ impl Exec for Tx {
 
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => match t.run(q, false).await? {
-                Want::Affected(n) => n,
-                Want::Rows(_) => 0,
-            },
+            TxInner::Sqlite(t) => t.run(q).await?.1,
             TxInner::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
         })
     }
