@@ -210,6 +210,8 @@ async fn create_contact(
         attributes: body.attributes.as_ref().unwrap_or(&empty),
     };
     let mut tx = app.db.begin().await?;
+    // Asked for now, the subscribers travel with the insert (see `events::emit_to`).
+    let subscribers = crate::events::subscribers(&mut tx, &t).await?;
     let contact = super::insert(&mut tx, &t, &new).await.map_err(|e| {
         if e.is_unique_violation() {
             ApiError::conflict("a contact with this external_key already exists")
@@ -218,7 +220,8 @@ async fn create_contact(
         }
     })?;
     let out = ContactOut::from(contact);
-    crate::events::emit(&mut tx, &t, "contact.created", contact_event(&out)).await?;
+    let data = contact_event(&out);
+    crate::events::emit_to(&mut tx, &t, subscribers, "contact.created", data).await?;
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 

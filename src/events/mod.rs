@@ -55,9 +55,25 @@ pub struct Event {
     pub payload: Value,
 }
 
+pub use crate::webhooks::fanout::{Subscribers, subscribers};
+
 /// Records an event and queues its deliveries, inside `tx`.
 pub async fn emit(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
-    let mut events = emit_many(tx, tenant, vec![(event_type, data)]).await?;
+    let subscribers = subscribers(tx, tenant).await?;
+    emit_to(tx, tenant, subscribers, event_type, data).await
+}
+
+/// [`emit`], to the subscribers asked for earlier in the transaction ([`subscribers`]). A
+/// write path that asks for them before its first statement saves the writer a round trip
+/// on SQLite: the read travels with that statement.
+pub async fn emit_to(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    subscribers: Subscribers,
+    event_type: &str,
+    data: Value,
+) -> DbResult<Event> {
+    let mut events = emit_many_to(tx, tenant, subscribers, vec![(event_type, data)]).await?;
     Ok(events.remove(0))
 }
 
@@ -68,8 +84,18 @@ pub async fn emit_many(
     tenant: &Tenant,
     items: Vec<(&str, Value)>,
 ) -> DbResult<Vec<Event>> {
+    let subscribers = subscribers(tx, tenant).await?;
+    emit_many_to(tx, tenant, subscribers, items).await
+}
+
+async fn emit_many_to(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    subscribers: Subscribers,
+    items: Vec<(&str, Value)>,
+) -> DbResult<Vec<Event>> {
     let events = record_many(tx, tenant, items).await?;
-    crate::webhooks::fanout::fan_out_many(tx, tenant, &events).await?;
+    crate::webhooks::fanout::fan_out_many(tx, tenant, subscribers, &events).await?;
     Ok(events)
 }
 

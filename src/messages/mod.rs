@@ -128,6 +128,8 @@ pub async fn create_outbound(
     metadata: &Map<String, Value>,
     scheduled_message_id: Option<&str>,
 ) -> DbResult<Result<Message, SendRefusal>> {
+    // Asked for now, the subscribers travel with the channel's lookup (see `events::emit_to`).
+    let subscribers = crate::events::subscribers(tx, t).await?;
     let Some(channel) = endpoints::channel(tx, t).await? else {
         return Ok(Err(SendRefusal::NoChannel));
     };
@@ -152,15 +154,17 @@ pub async fn create_outbound(
     .fetch_one(tx)
     .await?;
     let mut msg = Message::from_row(&row)?;
-    let event = crate::events::emit(tx, t, "message.created", msg.event_data()).await?;
+    let event =
+        crate::events::emit_to(tx, t, subscribers, "message.created", msg.event_data()).await?;
     let dead = matches!(channel.status.as_str(), "failed" | "disabled");
     let delivery =
         crate::webhooks::fanout::create_delivery(tx, t, &channel.id, &event, dead).await?;
-    sql("UPDATE messages SET delivery_id = $2 WHERE id = $1")
-        .bind(&id)
-        .bind(&delivery)
-        .execute(tx)
-        .await?;
+    tx.defer(
+        sql("UPDATE messages SET delivery_id = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(&delivery),
+    )
+    .await?;
     msg.delivery_id = Some(delivery.clone());
     if dead {
         mark(

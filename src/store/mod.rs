@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod migrate;
 pub mod notify;
+pub mod writer;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -459,7 +460,7 @@ pub trait Exec: Send {
 pub enum Db {
     Sqlite {
         read: sqlx::SqlitePool,
-        write: sqlx::SqlitePool,
+        write: writer::Writer,
         path: PathBuf,
         /// WAL checkpoints off the writer (see [`checkpoint`]).
         checkpoints: checkpoint::Checkpointer,
@@ -507,9 +508,13 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("temp_store", "memory");
+            // No test before acquire: a connection to a file in this process has no other end
+            // to lose, and the test is a round trip to the connection's thread per query.
+            let write_timeout = opts.acquire_timeout.max(Duration::from_secs(10));
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .acquire_timeout(opts.acquire_timeout.max(Duration::from_secs(10)))
+                .test_before_acquire(false)
+                .acquire_timeout(write_timeout)
                 .connect_with(
                     base.clone()
                         .pragma("wal_autocheckpoint", checkpoint::WRITER_AUTOCHECKPOINT),
@@ -518,12 +523,13 @@ impl Db {
             let checkpoints = checkpoint::Checkpointer::start(base.clone());
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
+                .test_before_acquire(false)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(base.read_only(true))
                 .await?;
             Ok(Db::Sqlite {
                 read,
-                write,
+                write: writer::Writer::new(write, write_timeout),
                 path,
                 checkpoints,
             })
@@ -553,7 +559,9 @@ impl Db {
     /// so that two writers never deadlock upgrading a read lock.
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::sqlite(write.acquire().await?, "BEGIN IMMEDIATE"),
+            Db::Sqlite { write, .. } => {
+                Tx::sqlite(Conn::Writer(write.acquire().await?), "BEGIN IMMEDIATE")
+            }
             Db::Postgres(p, n) => Tx::postgres(p.begin().await?, n),
         })
     }
@@ -561,7 +569,9 @@ impl Db {
     /// A read-only transaction that sees one consistent snapshot (backups, exports).
     pub async fn begin_snapshot(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { read, .. } => Tx::sqlite(read.acquire().await?, "BEGIN DEFERRED"),
+            Db::Sqlite { read, .. } => {
+                Tx::sqlite(Conn::Pooled(read.acquire().await?), "BEGIN DEFERRED")
+            }
             Db::Postgres(p, n) => Tx::postgres(
                 p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
@@ -574,8 +584,8 @@ impl Db {
     pub async fn raw_script(tx: &mut Tx, script: &'static str) -> DbResult<()> {
         match &mut tx.inner {
             TxInner::Sqlite(t) => {
-                t.flush().await?;
-                sqlx::raw_sql(script).execute(&mut **t.conn()?).await?;
+                t.flush(&mut tx.prefetched).await?;
+                sqlx::raw_sql(script).execute(t.conn()?).await?;
             }
             TxInner::Postgres(t) => {
                 sqlx::raw_sql(script).execute(&mut **t).await?;
@@ -608,8 +618,8 @@ impl Db {
     pub fn pool_usage(&self) -> (u32, u32) {
         match self {
             Db::Sqlite { read, write, .. } => (
-                read.size() + write.size(),
-                u32::try_from(read.num_idle() + write.num_idle()).unwrap_or(u32::MAX),
+                read.size() + write.pool().size(),
+                u32::try_from(read.num_idle() + write.pool().num_idle()).unwrap_or(u32::MAX),
             ),
             Db::Postgres(p, _) => (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX)),
         }
@@ -653,13 +663,12 @@ impl Exec for Db {
     async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
         Ok(match self {
             Db::Sqlite { read, write, .. } => {
-                let pool = if q.is_write() { &*write } else { &*read };
-                q.sqlite()
-                    .fetch_all(pool)
-                    .await?
-                    .into_iter()
-                    .map(Row::Sqlite)
-                    .collect()
+                let rows = if q.is_write() {
+                    q.sqlite().fetch_all(write.acquire().await?.get()?).await?
+                } else {
+                    q.sqlite().fetch_all(&*read).await?
+                };
+                rows.into_iter().map(Row::Sqlite).collect()
             }
             Db::Postgres(p, _) => q
                 .postgres()
@@ -674,8 +683,14 @@ impl Exec for Db {
     async fn fetch_optional(&mut self, q: Q) -> DbResult<Option<Row>> {
         Ok(match self {
             Db::Sqlite { read, write, .. } => {
-                let pool = if q.is_write() { &*write } else { &*read };
-                q.sqlite().fetch_optional(pool).await?.map(Row::Sqlite)
+                let row = if q.is_write() {
+                    q.sqlite()
+                        .fetch_optional(write.acquire().await?.get()?)
+                        .await?
+                } else {
+                    q.sqlite().fetch_optional(&*read).await?
+                };
+                row.map(Row::Sqlite)
             }
             Db::Postgres(p, _) => q.postgres().fetch_optional(&*p).await?.map(Row::Postgres),
         })
@@ -683,7 +698,11 @@ impl Exec for Db {
 
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
         Ok(match self {
-            Db::Sqlite { write, .. } => q.sqlite().execute(&*write).await?.rows_affected(),
+            Db::Sqlite { write, .. } => q
+                .sqlite()
+                .execute(write.acquire().await?.get()?)
+                .await?
+                .rows_affected(),
             Db::Postgres(p, _) => q.postgres().execute(&*p).await?.rows_affected(),
         })
     }
@@ -694,11 +713,41 @@ pub struct Tx {
     inner: TxInner,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
     notifier: Option<notify::Notifier>,
+    /// Rows of [`Tx::prefetch`]ed reads, by [`Prefetched`] slot (`None`: not read yet).
+    prefetched: Vec<Option<Vec<Row>>>,
 }
+
+/// A read asked for ahead of need: see [`Tx::prefetch`].
+#[must_use]
+#[derive(Debug)]
+pub struct Prefetched(usize);
 
 enum TxInner {
     Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// The connection a SQLite transaction runs on: the writer, or one of the readers' pool.
+enum Conn {
+    Pooled(sqlx::pool::PoolConnection<Sqlite>),
+    Writer(writer::WriterConn),
+}
+
+impl Conn {
+    fn get(&mut self) -> DbResult<&mut sqlx::SqliteConnection> {
+        match self {
+            Conn::Pooled(c) => Ok(&mut **c),
+            Conn::Writer(w) => w.get(),
+        }
+    }
+
+    /// Closes the connection rather than hand it on: its state is unknown.
+    fn discard(self) {
+        match self {
+            Conn::Pooled(mut c) => c.close_on_drop(),
+            Conn::Writer(w) => w.discard(),
+        }
+    }
 }
 
 /// A SQLite transaction run by hand on a pooled connection, so that statements can travel
@@ -713,74 +762,117 @@ enum TxInner {
 /// sequence (see [`sqlite_statements`]).
 struct SqliteTx {
     /// `None` once committed or rolled back.
-    conn: Option<sqlx::pool::PoolConnection<Sqlite>>,
+    conn: Option<Conn>,
     /// Statements not sent yet, in order; the first is the `BEGIN` until it has been sent.
     pending: Vec<Q>,
+    /// Pending reads whose rows are kept for later ([`Tx::prefetch`]): (index in `pending`,
+    /// slot in `prefetched`).
+    keep: Vec<(usize, usize)>,
     /// Whether anything was sent, so the connection may hold an open transaction.
     begun: bool,
 }
 
 impl SqliteTx {
-    fn new(conn: sqlx::pool::PoolConnection<Sqlite>, begin: &'static str) -> SqliteTx {
+    fn new(conn: Conn, begin: &'static str) -> SqliteTx {
         SqliteTx {
             conn: Some(conn),
             pending: vec![sql(begin)],
+            keep: Vec::new(),
             begun: false,
         }
     }
 
-    fn conn(&mut self) -> DbResult<&mut sqlx::pool::PoolConnection<Sqlite>> {
+    fn conn(&mut self) -> DbResult<&mut sqlx::SqliteConnection> {
         self.conn
             .as_mut()
-            .ok_or_else(|| DbError::Other(sqlx::Error::PoolClosed))
+            .ok_or(DbError::Other(sqlx::Error::PoolClosed))?
+            .get()
     }
 
-    /// Runs the pending statements and then `q` in one round trip. Returns the rows (only `q`
-    /// may return any) and how many rows `q` changed.
-    async fn run(&mut self, q: Q) -> DbResult<(Vec<Row>, u64)> {
+    /// Runs the pending statements and then `q` in one round trip. Returns `q`'s rows and how
+    /// many rows it changed; the rows of pending prefetches go to their slots in `prefetched`.
+    async fn run(
+        &mut self,
+        q: Q,
+        prefetched: &mut [Option<Vec<Row>>],
+    ) -> DbResult<(Vec<Row>, u64)> {
         use futures_util::TryStreamExt as _;
         let mut all = std::mem::take(&mut self.pending);
+        let keep = std::mem::take(&mut self.keep);
         all.push(q);
         self.begun = true;
         let query = sqlite_statements(&all);
-        // Per statement: its rows, then its result; the last result is `q`'s.
+        // Per statement: its rows, then its result; the last statement is `q`.
         #[allow(deprecated)] // multi-statement queries: see `sqlite_statements`
-        let mut stream = query.fetch_many(&mut **self.conn()?);
+        let mut stream = query.fetch_many(self.conn()?);
+        let (mut statement, last) = (0, all.len() - 1);
+        let mut kept: Vec<(usize, Vec<Row>)> = keep.iter().map(|k| (k.1, Vec::new())).collect();
         let (mut rows, mut changed) = (Vec::new(), 0);
         while let Some(item) = stream.try_next().await? {
             match item {
-                sqlx::Either::Left(done) => changed = done.rows_affected(),
-                sqlx::Either::Right(row) => rows.push(Row::Sqlite(row)),
+                sqlx::Either::Left(done) => {
+                    if statement == last {
+                        changed = done.rows_affected();
+                    }
+                    statement += 1;
+                }
+                sqlx::Either::Right(row) if statement == last => rows.push(Row::Sqlite(row)),
+                sqlx::Either::Right(row) => {
+                    if let Some(i) = keep.iter().position(|k| k.0 == statement) {
+                        kept[i].1.push(Row::Sqlite(row));
+                    }
+                }
+            }
+        }
+        drop(stream);
+        for (slot, rows) in kept {
+            if let Some(s) = prefetched.get_mut(slot) {
+                *s = Some(rows);
             }
         }
         Ok((rows, changed))
     }
 
     /// Sends whatever is pending on its own.
-    async fn flush(&mut self) -> DbResult<()> {
+    async fn flush(&mut self, prefetched: &mut [Option<Vec<Row>>]) -> DbResult<()> {
         if let Some(last) = self.pending.pop() {
-            self.run(last).await?;
+            // The statement sent last travels as `q`: a prefetch there is `q`'s rows.
+            let kept = self
+                .keep
+                .iter()
+                .position(|k| k.0 == self.pending.len())
+                .map(|i| self.keep.remove(i).1);
+            let (rows, _) = self.run(last, prefetched).await?;
+            if let Some(slot) = kept
+                && let Some(s) = prefetched.get_mut(slot)
+            {
+                *s = Some(rows);
+            }
         }
         Ok(())
     }
 
-    async fn commit(&mut self) -> DbResult<()> {
-        if !self.begun {
-            // Nothing but the `BEGIN` was ever asked for: there is nothing to commit.
+    async fn commit(&mut self, prefetched: &mut [Option<Vec<Row>>]) -> DbResult<()> {
+        // Pending after the `BEGIN`: deferred writes, and prefetches nobody asked for since.
+        let writes = self.pending.len().saturating_sub(1 + self.keep.len());
+        if !self.begun && writes == 0 {
+            // Nothing was sent and nothing is to be written: there is nothing to commit.
             self.pending.clear();
+            self.keep.clear();
             self.conn = None;
             return Ok(());
         }
-        self.run(sql("COMMIT")).await?;
+        self.run(sql("COMMIT"), prefetched).await?;
         self.conn = None;
         Ok(())
     }
 
     async fn rollback(&mut self) -> DbResult<()> {
         self.pending.clear();
+        self.keep.clear();
         if self.begun {
             let conn = self.conn()?;
-            sqlx::query("ROLLBACK").execute(&mut **conn).await?;
+            sqlx::query("ROLLBACK").execute(conn).await?;
         }
         self.conn = None;
         Ok(())
@@ -802,23 +894,28 @@ impl Drop for SqliteTx {
             Ok(rt) => {
                 rt.spawn(async move {
                     // If that fails (say the `BEGIN` itself had failed), the connection's state
-                    // is unknown: close it rather than hand it back to the pool.
-                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                        conn.close_on_drop();
+                    // is unknown: close it rather than hand it on.
+                    let rolled_back = match conn.get() {
+                        Ok(c) => sqlx::query("ROLLBACK").execute(c).await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if !rolled_back {
+                        conn.discard();
                     }
                 });
             }
-            Err(_) => conn.close_on_drop(),
+            Err(_) => conn.discard(),
         }
     }
 }
 
 impl Tx {
-    fn sqlite(conn: sqlx::pool::PoolConnection<Sqlite>, begin: &'static str) -> Tx {
+    fn sqlite(conn: Conn, begin: &'static str) -> Tx {
         Tx {
             inner: TxInner::Sqlite(SqliteTx::new(conn, begin)),
             after_commit: Vec::new(),
             notifier: None,
+            prefetched: Vec::new(),
         }
     }
 
@@ -827,6 +924,7 @@ impl Tx {
             inner: TxInner::Postgres(t),
             after_commit: Vec::new(),
             notifier: Some(n.clone()),
+            prefetched: Vec::new(),
         }
     }
 
@@ -845,6 +943,39 @@ impl Tx {
         }
     }
 
+    /// A read whose rows the caller will want later in the transaction ([`Tx::prefetched`]):
+    /// on SQLite it is sent with the next statement, so it costs no round trip of its own while
+    /// the writer is held; on Postgres it runs now. It sees the transaction as it is when sent,
+    /// so ask for it before any write of this transaction it should see.
+    pub async fn prefetch(&mut self, q: Q) -> DbResult<Prefetched> {
+        let slot = self.prefetched.len();
+        match &mut self.inner {
+            TxInner::Sqlite(t) => {
+                t.keep.push((t.pending.len(), slot));
+                t.pending.push(q);
+                self.prefetched.push(None);
+            }
+            TxInner::Postgres(_) => {
+                let rows = self.fetch_all(q).await?;
+                self.prefetched.push(Some(rows));
+            }
+        }
+        Ok(Prefetched(slot))
+    }
+
+    /// The rows of a [`Tx::prefetch`], sending it now if it has not gone yet.
+    pub async fn prefetched(&mut self, p: Prefetched) -> DbResult<Vec<Row>> {
+        if self.prefetched.get(p.0).is_some_and(Option::is_none)
+            && let TxInner::Sqlite(t) = &mut self.inner
+        {
+            t.flush(&mut self.prefetched).await?;
+        }
+        self.prefetched
+            .get_mut(p.0)
+            .and_then(Option::take)
+            .ok_or(DbError::Other(sqlx::Error::RowNotFound))
+    }
+
     /// A write whose outcome the caller does not need: on SQLite it is sent with the next
     /// statement or the `COMMIT` (a failure shows there, and fails the transaction all the
     /// same); on Postgres it runs now. It must return no rows.
@@ -861,9 +992,9 @@ impl Tx {
         }
     }
 
-    pub async fn commit(self) -> DbResult<()> {
+    pub async fn commit(mut self) -> DbResult<()> {
         match self.inner {
-            TxInner::Sqlite(mut t) => t.commit().await?,
+            TxInner::Sqlite(mut t) => t.commit(&mut self.prefetched).await?,
             TxInner::Postgres(t) => t.commit().await?,
         }
         for f in self.after_commit {
@@ -912,7 +1043,7 @@ impl Exec for Tx {
 
     async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => t.run(q).await?.0,
+            TxInner::Sqlite(t) => t.run(q, &mut self.prefetched).await?.0,
             TxInner::Postgres(t) => q
                 .postgres()
                 .fetch_all(&mut **t)
@@ -936,7 +1067,7 @@ impl Exec for Tx {
 
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
         Ok(match &mut self.inner {
-            TxInner::Sqlite(t) => t.run(q).await?.1,
+            TxInner::Sqlite(t) => t.run(q, &mut self.prefetched).await?.1,
             TxInner::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
         })
     }

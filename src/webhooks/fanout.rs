@@ -9,20 +9,35 @@ use crate::clock::now_ms;
 use crate::events::{Event, matches};
 use crate::ids::new_id;
 use crate::jobs::queue::{NewJob, enqueue_many};
-use crate::store::{Arg, DbResult, Tx, insert_many_deferred, sql};
+use crate::store::{Arg, DbResult, Prefetched, Tx, insert_many_deferred, sql};
 
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
-/// Queues the deliveries of `events` to every subscribed `events` endpoint of the tenant.
-pub async fn fan_out_many(tx: &mut Tx, tenant: &Tenant, events: &[Event]) -> DbResult<()> {
-    let endpoints = sql(
+/// The tenant's endpoints that events may fan out to, asked for ahead of need.
+#[must_use]
+pub struct Subscribers(Prefetched);
+
+/// Asks for the tenant's `events` endpoints (see [`Tx::prefetch`]): called before the
+/// transaction's first statement, the read travels with it instead of costing the writer a
+/// round trip of its own.
+pub async fn subscribers(tx: &mut Tx, tenant: &Tenant) -> DbResult<Subscribers> {
+    let q = sql(
         "SELECT id, events, status FROM webhook_endpoints
          WHERE org_id = $1 AND environment = $2 AND kind = 'events' AND status <> 'disabled' AND deleted_at IS NULL",
     )
     .bind(tenant.org())
-    .bind(tenant.env().as_str())
-    .fetch_all(tx)
-    .await?;
+    .bind(tenant.env().as_str());
+    Ok(Subscribers(tx.prefetch(q).await?))
+}
+
+/// Queues the deliveries of `events` to every subscribed `events` endpoint of the tenant.
+pub async fn fan_out_many(
+    tx: &mut Tx,
+    tenant: &Tenant,
+    subscribers: Subscribers,
+    events: &[Event],
+) -> DbResult<()> {
+    let endpoints = tx.prefetched(subscribers.0).await?;
     let mut live = Vec::new();
     let mut failed = Vec::new();
     for ep in endpoints {

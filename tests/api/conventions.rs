@@ -589,6 +589,59 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     tx.defer(ins("k", 12)).await.unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(ids().await, expected);
+
+    // Only deferred writes, then a commit: written (nothing else was ever sent).
+    let mut tx = db.begin().await.unwrap();
+    tx.defer(ins("k", 12)).await.unwrap();
+    tx.commit().await.unwrap();
+    expected.push(("k".to_owned(), 12));
+    assert_eq!(ids().await, expected);
+
+    // A prefetched read sees the transaction as it was when asked for, travels with the next
+    // statement, and its rows come back later; one still unsent when asked for is sent then.
+    let count = || sql("SELECT COUNT(*) AS n FROM scratch");
+    let n_of = |rows: Vec<rampart::store::Row>| rows[0].get::<i64>("n").unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let before = tx.prefetch(count()).await.unwrap();
+    ins("l", 13).execute(&mut tx).await.unwrap();
+    let between = tx
+        .prefetch(sql("SELECT n FROM scratch WHERE id = 'l'"))
+        .await
+        .unwrap();
+    tx.defer(ins("m", 14)).await.unwrap();
+    let after = tx.prefetch(count()).await.unwrap();
+    assert_eq!(
+        n_of(tx.prefetched(before).await.unwrap()),
+        expected.len() as i64
+    );
+    assert_eq!(
+        n_of(tx.prefetched(after).await.unwrap()),
+        expected.len() as i64 + 2
+    );
+    assert_eq!(n_of(tx.prefetched(between).await.unwrap()), 13);
+    // Asked for and never used: no harm to the commit.
+    let _unused = tx.prefetch(count()).await.unwrap();
+    tx.commit().await.unwrap();
+    expected.push(("l".to_owned(), 13));
+    expected.push(("m".to_owned(), 14));
+    assert_eq!(ids().await, expected);
+
+    // A prefetch alone writes nothing, and a failing one fails the transaction.
+    let mut tx = db.begin().await.unwrap();
+    let _alone = tx.prefetch(count()).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let bad = tx.prefetch(sql("SELECT n FROM no_such_table")).await;
+    let failed = match bad {
+        Err(_) => true, // Postgres runs it at once
+        Ok(_) => ins("n", 15).execute(&mut tx).await.is_err(),
+    };
+    assert!(
+        failed,
+        "a failing prefetch fails the statement it travels with"
+    );
+    drop(tx);
+    assert_eq!(ids().await, expected);
     app.stop().await;
 }
 
