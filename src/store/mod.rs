@@ -750,7 +750,7 @@ impl Conn {
     }
 }
 
-/// A SQLite transaction run by hand on a pooled connection, so that statements can travel
+/// A SQLite transaction run by hand on the writer (or a reader), so that statements can travel
 /// together: the `BEGIN` goes with the first statement, deferred writes ([`Tx::defer`]) with
 /// the next one, and the last of them with the `COMMIT`.
 ///
@@ -945,8 +945,8 @@ impl Tx {
 
     /// A read whose rows the caller will want later in the transaction ([`Tx::prefetched`]):
     /// on SQLite it is sent with the next statement, so it costs no round trip of its own while
-    /// the writer is held; on Postgres it runs now. It sees the transaction as it is when sent,
-    /// so ask for it before any write of this transaction it should see.
+    /// the writer is held; on Postgres it runs now. Either way it sees the transaction's writes
+    /// asked for before it (deferred ones included) and none asked for after.
     pub async fn prefetch(&mut self, q: Q) -> DbResult<Prefetched> {
         let slot = self.prefetched.len();
         match &mut self.inner {
