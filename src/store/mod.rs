@@ -790,7 +790,7 @@ impl SqliteTx {
     }
 
     /// Runs the pending statements and then `q` in one round trip. Returns `q`'s rows and how
-    /// many rows it changed; the rows of pending prefetches go to their slots in `prefetched`.
+    /// many rows it changed; the rows of prefetches go to their slots in `prefetched`.
     async fn run(
         &mut self,
         q: Q,
@@ -816,12 +816,12 @@ impl SqliteTx {
                     }
                     statement += 1;
                 }
-                sqlx::Either::Right(row) if statement == last => rows.push(Row::Sqlite(row)),
-                sqlx::Either::Right(row) => {
-                    if let Some(i) = keep.iter().position(|k| k.0 == statement) {
-                        kept[i].1.push(Row::Sqlite(row));
-                    }
-                }
+                // A prefetch's rows go to its slot, even when it travels as `q` (a flush).
+                sqlx::Either::Right(row) => match keep.iter().position(|k| k.0 == statement) {
+                    Some(i) => kept[i].1.push(Row::Sqlite(row)),
+                    None if statement == last => rows.push(Row::Sqlite(row)),
+                    None => {}
+                },
             }
         }
         drop(stream);
@@ -836,18 +836,7 @@ impl SqliteTx {
     /// Sends whatever is pending on its own.
     async fn flush(&mut self, prefetched: &mut [Option<Vec<Row>>]) -> DbResult<()> {
         if let Some(last) = self.pending.pop() {
-            // The statement sent last travels as `q`: a prefetch there is `q`'s rows.
-            let kept = self
-                .keep
-                .iter()
-                .position(|k| k.0 == self.pending.len())
-                .map(|i| self.keep.remove(i).1);
-            let (rows, _) = self.run(last, prefetched).await?;
-            if let Some(slot) = kept
-                && let Some(s) = prefetched.get_mut(slot)
-            {
-                *s = Some(rows);
-            }
+            self.run(last, prefetched).await?;
         }
         Ok(())
     }

@@ -642,6 +642,48 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     );
     drop(tx);
     assert_eq!(ids().await, expected);
+
+    // SQLite: a transaction dropped open whose rollback fails (here the transaction had
+    // already ended) leaves its writer connection closed, and the next write runs on a new
+    // one. A temporary table exists on its own connection only: it shows which one runs.
+    if db.dialect() == rampart::store::Dialect::Sqlite {
+        let marked = || async {
+            let mut tx = db.begin().await.unwrap();
+            let rows = sql("SELECT COUNT(*) AS n FROM temp.sqlite_master WHERE name = 'marker'")
+                .fetch_all(&mut tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            rows[0].get::<i64>("n").unwrap() == 1
+        };
+        let mut tx = db.begin().await.unwrap();
+        sql("CREATE TEMP TABLE marker (x INTEGER)")
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            marked().await,
+            "the writer connection is handed on, not replaced"
+        );
+        let mut tx = db.begin().await.unwrap();
+        sql("COMMIT").execute(&mut tx).await.unwrap();
+        drop(tx); // its ROLLBACK fails: no transaction is open
+        let next = async {
+            let mut tx = db.begin().await.unwrap();
+            ins("o", 16).execute(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("a write after a failed rollback gets a connection");
+        assert!(
+            !marked().await,
+            "the connection whose rollback failed was replaced"
+        );
+        expected.push(("o".to_owned(), 16));
+        assert_eq!(ids().await, expected);
+    }
     app.stop().await;
 }
 
