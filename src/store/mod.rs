@@ -180,11 +180,21 @@ pub fn placeholders(first: usize, n: usize) -> String {
 /// Why: SQLite finds a named parameter by walking the list of all of them, so binding a
 /// statement with n of them costs O(n²). A 500-row multi-row insert spent most of its time
 /// there (57 % of a scheduler batch in `sqlite3_bind_parameter_name`); anonymous ones have no
-/// name to look up. Single-quoted literals and `--` comments are left alone.
+/// name to look up.
 fn anonymous_placeholders(text: &str) -> (String, Vec<usize>) {
+    let mut order = Vec::new();
+    let out = rewrite_placeholders(text, |n, out| {
+        out.push('?');
+        order.push(n - 1);
+    });
+    (out, order)
+}
+
+/// `text` with every `$n` placeholder replaced by what `emit` writes for `n`. Single-quoted
+/// literals and `--` comments are left alone.
+fn rewrite_placeholders(text: &str, mut emit: impl FnMut(usize, &mut String)) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut order = Vec::new();
     let mut in_literal = false;
     let mut copied = 0;
     let mut i = 0;
@@ -207,8 +217,7 @@ fn anonymous_placeholders(text: &str) -> (String, Vec<usize>) {
                 let n: usize = text[i + 1..i + 1 + digits].parse().unwrap_or(0);
                 if n > 0 {
                     out.push_str(&text[copied..i]);
-                    out.push('?');
-                    order.push(n - 1);
+                    emit(n, &mut out);
                     i += 1 + digits;
                     copied = i;
                     continue;
@@ -219,7 +228,7 @@ fn anonymous_placeholders(text: &str) -> (String, Vec<usize>) {
         i += 1;
     }
     out.push_str(&text[copied..]);
-    (out, order)
+    out
 }
 
 /// A query assembled at runtime from fixed fragments. Never put input into `text`: bind it.
@@ -262,6 +271,31 @@ impl Q {
         ]
         .iter()
         .any(|k| head.starts_with(k))
+    }
+
+    /// The one table this statement writes, if it is a plain `INSERT`, `UPDATE` or `DELETE`
+    /// that reads no other table and returns nothing: the writes [`combined`] may merge.
+    fn sole_table_written(&self) -> Option<String> {
+        let upper = self
+            .text(Dialect::Postgres)
+            .trim_start()
+            .to_ascii_uppercase();
+        let rest = ["INSERT INTO ", "UPDATE ", "DELETE FROM "]
+            .iter()
+            .find_map(|p| upper.strip_prefix(p))?;
+        // A sub-select, `UPDATE … FROM` or `DELETE … USING` reads; `RETURNING` answers.
+        let reads = rest
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| matches!(w, "SELECT" | "FROM" | "USING" | "RETURNING"));
+        if reads || rest.contains(';') {
+            return None;
+        }
+        let table: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!table.is_empty()).then_some(table)
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
@@ -588,7 +622,7 @@ impl Db {
                 sqlx::raw_sql(script).execute(t.conn()?).await?;
             }
             TxInner::Postgres(t) => {
-                sqlx::raw_sql(script).execute(&mut **t).await?;
+                sqlx::raw_sql(script).execute(t.ready().await?).await?;
             }
         }
         Ok(())
@@ -724,7 +758,7 @@ pub struct Prefetched(usize);
 
 enum TxInner {
     Sqlite(SqliteTx),
-    Postgres(sqlx::Transaction<'static, Postgres>),
+    Postgres(PgTx),
 }
 
 /// The connection a SQLite transaction runs on: the writer, or one of the readers' pool.
@@ -898,6 +932,106 @@ impl Drop for SqliteTx {
     }
 }
 
+/// A Postgres transaction whose deferred writes ([`Tx::defer`]) wait for the transaction's next
+/// statement or its `COMMIT`, and are then sent as few statements as is safe.
+///
+/// Why: the database's CPU bounds Postgres throughput, and for a small write most of it is the
+/// statement itself (a round trip through the kernel, TLS, parse-bind-execute, a snapshot), not
+/// the row. An API write with its outbox (event, delivery, job) sent three statements after its
+/// own; now it sends one.
+struct PgTx {
+    t: sqlx::Transaction<'static, Postgres>,
+    pending: Vec<Q>,
+}
+
+/// The most binds one combined statement carries (Postgres allows 65535).
+const PG_COMBINED_BINDS: usize = 30_000;
+
+impl PgTx {
+    /// The connection, once every deferred write has been sent.
+    async fn ready(&mut self) -> DbResult<&mut sqlx::PgConnection> {
+        if !self.pending.is_empty() {
+            self.flush().await?;
+        }
+        Ok(&mut *self.t)
+    }
+
+    /// Sends the deferred writes in order: each run of consecutive ones that write different
+    /// tables and read none as one statement ([`combined`]), any other alone.
+    async fn flush(&mut self) -> DbResult<()> {
+        let mut run: Vec<Q> = Vec::new();
+        let mut tables: Vec<String> = Vec::new();
+        let mut binds = 0;
+        for q in std::mem::take(&mut self.pending) {
+            let table = q.sole_table_written();
+            let joins = table
+                .as_ref()
+                .is_some_and(|t| !tables.contains(t) && binds + q.args.len() <= PG_COMBINED_BINDS);
+            if !joins {
+                self.send(std::mem::take(&mut run)).await?;
+                tables.clear();
+                binds = 0;
+            }
+            match table {
+                Some(t) => {
+                    tables.push(t);
+                    binds += q.args.len();
+                    run.push(q);
+                }
+                None => {
+                    q.postgres().execute(&mut *self.t).await?;
+                }
+            }
+        }
+        self.send(run).await
+    }
+
+    async fn send(&mut self, mut run: Vec<Q>) -> DbResult<()> {
+        let q = match run.len() {
+            0 => return Ok(()),
+            1 => run.remove(0),
+            _ => combined(run),
+        };
+        q.postgres().execute(&mut *self.t).await?;
+        Ok(())
+    }
+}
+
+/// Writes as one Postgres statement: all but the last become data-modifying `WITH` clauses,
+/// with their placeholders renumbered after the binds before them. Every part runs exactly
+/// once, on one snapshot, and constraints (foreign keys included) are checked at the end of
+/// the statement, so the parts may not depend on each other's rows: hence only writes to
+/// different tables that read nothing ([`Q::sole_table_written`]).
+fn combined(run: Vec<Q>) -> Q {
+    let last = run.len() - 1;
+    let mut text = String::from("WITH ");
+    let mut args = Vec::with_capacity(run.iter().map(|q| q.args.len()).sum());
+    for (i, q) in run.into_iter().enumerate() {
+        let offset = args.len();
+        let part = rewrite_placeholders(q.text(Dialect::Postgres), |n, out| {
+            out.push('$');
+            out.push_str(itoa::Buffer::new().format(n + offset));
+        });
+        if i < last {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push('w');
+            text.push_str(itoa::Buffer::new().format(i));
+            text.push_str(" AS (");
+            text.push_str(part.trim_end());
+            text.push(')');
+        } else {
+            text.push(' ');
+            text.push_str(&part);
+        }
+        args.extend(q.args);
+    }
+    let mut q = sql_built(text);
+    q.args = args;
+    q
+}
+
 impl Tx {
     fn sqlite(conn: Conn, begin: &'static str) -> Tx {
         Tx {
@@ -910,7 +1044,10 @@ impl Tx {
 
     fn postgres(t: sqlx::Transaction<'static, Postgres>, n: &notify::Notifier) -> Tx {
         Tx {
-            inner: TxInner::Postgres(t),
+            inner: TxInner::Postgres(PgTx {
+                t,
+                pending: Vec::new(),
+            }),
             after_commit: Vec::new(),
             notifier: Some(n.clone()),
             prefetched: Vec::new(),
@@ -965,26 +1102,25 @@ impl Tx {
             .ok_or(DbError::Other(sqlx::Error::RowNotFound))
     }
 
-    /// A write whose outcome the caller does not need: on SQLite it is sent with the next
+    /// A write whose outcome the caller does not need: it is sent with or just before the next
     /// statement or the `COMMIT` (a failure shows there, and fails the transaction all the
-    /// same); on Postgres it runs now. It must return no rows.
+    /// same). On SQLite it travels in the same round trip; on Postgres it may be merged with
+    /// other deferred writes into one statement ([`PgTx`]). It must return no rows.
     pub async fn defer(&mut self, q: Q) -> DbResult<()> {
         match &mut self.inner {
-            TxInner::Sqlite(t) => {
-                t.pending.push(q);
-                Ok(())
-            }
-            TxInner::Postgres(_) => {
-                q.execute(self).await?;
-                Ok(())
-            }
+            TxInner::Sqlite(t) => t.pending.push(q),
+            TxInner::Postgres(t) => t.pending.push(q),
         }
+        Ok(())
     }
 
     pub async fn commit(mut self) -> DbResult<()> {
         match self.inner {
             TxInner::Sqlite(mut t) => t.commit(&mut self.prefetched).await?,
-            TxInner::Postgres(t) => t.commit().await?,
+            TxInner::Postgres(mut t) => {
+                t.ready().await?;
+                t.t.commit().await?
+            }
         }
         for f in self.after_commit {
             f();
@@ -995,7 +1131,7 @@ impl Tx {
     pub async fn rollback(self) -> DbResult<()> {
         match self.inner {
             TxInner::Sqlite(mut t) => t.rollback().await?,
-            TxInner::Postgres(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.t.rollback().await?,
         }
         Ok(())
     }
@@ -1035,7 +1171,7 @@ impl Exec for Tx {
             TxInner::Sqlite(t) => t.run(q, &mut self.prefetched).await?.0,
             TxInner::Postgres(t) => q
                 .postgres()
-                .fetch_all(&mut **t)
+                .fetch_all(t.ready().await?)
                 .await?
                 .into_iter()
                 .map(Row::Postgres)
@@ -1048,7 +1184,7 @@ impl Exec for Tx {
             TxInner::Sqlite(_) => self.fetch_all(q).await?.into_iter().next(),
             TxInner::Postgres(t) => q
                 .postgres()
-                .fetch_optional(&mut **t)
+                .fetch_optional(t.ready().await?)
                 .await?
                 .map(Row::Postgres),
         })
@@ -1057,7 +1193,11 @@ impl Exec for Tx {
     async fn execute(&mut self, q: Q) -> DbResult<u64> {
         Ok(match &mut self.inner {
             TxInner::Sqlite(t) => t.run(q, &mut self.prefetched).await?.1,
-            TxInner::Postgres(t) => q.postgres().execute(&mut **t).await?.rows_affected(),
+            TxInner::Postgres(t) => q
+                .postgres()
+                .execute(t.ready().await?)
+                .await?
+                .rows_affected(),
         })
     }
 }
@@ -1097,6 +1237,50 @@ mod tests {
             Some(PathBuf::from("/var/lib/r.db"))
         );
         assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+
+    #[test]
+    fn only_writes_to_one_table_that_read_nothing_are_combined() {
+        let table = |t: &'static str| sql(t).sole_table_written();
+        assert_eq!(
+            table("INSERT INTO jobs (id, kind) VALUES ($1, $2)").as_deref(),
+            Some("JOBS")
+        );
+        assert_eq!(
+            table("UPDATE deliveries SET a = $1\n WHERE id IN ($2, $3)").as_deref(),
+            Some("DELIVERIES")
+        );
+        assert_eq!(table("delete from t WHERE id = $1").as_deref(), Some("T"));
+        for reads in [
+            "INSERT INTO t SELECT * FROM u",
+            "INSERT INTO t (a) VALUES ($1) RETURNING id",
+            "UPDATE t SET a = u.a\nFROM u WHERE t.id = u.id",
+            "DELETE FROM t USING u WHERE t.id = u.id",
+            "UPDATE t SET a = (SELECT max(b) FROM u)",
+            "INSERT INTO t (a) VALUES (1); DELETE FROM u",
+            "SELECT 1",
+            "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x",
+        ] {
+            assert_eq!(table(reads), None, "{reads}");
+        }
+    }
+
+    #[test]
+    fn combined_writes_renumber_their_placeholders() {
+        let q = combined(vec![
+            sql("INSERT INTO a (x, y) VALUES ($1, $2) ")
+                .bind(1)
+                .bind("it's $1"),
+            sql("UPDATE b SET x = $1, note = '$1' WHERE id = $2")
+                .bind(2)
+                .bind(3),
+            sql("INSERT INTO c (x) VALUES ($1)").bind(4),
+        ]);
+        assert_eq!(
+            q.text(Dialect::Postgres),
+            "WITH w0 AS (INSERT INTO a (x, y) VALUES ($1, $2)), w1 AS (UPDATE b SET x = $3, note = '$1' WHERE id = $4) INSERT INTO c (x) VALUES ($5)"
+        );
+        assert_eq!(q.args.len(), 5);
     }
 
     #[test]
