@@ -124,9 +124,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     where
         F: AsyncFnOnce() -> Result<V, E>,
     {
+        // The load is boxed: a hit, by far the common case, then carries no room for it in
+        // its caller's future (a whole database read, copied with the future each request).
         match self.lookup(key, ttl, now) {
             Lookup::Hit(v) => Ok(v),
-            Lookup::Reload(cached, ticket) => match load().await {
+            Lookup::Reload(cached, ticket) => match Box::pin(load()).await {
                 Ok(v) => {
                     self.store(key.clone(), v.clone(), ticket);
                     Ok(v)
@@ -134,7 +136,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
                 Err(_) => Ok(cached),
             },
             Lookup::Miss(ticket) => {
-                let v = load().await?;
+                let v = Box::pin(load()).await?;
                 self.store(key.clone(), v.clone(), ticket);
                 Ok(v)
             }

@@ -114,11 +114,11 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
             if let Some(limited) = refusal_of(&d) {
                 return with_limit_headers(limited.into_response(), &d);
             }
-            return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
+            return Box::pin(deny(app, &RequestMeta::from_parts(&parts), route(), r)).await;
         }
     };
     if let Err(r) = authorize(app, profile, &principal) {
-        return deny(app, &RequestMeta::from_parts(&parts), route(), r).await;
+        return Box::pin(deny(app, &RequestMeta::from_parts(&parts), route(), r)).await;
     }
     // The org's plan, looked up once (cached) for billing and limits alike, and only for a
     // request that got this far.
@@ -140,7 +140,13 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
             org: Some(principal.org.clone()),
             actor: principal.actor(),
         };
-        return deny(app, &RequestMeta::from_parts(&parts), route(), refusal).await;
+        return Box::pin(deny(
+            app,
+            &RequestMeta::from_parts(&parts),
+            route(),
+            refusal,
+        ))
+        .await;
     }
 
     let decision = match plan {
@@ -166,7 +172,8 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
         next.run(Request::from_parts(parts, body)).await
     } else {
         parts.extensions.insert(principal.clone());
-        idempotent(app, profile, &principal, parts, body, next).await
+        // Boxed, like the refusals: the common request carries no room for their futures.
+        Box::pin(idempotent(app, profile, &principal, parts, body, next)).await
     };
     match decision {
         Some(d) => with_limit_headers(res, &d),

@@ -99,7 +99,7 @@ impl Lease {
 #[derive(Debug)]
 pub enum Take {
     /// Admitted from leases alone. `ahead`: units to ask for ahead of need, per limit, where
-    /// a lease is running low (all zero: none); those limits are marked as refilling, and
+    /// a lease is running low (empty or all zero: none); those limits are marked as refilling, and
     /// [`Leases::granted`] or [`Leases::abandon`] must follow.
     Leased {
         outcomes: Vec<Outcome>,
@@ -139,7 +139,9 @@ impl Leases {
     /// a lease is never stranded behind another limit's (see [`Take::Redis`]). Either way the
     /// request counts towards demand.
     pub fn take(&self, limits: &[Limit]) -> Take {
-        if !self.enabled() {
+        // Which limits hold a unit, and which run low, as bit sets: this runs on every request
+        // of a busy key, and admitting it from leases then allocates nothing but its answer.
+        if !self.enabled() || limits.len() > 64 {
             return Take::Redis {
                 held: vec![false; limits.len()],
             };
@@ -148,20 +150,18 @@ impl Leases {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // One lookup per limit: what the request would be answered if every limit has a
         // unit is built on the way, and dropped if one has not.
-        let mut held = Vec::with_capacity(limits.len());
+        let (mut held, mut low) = (0u64, 0u64);
         let mut outcomes = Vec::with_capacity(limits.len());
-        // Limits whose lease runs low: refilled only if the request is admitted from leases.
-        let mut low = Vec::new();
         for (i, l) in limits.iter().enumerate() {
             // (No entry API: it would copy the id on every request.)
-            let usable = match map.get_mut(&l.id) {
+            match map.get_mut(&l.id) {
                 Some(lease) => {
                     lease.seen += 1;
-                    let usable = lease.usable(now);
-                    if usable {
+                    if lease.usable(now) {
                         lease.units -= 1;
+                        held |= 1 << i;
                         if lease.units <= lease.low {
-                            low.push(i);
+                            low |= 1 << i;
                         }
                         outcomes.push(Outcome {
                             name: l.name,
@@ -175,24 +175,30 @@ impl Leases {
                             retry_after_ms: 0,
                         });
                     }
-                    usable
                 }
                 None => {
                     let mut lease = Lease::new(now);
                     lease.seen = 1;
                     map.insert(l.id.clone(), lease);
-                    false
                 }
+            }
+        }
+        if held.count_ones() as usize != limits.len() {
+            return Take::Redis {
+                held: (0..limits.len()).map(|i| held & (1 << i) != 0).collect(),
             };
-            held.push(usable);
         }
-        if held.iter().any(|h| !h) {
-            return Take::Redis { held };
-        }
-        let mut ahead = vec![0; limits.len()];
-        for i in low {
-            if let Some(lease) = map.get_mut(&limits[i].id) {
-                ahead[i] = lease.want(now, self.span());
+        let mut ahead = Vec::new();
+        if low != 0 {
+            ahead = vec![0; limits.len()];
+            for (i, l) in limits
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| low & (1 << i) != 0)
+            {
+                if let Some(lease) = map.get_mut(&l.id) {
+                    ahead[i] = lease.want(now, self.span());
+                }
             }
         }
         Take::Leased { outcomes, ahead }
@@ -397,8 +403,8 @@ mod tests {
         let mut refills = Vec::new();
         for _ in 0..10 {
             let (_, ahead) = leased(leases.take(&l)).expect("admitted from the lease");
-            if ahead[0] > 0 {
-                refills.push(ahead[0]);
+            if let Some(&a) = ahead.first().filter(|a| **a > 0) {
+                refills.push(a);
             }
         }
         // Half of the grant left: one refill asked for, and no second while it runs.

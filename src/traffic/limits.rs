@@ -309,7 +309,8 @@ impl Limiter {
             };
             let asked = self.leases.ask(limits);
             let own: Vec<bool> = held.iter().map(|h| !h).collect();
-            match redis.check(limits, &asked, &own).await {
+            // Boxed: a request admitted from leases carries no room for a Redis call.
+            match Box::pin(redis.check(limits, &asked, &own)).await {
                 Ok((outcomes, grants)) => {
                     self.leases.granted(limits, &asked, &grants, &outcomes);
                     let d = Decision {
