@@ -9,7 +9,7 @@ use crate::access::tokens::sha256_hex;
 use crate::clock::now_ms;
 use crate::http::pagination::PageParams;
 use crate::ids::new_id;
-use crate::store::{DbResult, Exec, Row, sql, sql_built};
+use crate::store::{DbResult, Exec, Row, Tx, sql, sql_built};
 
 #[derive(Debug, Clone)]
 pub struct Contact {
@@ -53,25 +53,38 @@ pub struct NewContact<'a> {
     pub attributes: &'a Map<String, Value>,
 }
 
-pub async fn insert(ex: &mut impl Exec, t: &Tenant, c: &NewContact<'_>) -> DbResult<Contact> {
+/// Inserts a contact as a deferred write ([`Tx::defer`]): a duplicate `external_key` fails the
+/// transaction's next statement or its commit with a unique violation.
+pub async fn insert(tx: &mut Tx, t: &Tenant, c: &NewContact<'_>) -> DbResult<Contact> {
     let now = now_ms();
-    let row = sql_built(format!(
-        "INSERT INTO contacts (id, org_id, environment, external_key, external_key_hash, name, email, phone, attributes, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
-    ))
-    .bind(new_id("con"))
-    .bind(t.org())
-    .bind(t.env().as_str())
-    .bind(c.external_key)
-    .bind(sha256_hex(c.external_key))
-    .bind(c.name.map(str::to_owned))
-    .bind(c.email.map(str::to_owned))
-    .bind(c.phone.map(str::to_owned))
-    .bind(Value::Object(c.attributes.clone()).to_string())
-    .bind(now)
-    .fetch_one(ex)
+    let contact = Contact {
+        id: new_id("con"),
+        external_key: Some(c.external_key.to_owned()),
+        name: c.name.map(str::to_owned),
+        email: c.email.map(str::to_owned),
+        phone: c.phone.map(str::to_owned),
+        attributes: Value::Object(c.attributes.clone()),
+        livemode: t.livemode(),
+        created_at: now,
+        updated_at: now,
+        erased_at: None,
+    };
+    tx.defer(
+        sql("INSERT INTO contacts (id, org_id, environment, external_key, external_key_hash, name, email, phone, attributes, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)")
+        .bind(&contact.id)
+        .bind(t.org())
+        .bind(t.env().as_str())
+        .bind(c.external_key)
+        .bind(sha256_hex(c.external_key))
+        .bind(contact.name.clone())
+        .bind(contact.email.clone())
+        .bind(contact.phone.clone())
+        .bind(contact.attributes.to_string())
+        .bind(now),
+    )
     .await?;
-    Contact::from_row(&row)
+    Ok(contact)
 }
 
 /// A live (not erased) contact of the tenant.

@@ -209,20 +209,24 @@ async fn create_contact(
         phone: body.phone.as_deref(),
         attributes: body.attributes.as_ref().unwrap_or(&empty),
     };
-    let mut tx = app.db.begin().await?;
-    // Asked for now, the subscribers travel with the insert (see `events::emit_to`).
-    let subscribers = crate::events::subscribers(&mut tx, &t).await?;
-    let contact = super::insert(&mut tx, &t, &new).await.map_err(|e| {
-        if e.is_unique_violation() {
+    // The insert is deferred with the outbox's rows, so a duplicate `external_key` shows at
+    // whichever statement carries it (the commit on Postgres, the subscribers' on SQLite).
+    let created = async {
+        let mut tx = app.db.begin().await?;
+        // Asked for now, the subscribers travel with the insert (see `events::emit_to`).
+        let subscribers = crate::events::subscribers(&mut tx, &t).await?;
+        let contact = super::insert(&mut tx, &t, &new).await?;
+        let out = ContactOut::from(contact);
+        let data = contact_event(&out);
+        crate::events::emit_to(&mut tx, &t, subscribers, "contact.created", data).await?;
+        idem.commit(tx, StatusCode::CREATED, &out).await
+    };
+    created.await.map_err(|e| match e {
+        ApiError::Conflict("conflict", _) => {
             ApiError::conflict("a contact with this external_key already exists")
-        } else {
-            e.into()
         }
-    })?;
-    let out = ContactOut::from(contact);
-    let data = contact_event(&out);
-    crate::events::emit_to(&mut tx, &t, subscribers, "contact.created", data).await?;
-    idem.commit(tx, StatusCode::CREATED, &out).await
+        e => e,
+    })
 }
 
 #[derive(Debug, Deserialize)]

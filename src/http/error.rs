@@ -64,13 +64,13 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("{0}")]
+    #[error("{1}")]
     Unauthenticated(&'static str, String),
     #[error("{1}")]
     Forbidden(&'static str, String),
     #[error("{0}")]
     PaymentRequired(String),
-    #[error("{0}")]
+    #[error("{1}")]
     Conflict(&'static str, String),
     #[error("{detail}")]
     TooManyRequests {

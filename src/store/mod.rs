@@ -273,6 +273,24 @@ impl Q {
         .any(|k| head.starts_with(k))
     }
 
+    /// A `SELECT` that takes no lock a transaction would hold and calls nothing that could
+    /// (`FOR UPDATE`/`SHARE`, advisory locks, sequences, settings): run before a Postgres
+    /// transaction's `BEGIN`, it sees and does what it would inside ([`PgTx`]).
+    fn is_plain_read(&self) -> bool {
+        let upper = self
+            .text(Dialect::Postgres)
+            .trim_start()
+            .to_ascii_uppercase();
+        upper.starts_with("SELECT")
+            && !upper.contains(';')
+            && !upper
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| {
+                    matches!(w, "FOR" | "LOCK" | "NEXTVAL" | "SETVAL" | "SET_CONFIG")
+                        || w.starts_with("PG_")
+                })
+    }
+
     /// The one table this statement writes, if it is a plain `INSERT`, `UPDATE` or `DELETE`
     /// that reads no other table and returns nothing: the writes [`combined`] may merge.
     fn sole_table_written(&self) -> Option<String> {
@@ -596,7 +614,7 @@ impl Db {
             Db::Sqlite { write, .. } => {
                 Tx::sqlite(Conn::Writer(write.acquire().await?), "BEGIN IMMEDIATE")
             }
-            Db::Postgres(p, n) => Tx::postgres(p.begin().await?, n),
+            Db::Postgres(p, n) => Tx::postgres(PgConn::Idle(p.acquire().await?), n),
         })
     }
 
@@ -607,8 +625,10 @@ impl Db {
                 Tx::sqlite(Conn::Pooled(read.acquire().await?), "BEGIN DEFERRED")
             }
             Db::Postgres(p, n) => Tx::postgres(
-                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?,
+                PgConn::Open(
+                    p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?,
+                ),
                 n,
             ),
         })
@@ -622,7 +642,9 @@ impl Db {
                 sqlx::raw_sql(script).execute(t.conn()?).await?;
             }
             TxInner::Postgres(t) => {
-                sqlx::raw_sql(script).execute(t.ready().await?).await?;
+                t.open().await?;
+                t.flush().await?;
+                sqlx::raw_sql(script).execute(t.conn()?).await?;
             }
         }
         Ok(())
@@ -932,69 +954,135 @@ impl Drop for SqliteTx {
     }
 }
 
-/// A Postgres transaction whose deferred writes ([`Tx::defer`]) wait for the transaction's next
-/// statement or its `COMMIT`, and are then sent as few statements as is safe.
+/// A Postgres transaction that sends as few statements as is safe: its deferred writes
+/// ([`Tx::defer`]) wait for the next statement or the `COMMIT` and go merged where they can
+/// ([`statements`]), and its `BEGIN` waits for the first statement that needs it.
 ///
 /// Why: the database's CPU bounds Postgres throughput, and for a small write most of it is the
-/// statement itself (a round trip through the kernel, TLS, parse-bind-execute, a snapshot), not
-/// the row. An API write with its outbox (event, delivery, job) sent three statements after its
-/// own; now it sends one.
+/// statement itself (a round trip through the kernel and TLS, bind-execute, a snapshot), not the
+/// row. Plain reads before the first write run on the transaction's connection on their own:
+/// under `READ COMMITTED` each statement takes its own snapshot anyway, and a plain read takes
+/// no lock a transaction would hold ([`Q::is_plain_read`]; a locking read begins the
+/// transaction). A transaction whose writes all went deferred and merge into one statement
+/// sends that statement alone, which Postgres runs atomically: an API write with its outbox
+/// (row, event, delivery, job) went from seven statements to two.
 struct PgTx {
-    t: sqlx::Transaction<'static, Postgres>,
+    conn: PgConn,
     pending: Vec<Q>,
 }
 
-/// The most binds one combined statement carries (Postgres allows 65535).
+enum PgConn {
+    /// Nothing but plain reads sent yet: no `BEGIN` either.
+    Idle(sqlx::pool::PoolConnection<Postgres>),
+    Open(sqlx::Transaction<'static, Postgres>),
+    /// Lost to a failed `BEGIN`.
+    Gone,
+}
+
+/// The most binds one merged statement carries (Postgres allows 65535).
 const PG_COMBINED_BINDS: usize = 30_000;
 
 impl PgTx {
-    /// The connection, once every deferred write has been sent.
-    async fn ready(&mut self) -> DbResult<&mut sqlx::PgConnection> {
-        if !self.pending.is_empty() {
-            self.flush().await?;
+    /// The connection for `q`: as it is for a plain read with nothing deferred, else inside the
+    /// transaction (begun if need be) once every deferred write has been sent.
+    async fn ready(&mut self, q: &Q) -> DbResult<&mut sqlx::PgConnection> {
+        if self.pending.is_empty() && q.is_plain_read() {
+            return self.conn();
         }
-        Ok(&mut *self.t)
+        self.open().await?;
+        self.flush().await?;
+        self.conn()
     }
 
-    /// Sends the deferred writes in order: each run of consecutive ones that write different
-    /// tables and read none as one statement ([`combined`]), any other alone.
-    async fn flush(&mut self) -> DbResult<()> {
-        let mut run: Vec<Q> = Vec::new();
-        let mut tables: Vec<String> = Vec::new();
-        let mut binds = 0;
-        for q in std::mem::take(&mut self.pending) {
-            let table = q.sole_table_written();
-            let joins = table
-                .as_ref()
-                .is_some_and(|t| !tables.contains(t) && binds + q.args.len() <= PG_COMBINED_BINDS);
-            if !joins {
-                self.send(std::mem::take(&mut run)).await?;
-                tables.clear();
-                binds = 0;
-            }
-            match table {
-                Some(t) => {
-                    tables.push(t);
-                    binds += q.args.len();
-                    run.push(q);
-                }
-                None => {
-                    q.postgres().execute(&mut *self.t).await?;
-                }
-            }
+    fn conn(&mut self) -> DbResult<&mut sqlx::PgConnection> {
+        match &mut self.conn {
+            PgConn::Idle(c) => Ok(&mut **c),
+            PgConn::Open(t) => Ok(&mut **t),
+            PgConn::Gone => Err(DbError::Other(sqlx::Error::PoolClosed)),
         }
-        self.send(run).await
     }
 
-    async fn send(&mut self, mut run: Vec<Q>) -> DbResult<()> {
-        let q = match run.len() {
-            0 => return Ok(()),
-            1 => run.remove(0),
-            _ => combined(run),
-        };
-        q.postgres().execute(&mut *self.t).await?;
+    async fn open(&mut self) -> DbResult<()> {
+        if matches!(self.conn, PgConn::Idle(_))
+            && let PgConn::Idle(c) = std::mem::replace(&mut self.conn, PgConn::Gone)
+        {
+            self.conn = PgConn::Open(sqlx::Transaction::begin(c, None).await?);
+        }
         Ok(())
     }
+
+    /// Sends the deferred writes (the transaction is open).
+    async fn flush(&mut self) -> DbResult<()> {
+        for q in statements(std::mem::take(&mut self.pending)) {
+            q.postgres().execute(self.conn()?).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> DbResult<()> {
+        let mut todo = statements(std::mem::take(&mut self.pending));
+        match self.conn {
+            // Never begun: nothing, or one statement that is atomic on its own.
+            PgConn::Idle(ref mut c) if todo.len() <= 1 => {
+                if let Some(q) = todo.pop() {
+                    q.postgres().execute(&mut **c).await?;
+                }
+                Ok(())
+            }
+            _ => {
+                self.open().await?;
+                for q in todo {
+                    q.postgres().execute(self.conn()?).await?;
+                }
+                match self.conn {
+                    PgConn::Open(t) => Ok(t.commit().await?),
+                    _ => Err(DbError::Other(sqlx::Error::PoolClosed)),
+                }
+            }
+        }
+    }
+
+    async fn rollback(self) -> DbResult<()> {
+        if let PgConn::Open(t) = self.conn {
+            t.rollback().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Deferred writes as the statements to send, in order: each run of consecutive ones that
+/// write different tables and read none merged into one ([`combined`]), any other alone.
+fn statements(pending: Vec<Q>) -> Vec<Q> {
+    let mut out = Vec::new();
+    let mut run: Vec<Q> = Vec::new();
+    let mut tables: Vec<String> = Vec::new();
+    let mut binds = 0;
+    let end_run = |run: &mut Vec<Q>, out: &mut Vec<Q>| match run.len() {
+        0 => {}
+        1 => out.append(run),
+        _ => out.push(combined(std::mem::take(run))),
+    };
+    for q in pending {
+        let table = q.sole_table_written();
+        let joins = table
+            .as_ref()
+            .is_some_and(|t| !tables.contains(t) && binds + q.args.len() <= PG_COMBINED_BINDS);
+        if !joins {
+            end_run(&mut run, &mut out);
+            tables.clear();
+            binds = 0;
+        }
+        match table {
+            Some(t) => {
+                tables.push(t);
+                binds += q.args.len();
+                run.push(q);
+            }
+            None => out.push(q),
+        }
+    }
+    end_run(&mut run, &mut out);
+    out
 }
 
 /// Writes as one Postgres statement: all but the last become data-modifying `WITH` clauses,
@@ -1042,10 +1130,10 @@ impl Tx {
         }
     }
 
-    fn postgres(t: sqlx::Transaction<'static, Postgres>, n: &notify::Notifier) -> Tx {
+    fn postgres(conn: PgConn, n: &notify::Notifier) -> Tx {
         Tx {
             inner: TxInner::Postgres(PgTx {
-                t,
+                conn,
                 pending: Vec::new(),
             }),
             after_commit: Vec::new(),
@@ -1117,10 +1205,7 @@ impl Tx {
     pub async fn commit(mut self) -> DbResult<()> {
         match self.inner {
             TxInner::Sqlite(mut t) => t.commit(&mut self.prefetched).await?,
-            TxInner::Postgres(mut t) => {
-                t.ready().await?;
-                t.t.commit().await?
-            }
+            TxInner::Postgres(t) => t.commit().await?,
         }
         for f in self.after_commit {
             f();
@@ -1131,7 +1216,7 @@ impl Tx {
     pub async fn rollback(self) -> DbResult<()> {
         match self.inner {
             TxInner::Sqlite(mut t) => t.rollback().await?,
-            TxInner::Postgres(t) => t.t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }
@@ -1171,7 +1256,7 @@ impl Exec for Tx {
             TxInner::Sqlite(t) => t.run(q, &mut self.prefetched).await?.0,
             TxInner::Postgres(t) => q
                 .postgres()
-                .fetch_all(t.ready().await?)
+                .fetch_all(t.ready(&q).await?)
                 .await?
                 .into_iter()
                 .map(Row::Postgres)
@@ -1184,7 +1269,7 @@ impl Exec for Tx {
             TxInner::Sqlite(_) => self.fetch_all(q).await?.into_iter().next(),
             TxInner::Postgres(t) => q
                 .postgres()
-                .fetch_optional(t.ready().await?)
+                .fetch_optional(t.ready(&q).await?)
                 .await?
                 .map(Row::Postgres),
         })
@@ -1195,7 +1280,7 @@ impl Exec for Tx {
             TxInner::Sqlite(t) => t.run(q, &mut self.prefetched).await?.1,
             TxInner::Postgres(t) => q
                 .postgres()
-                .execute(t.ready().await?)
+                .execute(t.ready(&q).await?)
                 .await?
                 .rows_affected(),
         })

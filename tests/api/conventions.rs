@@ -639,6 +639,25 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     let err = tx.commit().await.unwrap_err();
     assert!(err.is_unique_violation(), "{err:?}");
     assert_eq!(ids().await, expected, "nothing of the failed run stays");
+    // The same when every write merges into one statement (on Postgres, sent without a
+    // `BEGIN`, and atomic on its own), after a read.
+    let mut tx = db.begin().await.unwrap();
+    let n = sql("SELECT COUNT(*) AS n FROM scratch2")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap()
+        .get::<i64>("n")
+        .unwrap();
+    assert_eq!(n, 1);
+    tx.defer(ins("k4", 4)).await.unwrap();
+    tx.defer(ins2("k3", 5)).await.unwrap(); // a duplicate key
+    let err = tx.commit().await.unwrap_err();
+    assert!(err.is_unique_violation(), "{err:?}");
+    assert_eq!(
+        ids().await,
+        expected,
+        "nothing of the failed statement stays"
+    );
 
     // A prefetched read sees the transaction as it was when asked for, travels with the next
     // statement, and its rows come back later; one still unsent when asked for is sent then.

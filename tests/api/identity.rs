@@ -401,6 +401,36 @@ async fn test_keys_and_live_keys_never_see_each_others_data(store: Store) {
     .await;
     assert_eq!(lc["livemode"], true);
     assert_eq!(tc["livemode"], false);
+    // The same key again in the same environment: 409, and nothing of it stays (the insert
+    // is deferred with its event, so both fail together).
+    let dup = problem_of(
+        app.post_as("/v1/contacts", &live, &json!({ "external_key": "same" }))
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert!(
+        dup["detail"].as_str().unwrap().contains("external_key"),
+        "{dup}"
+    );
+    let db = app.state.db.clone();
+    let count = |table: &'static str| {
+        let mut db = db.clone();
+        async move {
+            rampart::store::sql(match table {
+                "contacts" => "SELECT COUNT(*) AS n FROM contacts",
+                _ => "SELECT COUNT(*) AS n FROM events WHERE type = 'contact.created'",
+            })
+            .fetch_one(&mut db)
+            .await
+            .unwrap()
+            .get::<i64>("n")
+            .unwrap()
+        }
+    };
+    assert_eq!(count("contacts").await, 2);
+    assert_eq!(count("events").await, 2);
     problem_of(
         app.get_as(
             &format!("/v1/contacts/{}", lc["id"].as_str().unwrap()),
