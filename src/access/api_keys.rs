@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::grants::{Grants, Permission, Scope};
-use super::principal::Environment;
+use super::principal::{Environment, LimitIds};
 use super::secrets::constant_time_eq;
 use super::tokens::sha256_hex;
 use crate::cache::{Cache, FastHash};
@@ -75,11 +75,45 @@ pub struct ApiKey {
     #[serde(skip)]
     pub previous_hash: Option<String>,
     pub previous_expires_at: Option<i64>,
+    /// Built on first use: a cached key serves many requests.
+    #[serde(skip)]
+    limit_ids: std::sync::OnceLock<std::sync::Arc<LimitIds>>,
+    /// Its latest use not yet written ([`KeyCache::touch`]).
+    #[serde(skip)]
+    used: UsedAt,
+}
+
+/// When a cached key was last used, and whether it waits in [`KeyCache`]'s list to be written.
+/// Atomics on the key itself: noting a use is then no lock and no lookup per request.
+#[derive(Debug, Default)]
+struct UsedAt {
+    at: AtomicI64,
+    queued: AtomicBool,
+}
+
+impl Clone for UsedAt {
+    /// A copy is another key value, not in any list: it starts unused.
+    fn clone(&self) -> UsedAt {
+        UsedAt::default()
+    }
 }
 
 impl ApiKey {
     pub fn grants(&self) -> Grants {
         Grants::of_key(&self.scopes, &self.permissions)
+    }
+
+    /// The ids of this key's limits and its org's, in this key's environment.
+    pub fn limit_ids(&self) -> std::sync::Arc<LimitIds> {
+        self.limit_ids
+            .get_or_init(|| {
+                std::sync::Arc::new(LimitIds::new(
+                    Some(&self.id),
+                    &self.org_id,
+                    self.environment,
+                ))
+            })
+            .clone()
     }
 
     fn from_row(r: &Row) -> DbResult<ApiKey> {
@@ -107,6 +141,8 @@ impl ApiKey {
             secret_hash: r.get("secret_hash")?,
             previous_hash: r.get("previous_hash")?,
             previous_expires_at: r.get("previous_expires_at")?,
+            limit_ids: std::sync::OnceLock::new(),
+            used: UsedAt::default(),
         })
     }
 }
@@ -280,7 +316,8 @@ pub struct KeyCache {
     /// cache may then keep entries longer. Otherwise entries live at most one second, which
     /// is the bound SPEC promises for revocation everywhere.
     pub fanout_healthy: AtomicBool,
-    last_used: Mutex<HashMap<String, i64, FastHash>>,
+    /// Keys used since the last flush, each once.
+    last_used: Mutex<Vec<std::sync::Arc<ApiKey>>>,
 }
 
 const MAX_ENTRIES: usize = 50_000;
@@ -290,7 +327,7 @@ impl Default for KeyCache {
         KeyCache {
             entries: Cache::new(MAX_ENTRIES),
             fanout_healthy: AtomicBool::new(false),
-            last_used: Mutex::new(HashMap::default()),
+            last_used: Mutex::new(Vec::new()),
         }
     }
 }
@@ -338,31 +375,39 @@ impl KeyCache {
             .remove_where(|_, k| k.as_ref().is_some_and(|k| k.id == id));
     }
 
-    /// Notes a use of key `id` at `now`; written to the store in batches by
+    /// Notes a use of `key` at `now`; written to the store in batches by
     /// [`Self::flush_last_used`].
-    pub fn touch(&self, id: &str, now: i64) {
-        let mut m = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get_mut(id) {
-            Some(t) => *t = now,
-            None => {
-                m.insert(id.to_owned(), now);
-            }
+    pub fn touch(&self, key: &std::sync::Arc<ApiKey>, now: i64) {
+        key.used.at.fetch_max(now, Ordering::Relaxed);
+        if !key.used.queued.load(Ordering::Relaxed) && !key.used.queued.swap(true, Ordering::AcqRel)
+        {
+            let mut list = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+            list.push(key.clone());
         }
     }
 
     /// Writes the noted uses in one transaction.
     pub async fn flush_last_used(&self, db: &Db) -> DbResult<usize> {
-        let batch: Vec<(String, i64)> = {
-            let mut m = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-            m.drain().collect()
+        let keys: Vec<std::sync::Arc<ApiKey>> = {
+            let mut list = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *list)
         };
+        // Unqueued before the time is read: a use after this queues the key again, so none is
+        // lost (one that lands in between is written twice, which is harmless).
+        let mut batch: HashMap<&str, i64, FastHash> = HashMap::default();
+        for k in &keys {
+            k.used.queued.store(false, Ordering::Release);
+            let at = k.used.at.load(Ordering::Acquire);
+            let e = batch.entry(k.id.as_str()).or_insert(at);
+            *e = (*e).max(at);
+        }
         if batch.is_empty() {
             return Ok(0);
         }
         let mut tx = db.begin().await?;
         for (id, at) in &batch {
             sql("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
-                .bind(id)
+                .bind(*id)
                 .bind(*at)
                 .execute(&mut tx)
                 .await?;

@@ -108,13 +108,13 @@ async fn login(
             &[
                 Limit {
                     name: "login_ip",
-                    id: format!("login:ip:{ip}"),
+                    id: format!("login:ip:{ip}").into(),
                     rate,
                     kind: LimitKind::Rate,
                 },
                 Limit {
                     name: "login_account",
-                    id: format!("login:acct:{}", sha256_hex(&email)),
+                    id: format!("login:acct:{}", sha256_hex(&email)).into(),
                     rate,
                     kind: LimitKind::Rate,
                 },

@@ -14,10 +14,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::api_keys::{KeyRefusal, looks_like_key};
+use super::api_keys::{ApiKey, KeyRefusal, looks_like_key};
 use super::client_ip::ClientIp;
 use super::grants::Role;
-use super::principal::{Actor, Environment, Principal, PrincipalKind};
+use super::principal::{Actor, Environment, LimitIds, Principal, PrincipalKind};
 use super::tokens;
 use crate::app::AppState;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
@@ -70,7 +70,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
                 .check(
                     &[Limit {
                         name: "ip",
-                        id: format!("ip:{}:{}", route(), ip_text()),
+                        id: format!("ip:{}:{}", route(), ip_text()).into(),
                         rate: app.config.public_rate_limit,
                         kind: LimitKind::Rate,
                     }],
@@ -94,7 +94,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     // One clock read for every check below.
     let now = now_ms();
     let (mut parts, body) = req.into_parts();
-    let principal = match authenticate(app, profile, &parts.headers, now).await {
+    let (principal, key) = match authenticate(app, profile, &parts.headers, now).await {
         Ok(p) => p,
         Err(r) => {
             // Failed credentials count against the address, so guessing is throttled and
@@ -104,7 +104,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
                 .check(
                     &[Limit {
                         name: "ip",
-                        id: format!("authfail:{}", ip_text()),
+                        id: format!("authfail:{}", ip_text()).into(),
                         rate: app.config.public_rate_limit,
                         kind: LimitKind::Rate,
                     }],
@@ -163,8 +163,8 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
         }
         _ => None,
     };
-    if let PrincipalKind::ApiKey { key_id } = &principal.kind {
-        app.key_cache.touch(key_id, now);
+    if let Some(key) = &key {
+        app.key_cache.touch(key, now);
     }
 
     let res = if profile.idempotency == Idempotency::None {
@@ -216,7 +216,7 @@ async fn authenticate(
     profile: &Profile,
     h: &HeaderMap,
     now: i64,
-) -> Result<Principal, Refusal> {
+) -> Result<(Principal, Option<Arc<ApiKey>>), Refusal> {
     let Some(token) = bearer(h) else {
         return Err(Refusal::anonymous(ApiError::Unauthenticated(
             "unauthenticated",
@@ -259,16 +259,18 @@ async fn authenticate(
                 actor: Actor::ApiKey(key.id.clone()),
             });
         }
-        return Ok(Principal {
+        let principal = Principal {
             org: key.org_id.clone(),
             grants: key.grants(),
             environment: key.environment,
             rate_limit: key.rate_limit,
             quota: key.quota,
+            limit_ids: key.limit_ids(),
             kind: PrincipalKind::ApiKey {
                 key_id: key.id.clone(),
             },
-        });
+        };
+        return Ok((principal, Some(key)));
     }
     let claims = tokens::verify(&app.keys, token).map_err(|e| {
         Refusal::anonymous(ApiError::Unauthenticated(
@@ -299,7 +301,8 @@ async fn authenticate(
             actor: Actor::User(user.to_string()),
         });
     }
-    Ok(Principal {
+    let principal = Principal {
+        limit_ids: Arc::new(LimitIds::new(None, &org, Environment::Live)),
         org,
         grants: role.grants(),
         environment: Environment::Live,
@@ -309,7 +312,8 @@ async fn authenticate(
             user_id: user,
             role,
         },
-    })
+    };
+    Ok((principal, None))
 }
 
 /// Tenant, scope, permission, role and environment (billing follows, once the plan is known).
@@ -362,49 +366,35 @@ fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Ref
     Ok(())
 }
 
-/// `parts` joined by `:`, the id of a limit. Not `format!`: this runs for every limit of every
-/// guarded request.
-fn limit_id(parts: &[&str]) -> String {
-    let mut id = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            id.push(':');
-        }
-        id.push_str(part);
-    }
-    id
-}
-
 fn limits_for(app: &AppState, p: &Principal, plan: &Plan) -> Vec<Limit> {
     let plan = plan_limits(&app.config, plan);
-    let env = p.environment.as_str();
-    let org = p.org.as_str();
+    let ids = &p.limit_ids;
     let mut limits = Vec::with_capacity(4);
-    if let (Some(r), PrincipalKind::ApiKey { key_id }) = (p.rate_limit, &p.kind) {
+    if let (Some(r), Some((key, _))) = (p.rate_limit, &ids.key) {
         limits.push(Limit {
             name: "key",
-            id: limit_id(&["key", key_id]),
+            id: key.clone(),
             rate: r,
             kind: LimitKind::Rate,
         });
     }
     limits.push(Limit {
         name: "org",
-        id: limit_id(&["org", org, env]),
+        id: ids.org.clone(),
         rate: plan.rate_limit,
         kind: LimitKind::Rate,
     });
-    if let (Some(q), PrincipalKind::ApiKey { key_id }) = (p.quota, &p.kind) {
+    if let (Some(q), Some((_, key_quota))) = (p.quota, &ids.key) {
         limits.push(Limit {
             name: "key_quota",
-            id: limit_id(&["keyq", key_id]),
+            id: key_quota.clone(),
             rate: q,
             kind: LimitKind::Quota,
         });
     }
     limits.push(Limit {
         name: "org_quota",
-        id: limit_id(&["orgq", org, env]),
+        id: ids.org_quota.clone(),
         rate: plan.quota,
         kind: LimitKind::Quota,
     });

@@ -1,6 +1,8 @@
 //! Who is calling: a [`Principal`], resolved once per request by the guard, and the [`Tenant`]
 //! (org + environment) every store function takes first.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::Serialize;
@@ -76,6 +78,28 @@ pub enum PrincipalKind {
     ApiKey { key_id: String },
 }
 
+/// The ids under which the limiter counts a principal's limits (`key:…`, `keyq:…`,
+/// `org:…:env`, `orgq:…:env`). An API key's are built once per cached key, not per request.
+#[derive(Debug)]
+pub struct LimitIds {
+    pub org: Arc<str>,
+    pub org_quota: Arc<str>,
+    /// The key's rate and quota ids (an API key only).
+    pub key: Option<(Arc<str>, Arc<str>)>,
+}
+
+impl LimitIds {
+    pub fn new(key_id: Option<&str>, org: &OrgId, env: Environment) -> LimitIds {
+        let join = |parts: &[&str]| -> Arc<str> { parts.join(":").into() };
+        let (org, env) = (org.as_str(), env.as_str());
+        LimitIds {
+            org: join(&["org", org, env]),
+            org_quota: join(&["orgq", org, env]),
+            key: key_id.map(|k| (join(&["key", k]), join(&["keyq", k]))),
+        }
+    }
+}
+
 /// The caller of a guarded route.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -86,6 +110,7 @@ pub struct Principal {
     /// A key's own limits (users are limited by the org's plan only).
     pub rate_limit: Option<Rate>,
     pub quota: Option<Rate>,
+    pub limit_ids: Arc<LimitIds>,
 }
 
 impl Principal {

@@ -16,7 +16,7 @@
 //! therefore stays exact.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::limits::{Limit, LimitKind, Outcome};
@@ -113,7 +113,7 @@ pub enum Take {
 /// The leases of one instance, per limit id.
 pub struct Leases {
     period: Duration,
-    entries: Mutex<HashMap<String, Lease, FastHash>>,
+    entries: Mutex<HashMap<Arc<str>, Lease, FastHash>>,
 }
 
 impl Leases {
@@ -154,7 +154,7 @@ impl Leases {
         let mut outcomes = Vec::with_capacity(limits.len());
         for (i, l) in limits.iter().enumerate() {
             // (No entry API: it would copy the id on every request.)
-            match map.get_mut(&l.id) {
+            match map.get_mut(&*l.id) {
                 Some(lease) => {
                     lease.seen += 1;
                     if lease.usable(now) {
@@ -196,7 +196,7 @@ impl Leases {
                 .enumerate()
                 .filter(|(i, _)| low & (1 << i) != 0)
             {
-                if let Some(lease) = map.get_mut(&l.id) {
+                if let Some(lease) = map.get_mut(&*l.id) {
                     ahead[i] = lease.want(now, self.span());
                 }
             }
@@ -208,7 +208,7 @@ impl Leases {
     pub fn release(&self, limits: &[Limit], held: &[bool]) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (l, _) in limits.iter().zip(held).filter(|(_, h)| **h) {
-            if let Some(lease) = map.get_mut(&l.id) {
+            if let Some(lease) = map.get_mut(&*l.id) {
                 lease.units += 1;
             }
         }
@@ -225,7 +225,7 @@ impl Leases {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         limits
             .iter()
-            .map(|l| match map.get_mut(&l.id) {
+            .map(|l| match map.get_mut(&*l.id) {
                 Some(lease) if !lease.usable(now) => lease.want(now, self.span()),
                 _ => 0,
             })
@@ -243,7 +243,7 @@ impl Leases {
             if asked[i] == 0 {
                 continue;
             }
-            let Some(lease) = map.get_mut(&l.id) else {
+            let Some(lease) = map.get_mut(&*l.id) else {
                 continue;
             };
             lease.refilling = false;
@@ -282,7 +282,7 @@ impl Leases {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (i, l) in limits.iter().enumerate() {
             if asked[i] > 0
-                && let Some(lease) = map.get_mut(&l.id)
+                && let Some(lease) = map.get_mut(&*l.id)
             {
                 lease.refilling = false;
             }

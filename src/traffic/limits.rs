@@ -24,8 +24,9 @@ use super::redis_store::RedisStore;
 pub struct Limit {
     /// Policy name shown in the RateLimit headers (`key`, `org`, `ip`, `quota`…).
     pub name: &'static str,
-    /// What is limited, e.g. `key:key_01…` or `ip:/v1/auth/login:203.0.113.9`.
-    pub id: String,
+    /// What is limited, e.g. `key:key_01…` or `ip:/v1/auth/login:203.0.113.9`. Shared: a cached
+    /// key's ids are built once, not per request.
+    pub id: Arc<str>,
     pub rate: Rate,
     pub kind: LimitKind,
 }
@@ -119,8 +120,8 @@ fn ceil_s(us: i64) -> u64 {
 /// The in-process store: GCRA arrival times and quota windows.
 #[derive(Default)]
 struct Local {
-    tats: HashMap<String, i64, FastHash>,
-    windows: HashMap<String, (i64, u64), FastHash>,
+    tats: HashMap<Arc<str>, i64, FastHash>,
+    windows: HashMap<Arc<str>, (i64, u64), FastHash>,
 }
 
 impl Local {
@@ -136,7 +137,7 @@ impl Local {
             let charge = first_refusal.is_none();
             let o = match l.kind {
                 LimitKind::Rate => {
-                    let tat = self.tats.get_mut(&l.id);
+                    let tat = self.tats.get_mut(&*l.id);
                     let (ok, new_tat, remaining, reset, retry) =
                         gcra(tat.as_deref().copied(), now_us, l.rate);
                     if ok && charge {
@@ -161,7 +162,7 @@ impl Local {
                 LimitKind::Quota => {
                     let window = quota_window(now_ms, l.rate);
                     let period = i64::try_from(l.rate.period_ms).unwrap_or(i64::MAX / 2);
-                    let entry = self.windows.get_mut(&l.id);
+                    let entry = self.windows.get_mut(&*l.id);
                     let used = match &entry {
                         Some((w, n)) if *w == window => *n,
                         _ => 0,
@@ -205,13 +206,13 @@ impl Local {
                     // The charge moved the arrival time to max(tat, now) + T: one step back
                     // is a state GCRA treats exactly as the one before.
                     LimitKind::Rate => {
-                        if let Some(t) = self.tats.get_mut(&l.id) {
+                        if let Some(t) = self.tats.get_mut(&*l.id) {
                             *t -= emission_us(l.rate);
                         }
                     }
                     LimitKind::Quota if count_quotas => {
                         let window = quota_window(now_ms, l.rate);
-                        if let Some(e) = self.windows.get_mut(&l.id)
+                        if let Some(e) = self.windows.get_mut(&*l.id)
                             && e.0 == window
                         {
                             e.1 = e.1.saturating_sub(1);

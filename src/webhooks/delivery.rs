@@ -161,7 +161,7 @@ pub async fn run(app: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
             .check(
                 &[Limit {
                     name: "endpoint",
-                    id: format!("ep:{}", ep.id),
+                    id: format!("ep:{}", ep.id).into(),
                     rate: crate::config::Rate::per_second(u32::try_from(rate).unwrap_or(1)),
                     kind: LimitKind::Rate,
                 }],

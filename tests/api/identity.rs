@@ -704,6 +704,17 @@ async fn key_last_use_is_recorded_in_batches(store: Store) {
     )
     .await;
     assert!(after["last_used_at"].is_string());
+    // Nothing new, nothing written; a later use is noted again.
+    let flush = || async {
+        app.state
+            .key_cache
+            .flush_last_used(&app.state.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(flush().await, 0);
+    assert_eq!(app.get_as("/v1/contacts", &key).await.status(), 200);
+    assert_eq!(flush().await, 1);
 }
 
 async fn single_tenant_mode_refuses_other_orgs(store: Store) {
