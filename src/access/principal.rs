@@ -141,14 +141,6 @@ impl Principal {
             PrincipalKind::ApiKey { .. } => None,
         }
     }
-
-    /// The limiter key of this credential.
-    pub fn limiter_id(&self) -> String {
-        match &self.kind {
-            PrincipalKind::User { user_id, .. } => format!("user:{user_id}"),
-            PrincipalKind::ApiKey { key_id } => format!("key:{key_id}"),
-        }
-    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
