@@ -275,7 +275,9 @@ impl Q {
 
     /// A `SELECT` that takes no lock a transaction would hold and calls nothing that could
     /// (`FOR UPDATE`/`SHARE`, advisory locks, sequences, settings): run before a Postgres
-    /// transaction's `BEGIN`, it sees and does what it would inside ([`PgTx`]).
+    /// transaction's `BEGIN`, it sees and does what it would inside ([`PgTx`]). A deny-list
+    /// that covers every `SELECT` written so far: one calling another function with effects
+    /// must be added here.
     fn is_plain_read(&self) -> bool {
         let upper = self
             .text(Dialect::Postgres)
