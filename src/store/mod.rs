@@ -1022,25 +1022,23 @@ impl PgTx {
     }
 
     async fn commit(mut self) -> DbResult<()> {
-        let mut todo = statements(std::mem::take(&mut self.pending));
-        match self.conn {
+        if let PgConn::Idle(c) = &mut self.conn {
             // Never begun: nothing, or one statement that is atomic on its own.
-            PgConn::Idle(ref mut c) if todo.len() <= 1 => {
+            let mut todo = statements(std::mem::take(&mut self.pending));
+            if todo.len() <= 1 {
                 if let Some(q) = todo.pop() {
                     q.postgres().execute(&mut **c).await?;
                 }
-                Ok(())
+                return Ok(());
             }
-            _ => {
-                self.open().await?;
-                for q in todo {
-                    q.postgres().execute(self.conn()?).await?;
-                }
-                match self.conn {
-                    PgConn::Open(t) => Ok(t.commit().await?),
-                    _ => Err(DbError::Other(sqlx::Error::PoolClosed)),
-                }
-            }
+            // (Already merged: `statements` leaves a merged statement as it is.)
+            self.pending = todo;
+        }
+        self.open().await?;
+        self.flush().await?;
+        match self.conn {
+            PgConn::Open(t) => Ok(t.commit().await?),
+            _ => Err(DbError::Other(sqlx::Error::PoolClosed)),
         }
     }
 
@@ -1324,6 +1322,29 @@ mod tests {
             Some(PathBuf::from("/var/lib/r.db"))
         );
         assert_eq!(sqlite_path("postgres://x/y"), None);
+    }
+
+    #[test]
+    fn only_reads_that_take_no_lock_run_before_begin() {
+        for plain in [
+            "SELECT id, events FROM webhook_endpoints WHERE org_id = $1",
+            "  select count(*) AS n from scratch",
+        ] {
+            assert!(sql(plain).is_plain_read(), "{plain}");
+        }
+        for locking in [
+            "SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE",
+            "SELECT id FROM jobs WHERE status = 'queued' LIMIT 5 FOR UPDATE SKIP LOCKED",
+            "SELECT id FROM t FOR SHARE",
+            "SELECT pg_advisory_xact_lock(7262756179) AS locked",
+            "SELECT nextval('s')",
+            "SELECT set_config('a', 'b', true)",
+            "SELECT 1; DELETE FROM t",
+            "WITH x AS (DELETE FROM t RETURNING id) SELECT * FROM x",
+            "INSERT INTO t (a) VALUES ($1)",
+        ] {
+            assert!(!sql(locking).is_plain_read(), "{locking}");
+        }
     }
 
     #[test]

@@ -746,6 +746,30 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
         expected.push(("o".to_owned(), 16));
         assert_eq!(ids().await, expected);
     }
+
+    // Postgres sends no `BEGIN` before plain reads, but a locking read begins the transaction,
+    // so its lock holds until the commit: another transaction cannot take the row meanwhile.
+    if db.dialect() == rampart::store::Dialect::Postgres {
+        let lock = |nowait: bool| {
+            sql(if nowait {
+                "SELECT id FROM scratch WHERE id = 'a' FOR UPDATE NOWAIT"
+            } else {
+                "SELECT id FROM scratch WHERE id = 'a' FOR UPDATE"
+            })
+        };
+        let mut holder = db.begin().await.unwrap();
+        lock(false).fetch_all(&mut holder).await.unwrap();
+        let mut other = db.begin().await.unwrap();
+        assert!(
+            lock(true).fetch_all(&mut other).await.is_err(),
+            "the first transaction's row lock is still held"
+        );
+        drop(other);
+        holder.commit().await.unwrap();
+        let mut other = db.begin().await.unwrap();
+        lock(true).fetch_all(&mut other).await.unwrap();
+        other.commit().await.unwrap();
+    }
     app.stop().await;
 }
 

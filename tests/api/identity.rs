@@ -315,12 +315,14 @@ async fn key_attacks_are_refused(store: Store) {
     let key = app.key(&org, &["contacts"], &["read"]).await;
     assert_eq!(app.get_as("/v1/contacts", &key).await.status(), 200);
     let unknown = format!("rk_live_{}", "A".repeat(32));
-    problem_of(
+    let p = problem_of(
         app.get_as("/v1/contacts", &unknown).await,
         401,
         "invalid_api_key",
     )
     .await;
+    // The detail is the message, not the code repeated.
+    assert_eq!(p["detail"], "the API key is not valid", "{p}");
     problem_of(
         app.get_as("/v1/contacts", &key[..key.len() - 1]).await,
         401,
