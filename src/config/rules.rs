@@ -1,0 +1,85 @@
+//! Rules across variables, checked once every variable has parsed. Each rule is named, blames
+//! one variable (the one to change) and is listed under the variable table in
+//! docs/OPERATIONS.md.
+
+use std::time::Duration;
+
+use super::sources::Sources;
+use super::{Config, ConfigError};
+
+pub struct Rule {
+    /// The variable the error names.
+    pub blame: &'static str,
+    /// The rule in words, for the docs.
+    pub doc: &'static str,
+    /// What is wrong with the blamed variable, if anything.
+    pub check: fn(&Config) -> Result<(), String>,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        blame: "RAMPART_SINGLE_TENANT_ENFORCE",
+        doc: "`RAMPART_SINGLE_TENANT_ENFORCE=true` needs `RAMPART_TENANT_ID`.",
+        check: single_tenant_enforcement_names_the_tenant,
+    },
+    Rule {
+        blame: "RAMPART_RETRY_MAX_DELAY",
+        doc: "`RAMPART_RETRY_MAX_DELAY` is at least `RAMPART_RETRY_BASE_DELAY`.",
+        check: retry_cap_is_not_below_the_first_delay,
+    },
+    Rule {
+        blame: "RAMPART_OPS_WEBHOOK_SECRET",
+        doc: "`RAMPART_OPS_WEBHOOK_URL` needs `RAMPART_OPS_WEBHOOK_SECRET` (alerts are signed).",
+        check: alert_posts_are_signed,
+    },
+    Rule {
+        blame: "RAMPART_JOB_LEASE",
+        doc: "`RAMPART_JOB_LEASE` exceeds `RAMPART_WEBHOOK_TIMEOUT` by more than 5 s, or a slow \
+              delivery could run twice in parallel.",
+        check: job_lease_outlasts_a_delivery,
+    },
+];
+
+/// The first rule broken, blaming its variable and where that variable's value came from.
+pub fn check(config: &Config, src: &Sources) -> Result<(), ConfigError> {
+    for rule in RULES {
+        (rule.check)(config).map_err(|m| ConfigError::new(&src.blame(rule.blame), m))?;
+    }
+    Ok(())
+}
+
+fn single_tenant_enforcement_names_the_tenant(c: &Config) -> Result<(), String> {
+    if c.single_tenant_enforce && c.tenant_id.is_none() {
+        return Err("is true but RAMPART_TENANT_ID is not set".into());
+    }
+    Ok(())
+}
+
+fn retry_cap_is_not_below_the_first_delay(c: &Config) -> Result<(), String> {
+    if c.retry_max_delay < c.retry_base_delay {
+        return Err(format!(
+            "must be at least RAMPART_RETRY_BASE_DELAY ({} ms)",
+            c.retry_base_delay.as_millis()
+        ));
+    }
+    Ok(())
+}
+
+fn alert_posts_are_signed(c: &Config) -> Result<(), String> {
+    if c.ops_webhook_url.is_some() && c.ops_webhook_secret.is_none() {
+        return Err("is required when RAMPART_OPS_WEBHOOK_URL is set (alerts are signed)".into());
+    }
+    Ok(())
+}
+
+/// A lease shorter than a delivery attempt plus slack lets another worker take the job over
+/// while the first is still delivering it.
+fn job_lease_outlasts_a_delivery(c: &Config) -> Result<(), String> {
+    if c.job_lease <= c.webhook_timeout + Duration::from_secs(5) {
+        return Err(format!(
+            "must exceed RAMPART_WEBHOOK_TIMEOUT ({} s) by more than 5 s, or a slow delivery could run twice in parallel",
+            c.webhook_timeout.as_secs()
+        ));
+    }
+    Ok(())
+}
