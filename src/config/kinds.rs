@@ -35,48 +35,39 @@ impl Kind for Bool {
     }
 }
 
-/// An unsigned integer, within bounds.
+/// An unsigned integer, optionally within bounds.
 pub struct Int<T> {
-    min: T,
-    max: Option<T>,
+    bounds: Option<(T, T)>,
 }
 
 impl<T> Int<T> {
     pub const fn range(min: T, max: T) -> Self {
         Int {
-            min,
-            max: Some(max),
+            bounds: Some((min, max)),
         }
     }
-    pub const fn at_least(min: T) -> Self {
-        Int { min, max: None }
+    pub const fn any() -> Self {
+        Int { bounds: None }
     }
 }
 
-impl<T: FromStr + PartialOrd + Copy + std::fmt::Display + Default> Kind for Int<T> {
+impl<T: FromStr + PartialOrd + Copy + std::fmt::Display> Kind for Int<T> {
     type Value = T;
     fn describe(&self) -> String {
-        match self.max {
-            Some(max) => format!("integer {}–{max}", self.min),
-            None => format!("integer ≥ {}", self.min),
+        match self.bounds {
+            Some((min, max)) => format!("integer {min}–{max}"),
+            None => "integer ≥ 0".into(),
         }
     }
     fn parse(&self, s: &str) -> Result<T, String> {
         let n = s.parse::<T>().ok();
-        let in_range = n.filter(|n| *n >= self.min && self.max.is_none_or(|max| *n <= max));
-        match (in_range, self.max) {
-            (Some(n), _) => Ok(n),
-            (None, Some(max)) => Err(format!(
-                "expected an integer in {}..={max}; got {s:?}",
-                self.min
-            )),
-            (None, None) if self.min == T::default() => {
-                Err(format!("expected a non-negative integer; got {s:?}"))
+        match (n, self.bounds) {
+            (Some(n), None) => Ok(n),
+            (Some(n), Some((min, max))) if n >= min && n <= max => Ok(n),
+            (_, Some((min, max))) => {
+                Err(format!("expected an integer in {min}..={max}; got {s:?}"))
             }
-            (None, None) => Err(format!(
-                "expected an integer of at least {}; got {s:?}",
-                self.min
-            )),
+            (None, None) => Err(format!("expected a non-negative integer; got {s:?}")),
         }
     }
 }

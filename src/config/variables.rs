@@ -155,10 +155,10 @@ declare_config! {
         Dur::any(), default "50ms";
     /// Dead letters in 5 minutes that raise `dlq_spike`.
     alert_dlq_spike: u64 = "RAMPART_ALERT_DLQ_SPIKE",
-        Int::at_least(0), default "10";
+        Int::<u64>::any(), default "10";
     /// Due jobs waiting that raise `queue_backlog`.
     alert_queue_backlog: u64 = "RAMPART_ALERT_QUEUE_BACKLOG",
-        Int::at_least(0), default "1000";
+        Int::<u64>::any(), default "1000";
     /// Heartbeat silence that raises `worker_stale`.
     alert_worker_stale: Duration = "RAMPART_ALERT_WORKER_STALE",
         Dur::any(), default "30s";
