@@ -33,16 +33,14 @@ pub struct AppInner {
     pub config: Config,
     pub db: Db,
     pub keys: crate::access::secrets::Keys,
-    pub key_cache: crate::access::api_keys::KeyCache,
-    pub plans: crate::traffic::billing::PlanCache,
+    pub key_cache: crate::api_keys::KeyCache,
+    pub plans: crate::billing::plans::PlanCache,
     pub limiter: crate::traffic::limits::Limiter,
-    pub webhooks: crate::webhooks::client::WebhookClient,
-    /// The webhook worker's batched loads and records.
-    pub delivery_batches: crate::webhooks::batching::DeliveryBatches,
+    pub webhooks: crate::outbound::client::WebhookClient,
     /// For operator-configured targets (the ops webhook): no SSRF guard, they are trusted.
     pub ops_http: reqwest::Client,
     /// This process, for instance-level alerts.
-    pub instance_id: String,
+    pub instance_id: crate::ids::InstanceId,
     /// Set once migrations are applied (they may wait for a database that is still down).
     pub migrated: AtomicBool,
     /// Set when shutdown starts: `/health/ready` turns 503 so load balancers drain us.
@@ -88,23 +86,24 @@ pub const KEY_CHANNEL: &str = "rampart:keys:changed";
 pub fn all_routes() -> Vec<Route> {
     let mut r = Vec::new();
     r.extend(crate::meta::routes());
-    r.extend(crate::access::auth_routes::routes());
-    r.extend(crate::access::key_routes::routes());
+    r.extend(crate::sessions::routes::routes());
+    r.extend(crate::api_keys::routes::routes());
     r.extend(crate::audit::routes::routes());
-    r.extend(crate::traffic::billing_events::routes());
+    r.extend(crate::billing::routes::routes());
     r.extend(crate::contacts::routes::routes());
-    r.extend(crate::conversations::routes());
+    r.extend(crate::conversations::routes::routes());
     r.extend(crate::messages::routes::routes());
     r.extend(crate::scheduled::routes::routes());
     r.extend(crate::webhooks::routes::routes());
-    r.extend(crate::webhooks::dead_letter_routes::routes());
-    r.extend(crate::webhooks::sandbox::routes());
+    r.extend(crate::deliveries::routes::routes());
+    r.extend(crate::dead_letters::routes::routes());
+    r.extend(crate::sandbox::routes::routes());
     r.extend(crate::ops::operator::routes());
-    r.extend(crate::ops::branding::routes());
+    r.extend(crate::branding::routes::routes());
     r.extend(crate::ops::status::routes());
-    r.extend(crate::gdpr::routes());
-    r.extend(crate::exports::routes());
-    r.extend(crate::partners::routes());
+    r.extend(crate::gdpr::routes::routes());
+    r.extend(crate::exports::routes::routes());
+    r.extend(crate::partners::routes::routes());
     #[cfg(feature = "bench-routes")]
     r.extend(crate::bench_routes::routes());
     r
@@ -174,31 +173,20 @@ pub struct App {
     options: ServeOptions,
 }
 
-/// Makes rustls use ring, the one crypto provider compiled in.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl AppState {
     /// Opens the store, loads the keys and builds the shared state, without listeners: what
     /// `serve` and `worker` both start from.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
-        install_crypto_provider();
+        crate::outbound::install_crypto_provider();
         crate::ops::metrics::handle();
-        let db = Db::connect(
-            config.database_url.expose(),
-            &ConnectOptions {
-                max_connections: config.db_max_connections,
-                acquire_timeout: Duration::from_secs(5),
-            },
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                config.database_url.redacted()
-            )
-        })?;
+        let db = Db::connect(config.database_url.expose(), &ConnectOptions::from(&config))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    config.database_url.redacted()
+                )
+            })?;
         let keys = crate::access::secrets::Keys::load(&config)?;
         let redis = match &config.redis_url {
             Some(u) => Some(
@@ -207,19 +195,18 @@ impl AppState {
             ),
             None => None,
         };
-        let webhooks = crate::webhooks::client::WebhookClient::new(
-            crate::webhooks::ssrf::Policy {
+        let webhooks = crate::outbound::client::WebhookClient::new(
+            crate::outbound::ssrf::Policy {
                 allow_private: config.webhook_allow_private,
                 allowed: config.webhook_allowed_targets.clone(),
             },
             config.webhook_timeout,
-        );
-        let delivery_batches = crate::webhooks::batching::DeliveryBatches::start(&db);
+        )
+        .context("cannot build the webhook HTTP client")?;
         let limiter = crate::traffic::limits::Limiter::new(redis, config.redis_lease);
         Ok(AppState(Arc::new(AppInner {
             config,
             db,
-            delivery_batches,
             keys,
             key_cache: Default::default(),
             plans: Default::default(),
@@ -229,7 +216,7 @@ impl AppState {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .context("cannot build the HTTP client")?,
-            instance_id: crate::ids::new_id("ins"),
+            instance_id: crate::ids::InstanceId::new(),
             migrated: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
@@ -315,7 +302,9 @@ impl App {
         let worker = (!options.no_worker).then(|| {
             let state = state.clone();
             tokio::spawn(async move {
-                if let Err(e) = crate::jobs::runner::run(state).await {
+                let jobs = job_registry(&state);
+                let scheduler = crate::scheduled::Scheduler;
+                if let Err(e) = crate::jobs::runner::run(state, jobs, scheduler).await {
                     tracing::error!(error = %e, "the in-process worker stopped with an error");
                 }
             })
@@ -378,6 +367,36 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Every kind of background job a worker runs, with the state each keeps.
+pub fn job_registry(state: &AppState) -> crate::jobs::Registry {
+    crate::jobs::Registry::new()
+        .with(crate::deliveries::DeliverJob::start(&state.db))
+        .with(crate::exports::job::BuildExport)
+        .with(crate::ops::alerts::NotifyOps)
+        .with_periodic(crate::jobs::maintenance::Purge)
+        .with_periodic(crate::ops::status::SampleHealth)
+}
+
+/// `rampart worker`: a worker (and scheduler) without listeners, until `shutdown` fires.
+pub async fn run_worker(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    prepare(&state).await?;
+    let bg = spawn_background(&state);
+    let token = state.shutdown.clone();
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        s.cancelled().await;
+        token.cancel();
+    });
+    let jobs = job_registry(&state);
+    let result = crate::jobs::runner::run(state.clone(), jobs, crate::scheduled::Scheduler).await;
+    for t in bg {
+        t.abort();
+    }
+    state.db.close().await;
+    result
 }
 
 /// Housekeeping every instance runs: Redis connection and revocation fan-out, batched key

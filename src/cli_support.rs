@@ -7,16 +7,10 @@ use crate::store::{ConnectOptions, Db, migrate};
 
 /// Opens the database and applies migrations, as `serve` does.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    crate::app::install_crypto_provider();
-    let db = Db::connect(
-        config.database_url.expose(),
-        &ConnectOptions {
-            max_connections: config.db_max_connections,
-            ..ConnectOptions::default()
-        },
-    )
-    .await
-    .with_context(|| format!("cannot open {}", config.database_url.redacted()))?;
+    crate::outbound::install_crypto_provider();
+    let db = Db::connect(config.database_url.expose(), &ConnectOptions::from(config))
+        .await
+        .with_context(|| format!("cannot open {}", config.database_url.redacted()))?;
     migrate::apply(&db)
         .await
         .with_context(|| format!("cannot migrate {}", config.database_url.redacted()))?;

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::well_known::Rfc3339 as Rfc3339Format;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -26,8 +26,35 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Parses an RFC 3339 time (any offset) into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    let t = OffsetDateTime::parse(s, &Rfc3339Format).ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// A time given as RFC 3339 text (`2026-01-31T12:00:00Z`), parsed once where it arrives: a
+/// body field or query parameter of this type refuses anything else with the field named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rfc3339(i64);
+
+impl Rfc3339 {
+    /// Epoch milliseconds.
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rfc3339 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        parse_rfc3339(&s).map(Rfc3339).ok_or_else(|| {
+            serde::de::Error::custom("must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+        })
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
 }
 
 #[cfg(test)]

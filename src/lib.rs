@@ -2,10 +2,13 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod api_keys;
 pub mod app;
 pub mod audit;
 #[cfg(feature = "bench-routes")]
 pub mod bench_routes;
+pub mod billing;
+pub mod branding;
 pub mod cache;
 pub mod cli;
 pub mod cli_support;
@@ -13,20 +16,27 @@ pub mod clock;
 pub mod config;
 pub mod contacts;
 pub mod conversations;
+pub mod dead_letters;
+pub mod deliveries;
 pub mod events;
 pub mod exports;
 pub mod gdpr;
 pub mod http;
 pub mod ids;
+pub mod incidents;
 pub mod jobs;
 pub mod messages;
 pub mod meta;
 pub mod ops;
 pub mod orgs;
+pub mod outbound;
 pub mod partners;
+pub mod sandbox;
 pub mod scheduled;
+pub mod sessions;
 pub mod store;
 pub mod telemetry;
+pub mod text_enum;
 pub mod traffic;
 pub mod users;
 pub mod webhooks;

@@ -198,6 +198,10 @@ impl Role {
     }
 }
 
+crate::text_enum::stored_as_text!(Role);
+crate::text_enum::stored_as_text!(Scope);
+crate::text_enum::stored_as_text!(Permission);
+
 /// A set of (scope, permission) pairs, as a bitset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Grants(u64);

@@ -14,18 +14,19 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::api_keys::{ApiKey, KeyRefusal, looks_like_key};
 use super::client_ip::ClientIp;
 use super::grants::Role;
 use super::principal::{Actor, Environment, LimitIds, Principal, PrincipalKind};
 use super::tokens;
+use crate::api_keys::{ApiKey, KeyRefusal, looks_like_key};
 use crate::app::AppState;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
+use crate::billing::plans::{Plan, plan_limits};
+use crate::billing::rule;
 use crate::clock::now_ms;
-use crate::http::ApiError;
 use crate::http::routes::{AuthKind, Billing, Idempotency, Profile, RateClass};
+use crate::http::{ApiError, ErrorCode};
 use crate::ids::{OrgId, UserId};
-use crate::traffic::billing::{Plan, plan_limits, rule};
 use crate::traffic::headers;
 use crate::traffic::idempotency::{self, Begin, Completed};
 use crate::traffic::limits::{Decision, Limit, LimitKind};
@@ -124,7 +125,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     // request that got this far.
     let billing_applies = profile.billing != Billing::None && app.config.billing_enforce;
     let plan = if billing_applies || profile.rate_limit == RateClass::Principal {
-        match app.plans.get(&app.db, &principal.org, now).await {
+        match app.plans.get(&app.db, principal.org(), now).await {
             Ok(p) => Some(p),
             Err(e) => return ApiError::from(e).into_response(),
         }
@@ -137,7 +138,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     {
         let refusal = Refusal {
             error: r.into_api_error(),
-            org: Some(principal.org.clone()),
+            org: Some(principal.org().clone()),
             actor: principal.actor(),
         };
         return Box::pin(deny(
@@ -156,7 +157,8 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
                 .check(&limits_for(app, &principal, &plan), now)
                 .await;
             if let Some(r) = refusal_of(&d) {
-                metrics::counter!("rampart_guard_refusals_total", "code" => r.code()).increment(1);
+                metrics::counter!("rampart_guard_refusals_total", "code" => r.code().as_str())
+                    .increment(1);
                 return with_limit_headers(r.into_response(), &d);
             }
             Some(d)
@@ -184,8 +186,8 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
 fn refusal_of(d: &Decision) -> Option<ApiError> {
     d.refusal().map(|o| {
         let (code, what) = match o.kind {
-            LimitKind::Rate => ("rate_limited", "rate limit"),
-            LimitKind::Quota => ("quota_exceeded", "quota"),
+            LimitKind::Rate => (ErrorCode::RateLimited, "rate limit"),
+            LimitKind::Quota => (ErrorCode::QuotaExceeded, "quota"),
         };
         ApiError::TooManyRequests {
             code,
@@ -219,14 +221,14 @@ async fn authenticate(
 ) -> Result<(Principal, Option<Arc<ApiKey>>), Refusal> {
     let Some(token) = bearer(h) else {
         return Err(Refusal::anonymous(ApiError::Unauthenticated(
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "send `Authorization: Bearer <access token or API key>`".into(),
         )));
     };
     if token.starts_with("rk_") {
         if looks_like_key(token).is_none() {
             return Err(Refusal::anonymous(ApiError::Unauthenticated(
-                "invalid_api_key",
+                ErrorCode::InvalidApiKey,
                 "the API key is malformed".into(),
             )));
         }
@@ -234,11 +236,11 @@ async fn authenticate(
             Ok(Ok(k)) => k,
             Ok(Err(refusal)) => {
                 let (code, detail) = match refusal {
-                    KeyRefusal::Unknown => ("invalid_api_key", "the API key is not valid"),
-                    KeyRefusal::Revoked => ("api_key_revoked", "the API key was revoked"),
-                    KeyRefusal::Expired => ("api_key_expired", "the API key has expired"),
+                    KeyRefusal::Unknown => (ErrorCode::InvalidApiKey, "the API key is not valid"),
+                    KeyRefusal::Revoked => (ErrorCode::ApiKeyRevoked, "the API key was revoked"),
+                    KeyRefusal::Expired => (ErrorCode::ApiKeyExpired, "the API key has expired"),
                     KeyRefusal::Rotated => (
-                        "api_key_revoked",
+                        ErrorCode::ApiKeyRevoked,
                         "this secret was replaced by a rotation; use the new one",
                     ),
                 };
@@ -252,29 +254,28 @@ async fn authenticate(
         if !profile.auth.contains(&AuthKind::ApiKey) {
             return Err(Refusal {
                 error: ApiError::Forbidden(
-                    "insufficient_scope",
+                    ErrorCode::InsufficientScope,
                     "this route is for logged-in users; API keys cannot call it".into(),
                 ),
                 org: Some(key.org_id.clone()),
                 actor: Actor::ApiKey(key.id.clone()),
             });
         }
-        let principal = Principal {
-            org: key.org_id.clone(),
-            grants: key.grants(),
-            environment: key.environment,
-            rate_limit: key.rate_limit,
-            quota: key.quota,
-            limit_ids: key.limit_ids(),
-            kind: PrincipalKind::ApiKey {
+        let principal = Principal::new(
+            key.org_id.clone(),
+            PrincipalKind::ApiKey {
                 key_id: key.id.clone(),
             },
-        };
+            key.grants(),
+            key.environment,
+            (key.rate_limit, key.quota),
+            key.limit_ids(),
+        );
         return Ok((principal, Some(key)));
     }
     let claims = tokens::verify(&app.keys, token).map_err(|e| {
         Refusal::anonymous(ApiError::Unauthenticated(
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             match e {
                 tokens::TokenError::Expired => "the access token has expired; refresh it".into(),
                 _ => "the access token is not valid".into(),
@@ -287,32 +288,31 @@ async fn authenticate(
         Role::parse(&claims.role),
     ) else {
         return Err(Refusal::anonymous(ApiError::Unauthenticated(
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "the access token is not valid".into(),
         )));
     };
     if !profile.auth.contains(&AuthKind::User) {
         return Err(Refusal {
             error: ApiError::Forbidden(
-                "insufficient_scope",
+                ErrorCode::InsufficientScope,
                 "this route is for API keys; user tokens cannot call it".into(),
             ),
             org: Some(org),
-            actor: Actor::User(user.to_string()),
+            actor: Actor::User(user),
         });
     }
-    let principal = Principal {
-        limit_ids: Arc::new(LimitIds::new(None, &org, Environment::Live)),
-        org,
-        grants: role.grants(),
-        environment: Environment::Live,
-        rate_limit: None,
-        quota: None,
-        kind: PrincipalKind::User {
+    let principal = Principal::new(
+        org.clone(),
+        PrincipalKind::User {
             user_id: user,
             role,
         },
-    };
+        role.grants(),
+        Environment::Live,
+        (None, None),
+        Arc::new(LimitIds::new(None, &org, Environment::Live)),
+    );
     Ok((principal, None))
 }
 
@@ -320,19 +320,19 @@ async fn authenticate(
 fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Refusal> {
     let refuse = |error: ApiError| Refusal {
         error,
-        org: Some(p.org.clone()),
+        org: Some(p.org().clone()),
         actor: p.actor(),
     };
-    if app.config.single_tenant_enforce && app.config.tenant_id.as_deref() != Some(p.org.as_str()) {
+    if app.config.single_tenant_enforce && app.config.tenant_id.as_ref() != Some(p.org()) {
         return Err(refuse(ApiError::Forbidden(
-            "tenant_mismatch",
+            ErrorCode::TenantMismatch,
             "this deployment serves another tenant".into(),
         )));
     }
     if let Some(scope) = profile.scope {
         if !p.grants.has_scope(scope) {
             return Err(refuse(ApiError::Forbidden(
-                "insufficient_scope",
+                ErrorCode::InsufficientScope,
                 format!("this route needs the {} scope", scope.as_str()),
             )));
         }
@@ -340,7 +340,7 @@ fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Ref
             && !p.grants.allows(scope, perm)
         {
             return Err(refuse(ApiError::Forbidden(
-                "insufficient_permission",
+                ErrorCode::InsufficientPermission,
                 format!(
                     "this route needs {} permission on {}",
                     perm.as_str(),
@@ -353,13 +353,13 @@ fn authorize(app: &AppState, profile: &Profile, p: &Principal) -> Result<(), Ref
         && role < min
     {
         return Err(refuse(ApiError::Forbidden(
-            "insufficient_role",
+            ErrorCode::InsufficientRole,
             format!("this route needs the {} role or above", min.as_str()),
         )));
     }
     if !profile.test_mode && !p.environment.is_live() {
         return Err(refuse(ApiError::Forbidden(
-            "insufficient_scope",
+            ErrorCode::InsufficientScope,
             "this route is not available to test-mode keys".into(),
         )));
     }
@@ -403,7 +403,7 @@ fn limits_for(app: &AppState, p: &Principal, plan: &Plan) -> Vec<Limit> {
 
 async fn deny(app: &AppState, meta: &RequestMeta, route: &str, r: Refusal) -> Response {
     let code = r.error.code();
-    metrics::counter!("rampart_guard_refusals_total", "code" => code).increment(1);
+    metrics::counter!("rampart_guard_refusals_total", "code" => code.as_str()).increment(1);
     let status = r.error.status();
     if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
         && route.starts_with("/v1")
@@ -437,7 +437,7 @@ async fn idempotent(
     let key = match parts.headers.get(&idempotency::HEADER) {
         None if profile.idempotency == Idempotency::Required => {
             return ApiError::Invalid(
-                "idempotency_key_required",
+                ErrorCode::IdempotencyKeyRequired,
                 "this route requires an Idempotency-Key header".into(),
             )
             .into_response();
@@ -464,7 +464,7 @@ async fn idempotent(
         Ok(Begin::Replay { status, body }) => return idempotency::replay(status, body),
         Ok(Begin::Reused) => {
             return ApiError::Rule {
-                code: "idempotency_key_reused",
+                code: crate::http::ErrorCode::IdempotencyKeyReused,
                 field: "Idempotency-Key",
                 detail: "this Idempotency-Key was used with a different request".into(),
             }
@@ -472,7 +472,7 @@ async fn idempotent(
         }
         Ok(Begin::InFlight) => {
             return ApiError::Conflict(
-                "idempotency_in_flight",
+                ErrorCode::IdempotencyInFlight,
                 "a request with this Idempotency-Key is still running; retry shortly".into(),
             )
             .into_response();

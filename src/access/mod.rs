@@ -1,11 +1,8 @@
 //! Identity and access: who is calling, on behalf of which org, with which grants.
 
-pub mod api_keys;
-pub mod auth_routes;
 pub mod client_ip;
 pub mod grants;
 pub mod guard;
-pub mod key_routes;
 pub mod password;
 pub mod principal;
 pub mod secrets;

@@ -5,47 +5,30 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use serde::Serialize;
 
 use super::grants::{Grants, Role};
 use crate::config::Rate;
 use crate::http::ApiError;
-use crate::ids::{OrgId, UserId};
+use crate::ids::{ApiKeyId, OrgId, UserId};
 
-/// Live data, or the sandbox that `rk_test_` keys see.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Live,
-    Test,
+crate::text_enum::text_enum! {
+    /// Live data, or the sandbox that `rk_test_` keys see.
+    pub enum Environment {
+        Live = "live",
+        Test = "test",
+    }
 }
 
 impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Live => "live",
-            Environment::Test => "test",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Environment> {
-        match s {
-            "live" => Some(Environment::Live),
-            "test" => Some(Environment::Test),
-            _ => None,
-        }
-    }
-
     pub fn is_live(self) -> bool {
         self == Environment::Live
     }
 }
 
-/// The scope of every query on tenant data: one org, one environment. Obtainable from a
-/// guarded request's principal, or explicitly for background work acting for an org; never
-/// defaulted, so an unscoped query has to be written on purpose.
+/// The scope of every query on tenant data: one org, one environment. A request gets its
+/// tenant from its principal ([`Principal::tenant`]); background work gets one only through
+/// the job layer ([`Tenant::for_background`] needs its [`crate::jobs::Background`] witness).
+/// Never defaulted, so an unscoped query has to be written on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tenant {
     org: OrgId,
@@ -53,8 +36,8 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// For jobs and commands that act on behalf of an org they read from a scoped row.
-    pub fn for_background(org: OrgId, env: Environment) -> Tenant {
+    /// For jobs and the scheduler, acting for the org of a row they read.
+    pub fn for_background(org: OrgId, env: Environment, _: &crate::jobs::Background) -> Tenant {
         Tenant { org, env }
     }
 
@@ -75,7 +58,7 @@ impl Tenant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalKind {
     User { user_id: UserId, role: Role },
-    ApiKey { key_id: String },
+    ApiKey { key_id: ApiKeyId },
 }
 
 /// The ids under which the limiter counts a principal's limits (`key:…`, `keyq:…`,
@@ -100,10 +83,10 @@ impl LimitIds {
     }
 }
 
-/// The caller of a guarded route.
+/// The caller of a guarded route. Its org is reachable only through [`Principal::tenant`].
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub org: OrgId,
+    org: OrgId,
     pub kind: PrincipalKind,
     pub grants: Grants,
     pub environment: Environment,
@@ -114,6 +97,31 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Built by the guard only, once the credential is verified.
+    pub(crate) fn new(
+        org: OrgId,
+        kind: PrincipalKind,
+        grants: Grants,
+        environment: Environment,
+        limits: (Option<Rate>, Option<Rate>),
+        limit_ids: Arc<LimitIds>,
+    ) -> Principal {
+        Principal {
+            org,
+            kind,
+            grants,
+            environment,
+            rate_limit: limits.0,
+            quota: limits.1,
+            limit_ids,
+        }
+    }
+
+    /// The org, for the guard that resolved this principal (handlers use [`Principal::tenant`]).
+    pub(super) fn org(&self) -> &OrgId {
+        &self.org
+    }
+
     pub fn tenant(&self) -> Tenant {
         Tenant {
             org: self.org.clone(),
@@ -123,7 +131,7 @@ impl Principal {
 
     pub fn actor(&self) -> Actor {
         match &self.kind {
-            PrincipalKind::User { user_id, .. } => Actor::User(user_id.to_string()),
+            PrincipalKind::User { user_id, .. } => Actor::User(user_id.clone()),
             PrincipalKind::ApiKey { key_id } => Actor::ApiKey(key_id.clone()),
         }
     }
@@ -156,30 +164,44 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// The kind of actor an audit entry records.
+    pub enum ActorKind {
+        User = "user",
+        ApiKey = "api_key",
+        Operator = "operator",
+        System = "system",
+        Anonymous = "anonymous",
+    }
+}
+
 /// Who did something, as the audit log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    User(String),
-    ApiKey(String),
-    Operator(String),
+    User(UserId),
+    ApiKey(ApiKeyId),
+    /// An operator acting outside the API (`cli`).
+    Operator(&'static str),
     System,
     Anonymous,
 }
 
 impl Actor {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ActorKind {
         match self {
-            Actor::User(_) => "user",
-            Actor::ApiKey(_) => "api_key",
-            Actor::Operator(_) => "operator",
-            Actor::System => "system",
-            Actor::Anonymous => "anonymous",
+            Actor::User(_) => ActorKind::User,
+            Actor::ApiKey(_) => ActorKind::ApiKey,
+            Actor::Operator(_) => ActorKind::Operator,
+            Actor::System => ActorKind::System,
+            Actor::Anonymous => ActorKind::Anonymous,
         }
     }
 
     pub fn id(&self) -> Option<&str> {
         match self {
-            Actor::User(i) | Actor::ApiKey(i) | Actor::Operator(i) => Some(i),
+            Actor::User(i) => Some(i.as_str()),
+            Actor::ApiKey(i) => Some(i.as_str()),
+            Actor::Operator(name) => Some(name),
             Actor::System | Actor::Anonymous => None,
         }
     }

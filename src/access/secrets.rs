@@ -11,7 +11,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Config;
-use crate::store::{Db, DbError, sql};
+use crate::store::{Db, DbError, Q};
 
 /// Keys derived for one purpose each, so that one can never be replayed as another.
 pub struct Keys {
@@ -79,18 +79,18 @@ impl Keys {
     /// Records the fingerprint on first start; refuses a different key afterwards.
     pub async fn check_against_store(&self, db: &Db) -> Result<(), KeyCheckError> {
         let mut tx = db.begin().await?;
-        let row = sql("SELECT value FROM settings WHERE key = 'secret_key_fingerprint'")
-            .fetch_optional(&mut tx)
-            .await?;
-        match row {
-            Some(r) => {
-                let stored: String = r.get("value")?;
+        let stored: Option<(String,)> =
+            Q::read("SELECT value FROM settings WHERE key = 'secret_key_fingerprint'")
+                .fetch_optional(&mut tx)
+                .await?;
+        match stored {
+            Some((stored,)) => {
                 if !constant_time_eq(stored.as_bytes(), self.fingerprint.as_bytes()) {
                     return Err(KeyCheckError::Mismatch);
                 }
             }
             None => {
-                sql("INSERT INTO settings (key, value, updated_at) VALUES ('secret_key_fingerprint', $1, $2)")
+                Q::write("INSERT INTO settings (key, value, updated_at) VALUES ('secret_key_fingerprint', $1, $2)")
                     .bind(&self.fingerprint)
                     .bind(crate::clock::now_ms())
                     .execute(&mut tx)

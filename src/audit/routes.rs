@@ -3,13 +3,15 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::Outcome;
 use crate::access::grants::{Permission, Scope};
-use crate::access::principal::Principal;
+use crate::access::principal::{ActorKind, Principal};
 use crate::app::AppState;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, Query, Validate};
+use crate::ids::AuditEntryId;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -48,9 +50,8 @@ impl Validate for AuditQuery {}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditActor {
-    /// user, api_key, operator, system or anonymous
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: ActorKind,
     pub id: Option<String>,
 }
 
@@ -63,13 +64,12 @@ pub struct AuditTarget {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditLogOut {
-    pub id: String,
+    pub id: AuditEntryId,
     pub object: &'static str,
     pub actor: AuditActor,
     pub action: String,
     pub target: Option<AuditTarget>,
-    /// success, failure or denied
-    pub outcome: String,
+    pub outcome: Outcome,
     pub request_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -81,9 +81,11 @@ pub struct AuditLogOut {
     pub hash: String,
 }
 
-impl From<super::Stored> for AuditLogOut {
-    fn from(s: super::Stored) -> Self {
-        AuditLogOut {
+impl TryFrom<super::Stored> for AuditLogOut {
+    type Error = ApiError;
+
+    fn try_from(s: super::Stored) -> Result<Self, ApiError> {
+        Ok(AuditLogOut {
             id: s.id,
             object: "audit_log",
             actor: AuditActor {
@@ -99,11 +101,11 @@ impl From<super::Stored> for AuditLogOut {
             request_id: s.request_id,
             ip: s.ip,
             user_agent: s.user_agent,
-            details: serde_json::from_str(&s.details).unwrap_or(serde_json::Value::Null),
+            details: serde_json::from_str(&s.details).map_err(ApiError::internal)?,
             created_at: rfc3339(s.created_at),
             seq: s.seq,
             hash: s.hash,
-        }
+        })
     }
 }
 
@@ -130,12 +132,12 @@ async fn list_audit_logs(
     };
     let rows = super::list(
         &mut app.db.clone(),
-        &p.org,
+        p.tenant().org(),
         &filter,
         page.after,
         page.limit + 1,
     )
     .await?;
     let page = Page::from_rows(rows, page.limit, |s| s.id.as_str());
-    Ok(axum::Json(page.map(AuditLogOut::from)))
+    Ok(axum::Json(page.try_map(AuditLogOut::try_from)?))
 }

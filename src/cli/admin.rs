@@ -7,15 +7,17 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::access::api_keys::{self, NewKey};
 use crate::access::grants::{self, Role};
 use crate::access::password;
 use crate::access::principal::{Actor, Environment};
+use crate::api_keys::NewKey;
 use crate::audit::{self, Entry, RequestMeta};
+use crate::billing::store::{Source, set_plan_override, set_subscription};
+use crate::billing::{PlanOverride, SubStatus, Subscription, Tier};
 use crate::config::Rate;
 use crate::config::{Config, ConfigError};
-use crate::ids::OrgId;
-use crate::orgs::{self, SubStatus, Tier};
+use crate::ids::{OrgId, UserId};
+use crate::orgs;
 use crate::store::Db;
 use crate::users;
 
@@ -110,7 +112,7 @@ pub(super) async fn open(config: &Config) -> anyhow::Result<Db> {
 
 async fn existing_org(db: &Db, id: &str) -> anyhow::Result<OrgId> {
     let org = OrgId::parse(id).ok_or_else(|| usage("--org", format!("{id:?} is not an org id")))?;
-    if orgs::get(&mut db.clone(), org.as_str()).await?.is_none() {
+    if orgs::get(&mut db.clone(), &org).await?.is_none() {
         bail!("org {id} does not exist");
     }
     Ok(org)
@@ -158,16 +160,20 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
                 .map_err(|m| usage("--password-stdin", format!("the password {m}")))?;
             let db = open(&config).await?;
             let org = existing_org(&db, &org).await?;
-            let existing = users::by_email(&mut db.clone(), &email).await?;
-            let hash = match existing {
-                Some(_) => None,
-                None => Some(password::hash(pw).await?),
+            /// The member to add: a user who exists, or a new one with this password hash.
+            enum Member {
+                Existing(UserId),
+                New(String),
+            }
+            // Hashed before the transaction: it takes a while and must not hold the writer.
+            let member = match users::by_email(&mut db.clone(), &email).await? {
+                Some(u) => Member::Existing(u.id),
+                None => Member::New(password::hash(pw).await?),
             };
             let mut tx = db.begin().await?;
-            let (user_id, created) = match (&existing, hash) {
-                (Some(u), _) => (u.id.clone(), false),
-                (None, Some(h)) => (users::create(&mut tx, &email, &h).await?, true),
-                (None, None) => unreachable!("a hash is computed for new users"),
+            let (user_id, created) = match member {
+                Member::Existing(id) => (id, false),
+                Member::New(h) => (users::create(&mut tx, &email, &h).await?, true),
             };
             if users::role_in(&mut tx, &org, &user_id).await?.is_some() {
                 bail!(
@@ -230,7 +236,7 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             let db = open(&config).await?;
             let org = existing_org(&db, &org).await?;
             let mut tx = db.begin().await?;
-            let (key, secret) = api_keys::create(
+            let (key, secret) = crate::api_keys::store::create(
                 &mut tx,
                 &org,
                 &NewKey {
@@ -241,15 +247,15 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
                     rate_limit,
                     quota,
                     expires_at,
-                    created_by: Some("cli".into()),
+                    created_by: None,
                 },
             )
             .await?;
             audit::record(
                 &mut tx,
                 &RequestMeta::system(),
-                Entry::new(Some(&org), Actor::Operator("cli".into()), "api_key.created")
-                    .target("api_key", &key.id)
+                Entry::new(Some(&org), Actor::Operator("cli"), "api_key.created")
+                    .target("api_key", key.id.as_str())
                     .details(json!({ "environment": key.environment, "scopes": key.scopes, "permissions": key.permissions })),
             )
             .await?;
@@ -295,12 +301,13 @@ pub async fn run(config: Config, action: AdminAction) -> anyhow::Result<ExitCode
             let db = open(&config).await?;
             let org = existing_org(&db, &org).await?;
             let mut tx = db.begin().await?;
-            orgs::set_subscription(&mut tx, &org, status, tier, "admin", None).await?;
+            let sub = Subscription { status, tier };
+            set_subscription(&mut tx, &org, sub, Source::Admin, None).await?;
             if let Some(r) = rate_limit {
-                orgs::set_plan_override(&mut tx, &org, "rate_limit", r).await?;
+                set_plan_override(&mut tx, &org, PlanOverride::RateLimit, r).await?;
             }
             if let Some(q) = quota {
-                orgs::set_plan_override(&mut tx, &org, "quota", q).await?;
+                set_plan_override(&mut tx, &org, PlanOverride::Quota, q).await?;
             }
             tx.commit().await?;
             output(

@@ -10,7 +10,7 @@ use crate::store::migrate::{self, MigrationSet};
 use crate::store::{ConnectOptions, Db, Dialect};
 
 pub async fn apply(config: Config) -> anyhow::Result<ExitCode> {
-    crate::app::install_crypto_provider();
+    crate::outbound::install_crypto_provider();
     let db = Db::connect(config.database_url.expose(), &ConnectOptions::default())
         .await
         .with_context(|| format!("cannot open {}", config.database_url.redacted()))?;
@@ -31,7 +31,7 @@ pub async fn verify(
     offline: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    crate::app::install_crypto_provider();
+    crate::outbound::install_crypto_provider();
     let (sqlite, postgres) = match &dir {
         Some(d) => (
             MigrationSet::from_dir(d, Dialect::Sqlite)

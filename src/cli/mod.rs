@@ -251,7 +251,7 @@ async fn backup(config: Config, out: std::path::PathBuf, json: bool) -> anyhow::
 }
 
 async fn restore(config: Config, from: std::path::PathBuf, json: bool) -> anyhow::Result<ExitCode> {
-    crate::app::install_crypto_provider();
+    crate::outbound::install_crypto_provider();
     let db = crate::store::Db::connect(
         config.database_url.expose(),
         &crate::store::ConnectOptions::default(),

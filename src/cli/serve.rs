@@ -39,6 +39,6 @@ pub async fn serve(config: Config, no_worker: bool) -> anyhow::Result<ExitCode> 
 pub async fn worker(config: Config) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     on_signal(token.clone());
-    crate::jobs::runner::run_standalone(config, token).await?;
+    crate::app::run_worker(config, token).await?;
     Ok(ExitCode::SUCCESS)
 }

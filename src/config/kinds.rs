@@ -246,16 +246,13 @@ impl Kind for BuildId {
 pub struct OrgId;
 
 impl Kind for OrgId {
-    type Value = String;
+    type Value = crate::ids::OrgId;
     fn describe(&self) -> String {
         "org id".into()
     }
-    fn parse(&self, s: &str) -> Result<String, String> {
-        if crate::ids::is_id(s, "org") {
-            Ok(s.to_owned())
-        } else {
-            Err(format!("expected an org id such as org_01…; got {s:?}"))
-        }
+    fn parse(&self, s: &str) -> Result<crate::ids::OrgId, String> {
+        crate::ids::OrgId::parse(s)
+            .ok_or_else(|| format!("expected an org id such as org_01…; got {s:?}"))
     }
 }
 

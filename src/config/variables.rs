@@ -35,7 +35,7 @@ declare_config! {
         BuildId, computed "compiled-in (git sha or version)"
             => env!("COMPILED_BUILD_ID_OF_RAMPART").to_owned();
     /// Single-tenant deployment: the one org id allowed.
-    tenant_id: Option<String> = "RAMPART_TENANT_ID",
+    tenant_id: Option<crate::ids::OrgId> = "RAMPART_TENANT_ID",
         OrgId, unset "any org";
     /// Reject identities of any other org (403 `tenant_mismatch`).
     single_tenant_enforce: bool = "RAMPART_SINGLE_TENANT_ENFORCE",

@@ -3,19 +3,22 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Map, json};
 
-use super::{Contact, ContactPatch, NewContact};
+use super::{
+    ContactIn, ContactOut, ContactPatch, ContactPatchIn, NewContact, contact_event, store,
+};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
-use crate::clock::rfc3339;
+use crate::deliveries::fanout::subscribers;
+use crate::events::{self, EventType};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
-use crate::http::validate::{check_object, check_phone, nullable};
-use crate::http::{ApiError, ApiResult, Checks, Json, Path, Query, Validate};
+use crate::http::{ApiError, ApiResult, Json, Path, Query, Validate};
+use crate::ids::ContactId;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {
@@ -70,130 +73,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ContactIn {
-    /// Your identifier for this person; unique per org.
-    pub external_key: String,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    /// Up to 50 keys, 16 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
-    pub attributes: Option<Map<String, Value>>,
-}
-
-pub fn check_contact_fields(
-    c: &mut Checks,
-    name: Option<&str>,
-    email: Option<&str>,
-    phone: Option<&str>,
-) {
-    if let Some(n) = name {
-        c.len("name", n, 1, 200);
-        c.printable("name", n);
-    }
-    if let Some(e) = email {
-        c.email("email", e);
-    }
-    if let Some(p) = phone {
-        check_phone(c, "phone", p);
-    }
-}
-
-impl Validate for ContactIn {
-    fn validate(&self) -> Result<(), ApiError> {
-        let mut c = Checks::new();
-        c.len("external_key", &self.external_key, 1, 255);
-        c.printable("external_key", &self.external_key);
-        c.check(
-            self.external_key.trim() == self.external_key,
-            "external_key",
-            "must not start or end with whitespace",
-        );
-        check_contact_fields(
-            &mut c,
-            self.name.as_deref(),
-            self.email.as_deref(),
-            self.phone.as_deref(),
-        );
-        if let Some(a) = &self.attributes {
-            check_object(&mut c, "attributes", a, 50, 16 * 1024);
-        }
-        c.finish()
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ContactPatchIn {
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub phone: Option<Option<String>>,
-    /// Replaces all attributes.
-    #[schema(value_type = Option<Object>)]
-    pub attributes: Option<Map<String, Value>>,
-}
-
-impl Validate for ContactPatchIn {
-    fn validate(&self) -> Result<(), ApiError> {
-        let mut c = Checks::new();
-        check_contact_fields(
-            &mut c,
-            self.name.clone().flatten().as_deref(),
-            self.email.clone().flatten().as_deref(),
-            self.phone.clone().flatten().as_deref(),
-        );
-        if let Some(a) = &self.attributes {
-            check_object(&mut c, "attributes", a, 50, 16 * 1024);
-        }
-        c.finish()
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ContactOut {
-    pub id: String,
-    pub object: &'static str,
-    pub external_key: Option<String>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    #[schema(value_type = Object)]
-    pub attributes: Value,
-    /// false for sandbox (test-mode) data.
-    pub livemode: bool,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<Contact> for ContactOut {
-    fn from(c: Contact) -> Self {
-        ContactOut {
-            id: c.id,
-            object: "contact",
-            external_key: c.external_key,
-            name: c.name,
-            email: c.email,
-            phone: c.phone,
-            attributes: c.attributes,
-            livemode: c.livemode,
-            created_at: rfc3339(c.created_at),
-            updated_at: rfc3339(c.updated_at),
-        }
-    }
-}
-
-pub fn contact_event(c: &ContactOut) -> Value {
-    json!({ "id": c.id, "external_key": c.external_key, "livemode": c.livemode })
-}
-
 async fn create_contact(
     p: Principal,
     State(app): State<AppState>,
@@ -209,24 +88,23 @@ async fn create_contact(
         phone: body.phone.as_deref(),
         attributes: body.attributes.as_ref().unwrap_or(&empty),
     };
-    // The insert is deferred with the outbox's rows, so a duplicate `external_key` shows at
-    // whichever statement carries it (the commit on Postgres, the subscribers' on SQLite).
-    let created = async {
-        let mut tx = app.db.begin().await?;
-        // Asked for now, the subscribers travel with the insert (see `events::emit_to`).
-        let subscribers = crate::events::subscribers(&mut tx, &t).await?;
-        let contact = super::insert(&mut tx, &t, &new).await?;
-        let out = ContactOut::from(contact);
-        let data = contact_event(&out);
-        crate::events::emit_to(&mut tx, &t, subscribers, "contact.created", data).await?;
-        idem.commit(tx, StatusCode::CREATED, &out).await
-    };
-    created.await.map_err(|e| match e {
-        ApiError::Conflict("conflict", _) => {
-            ApiError::conflict("a contact with this external_key already exists")
-        }
-        e => e,
-    })
+    // The subscribers' read needs no snapshot shared with the writes: on Postgres it runs before
+    // the transaction begins, and the contact, its event, delivery and job go as one statement.
+    let mut tx = app.db.begin_at_first_write().await?;
+    // Asked for now, the subscribers travel with the insert on SQLite (see `Tx::prefetch`).
+    let fan_out = subscribers(&mut tx, &t).await?;
+    // Deferred: a duplicate `external_key` fails whichever statement carries it, as a 409.
+    let contact = store::insert(&mut tx, &t, &new).await?;
+    let out = ContactOut::from(contact);
+    events::emit(
+        &mut tx,
+        &t,
+        fan_out,
+        EventType::ContactCreated,
+        contact_event(&out),
+    )
+    .await?;
+    idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,10 +126,11 @@ async fn list_contacts(
         cursor: q.cursor,
     }
     .parse()?;
-    let rows = super::list(
+    let rows = store::list(
         &mut app.db.clone(),
         &p.tenant(),
-        &page,
+        page.after.as_deref(),
+        page.limit,
         q.external_key.as_deref(),
     )
     .await?;
@@ -263,9 +142,9 @@ async fn list_contacts(
 async fn get_contact(
     p: Principal,
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
 ) -> ApiResult<axum::Json<ContactOut>> {
-    let c = super::get(&mut app.db.clone(), &p.tenant(), &id)
+    let c = store::get(&mut app.db.clone(), &p.tenant(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(c.into()))
@@ -275,7 +154,7 @@ async fn update_contact(
     p: Principal,
     State(app): State<AppState>,
     idem: Idem,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     Json(body): Json<ContactPatchIn>,
 ) -> ApiResult<Response> {
     let patch = ContactPatch {
@@ -285,7 +164,7 @@ async fn update_contact(
         attributes: body.attributes,
     };
     let mut tx = app.db.begin().await?;
-    let c = super::update(&mut tx, &p.tenant(), &id, &patch)
+    let c = store::update(&mut tx, &p.tenant(), &id, &patch)
         .await?
         .ok_or(ApiError::NotFound)?;
     idem.commit(tx, StatusCode::OK, &ContactOut::from(c)).await
@@ -296,30 +175,26 @@ async fn delete_contact(
     State(app): State<AppState>,
     meta: RequestMeta,
     idem: Idem,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;
     // Personal data goes everywhere it was copied (messages, events, dead letters), not just
     // from the contact row.
-    if super::get(&mut tx, &t, &id).await?.is_some() {
+    if store::get(&mut tx, &t, &id).await?.is_some() {
         crate::gdpr::erase_by_id(&mut tx, &t, &id).await?;
     }
-    let c = super::erase(&mut tx, &t, &id)
+    let c = store::erase(&mut tx, &t, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     audit::record(
         &mut tx,
         &meta,
-        Entry::new(Some(&p.org), p.actor(), "contact.deleted").target("contact", &c.id),
+        Entry::new(Some(t.org()), p.actor(), "contact.deleted").target("contact", c.id.as_str()),
     )
     .await?;
-    crate::events::emit(
-        &mut tx,
-        &t,
-        "contact.deleted",
-        json!({ "id": c.id, "livemode": c.livemode }),
-    )
-    .await?;
+    let fan_out = subscribers(&mut tx, &t).await?;
+    let data = json!({ "id": c.id, "livemode": c.environment.is_live() });
+    events::emit(&mut tx, &t, fan_out, EventType::ContactDeleted, data).await?;
     idem.commit_empty(tx).await
 }

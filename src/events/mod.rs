@@ -1,30 +1,45 @@
 //! Domain events, written in the transaction of the change that causes them (transactional
-//! outbox). Each becomes a webhook delivery job per subscribed endpoint in the same
-//! transaction, so no event can be lost between "saved" and "queued".
+//! outbox). Each is handed to a [`FanOut`] in the same transaction, which turns it into
+//! deliveries (the webhook deliveries implement it), so no event can be lost between "saved"
+//! and "queued". This module knows nothing of webhooks.
+
+mod store;
+
+use std::future::Future;
 
 use serde_json::{Value, json};
 
 use crate::access::principal::Tenant;
 use crate::clock::{now_ms, rfc3339};
-use crate::ids::new_id;
-use crate::store::{Arg, DbResult, Tx, insert_many_deferred};
+use crate::ids::EventId;
+use crate::store::{DbResult, Tx};
 
-/// The event catalog (SPEC §6).
-pub const CATALOG: &[&str] = &[
-    "message.created",
-    "message.sent",
-    "message.failed",
-    "message.received",
-    "scheduled_message.dispatched",
-    "scheduled_message.failed",
-    "contact.created",
-    "contact.deleted",
-    "conversation.created",
-    "api_key.created",
-    "api_key.revoked",
-    "endpoint.failed",
-    "test.ping",
-];
+crate::text_enum::text_enum! {
+    /// The event catalog (SPEC §6).
+    pub enum EventType {
+        MessageCreated = "message.created",
+        MessageSent = "message.sent",
+        MessageFailed = "message.failed",
+        MessageReceived = "message.received",
+        ScheduledMessageDispatched = "scheduled_message.dispatched",
+        ScheduledMessageFailed = "scheduled_message.failed",
+        ContactCreated = "contact.created",
+        ContactDeleted = "contact.deleted",
+        ConversationCreated = "conversation.created",
+        ApiKeyCreated = "api_key.created",
+        ApiKeyRevoked = "api_key.revoked",
+        EndpointFailed = "endpoint.failed",
+        TestPing = "test.ping",
+    }
+}
+
+impl EventType {
+    /// The part before the dot (`message` for `message.sent`), which wildcards name.
+    pub fn family(self) -> &'static str {
+        let s = self.as_str();
+        s.split_once('.').map_or(s, |(f, _)| f)
+    }
+}
 
 /// Whether `pattern` (an event type or a wildcard like `message.*` or `*`) names anything.
 pub fn is_valid_pattern(pattern: &str) -> bool {
@@ -32,120 +47,80 @@ pub fn is_valid_pattern(pattern: &str) -> bool {
         return true;
     }
     if let Some(prefix) = pattern.strip_suffix(".*") {
-        return CATALOG.iter().any(|t| t.split('.').next() == Some(prefix));
+        return EventType::ALL.iter().any(|t| t.family() == prefix);
     }
-    CATALOG.contains(&pattern)
+    EventType::parse(pattern).is_some()
 }
 
 /// Whether `event_type` matches `pattern`.
-pub fn matches(pattern: &str, event_type: &str) -> bool {
+pub fn matches(pattern: &str, event_type: EventType) -> bool {
     pattern == "*"
-        || pattern == event_type
+        || pattern == event_type.as_str()
         || pattern
             .strip_suffix(".*")
-            .is_some_and(|p| event_type.split('.').next() == Some(p))
+            .is_some_and(|p| event_type.family() == p)
 }
 
 /// A stored event.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub id: String,
-    pub event_type: String,
+    pub id: EventId,
+    pub event_type: EventType,
     /// The Standard Webhooks payload: `{type, timestamp, data}`.
     pub payload: Value,
 }
 
-pub use crate::webhooks::fanout::{Subscribers, subscribers};
-
-/// Records an event and queues its deliveries, inside `tx`.
-pub async fn emit(tx: &mut Tx, tenant: &Tenant, event_type: &str, data: Value) -> DbResult<Event> {
-    let subscribers = subscribers(tx, tenant).await?;
-    emit_to(tx, tenant, subscribers, event_type, data).await
+/// Turns events recorded in a transaction into deliveries, in the same transaction.
+pub trait FanOut: Send {
+    fn fan_out(
+        self,
+        tx: &mut Tx,
+        tenant: &Tenant,
+        events: &[Event],
+    ) -> impl Future<Output = DbResult<()>> + Send;
 }
 
-/// [`emit`], to the subscribers asked for earlier in the transaction ([`subscribers`]). A
-/// write path that asks for them before its first statement saves the writer a round trip
-/// on SQLite: the read travels with that statement.
-pub async fn emit_to(
+/// Records nothing beyond the event: for an event that goes to one endpoint only (a test
+/// ping, whose delivery its route creates).
+pub struct NoFanOut;
+
+impl FanOut for NoFanOut {
+    async fn fan_out(self, _: &mut Tx, _: &Tenant, _: &[Event]) -> DbResult<()> {
+        Ok(())
+    }
+}
+
+/// Records an event and hands it to `fan_out`, inside `tx`.
+pub async fn emit(
     tx: &mut Tx,
     tenant: &Tenant,
-    subscribers: Subscribers,
-    event_type: &str,
+    fan_out: impl FanOut,
+    event_type: EventType,
     data: Value,
 ) -> DbResult<Event> {
-    let mut events = emit_many_to(tx, tenant, subscribers, vec![(event_type, data)]).await?;
-    Ok(events.remove(0))
+    let mut events = emit_many(tx, tenant, fan_out, vec![(event_type, data)]).await?;
+    events.pop().ok_or(crate::store::DbError::NotFound)
 }
 
-/// Records several events of one tenant and queues their deliveries, with a constant number
+/// Records several events of one tenant and hands them to `fan_out`, with a constant number
 /// of statements whatever their count (the scheduler dispatches in batches).
 pub async fn emit_many(
     tx: &mut Tx,
     tenant: &Tenant,
-    items: Vec<(&str, Value)>,
-) -> DbResult<Vec<Event>> {
-    let subscribers = subscribers(tx, tenant).await?;
-    emit_many_to(tx, tenant, subscribers, items).await
-}
-
-async fn emit_many_to(
-    tx: &mut Tx,
-    tenant: &Tenant,
-    subscribers: Subscribers,
-    items: Vec<(&str, Value)>,
-) -> DbResult<Vec<Event>> {
-    let events = record_many(tx, tenant, items).await?;
-    crate::webhooks::fanout::fan_out_many(tx, tenant, subscribers, &events).await?;
-    Ok(events)
-}
-
-/// Records an event without fanning it out (a test ping goes to one endpoint only).
-pub async fn record_only(
-    tx: &mut Tx,
-    tenant: &Tenant,
-    event_type: &str,
-    data: Value,
-) -> DbResult<Event> {
-    let mut events = record_many(tx, tenant, vec![(event_type, data)]).await?;
-    Ok(events.remove(0))
-}
-
-async fn record_many(
-    tx: &mut Tx,
-    tenant: &Tenant,
-    items: Vec<(&str, Value)>,
+    fan_out: impl FanOut,
+    items: Vec<(EventType, Value)>,
 ) -> DbResult<Vec<Event>> {
     let now = now_ms();
-    let mut events = Vec::with_capacity(items.len());
-    let mut rows = Vec::with_capacity(items.len());
-    for (event_type, data) in items {
-        debug_assert!(
-            CATALOG.contains(&event_type),
-            "{event_type} is not in the catalog"
-        );
-        let id = new_id("evt");
-        let payload = json!({ "type": event_type, "timestamp": rfc3339(now), "data": data });
-        rows.push(vec![
-            Arg::from(&id),
-            Arg::from(tenant.org()),
-            Arg::from(tenant.env().as_str()),
-            Arg::from(event_type),
-            Arg::from(&payload),
-            Arg::from(now),
-        ]);
-        events.push(Event {
-            id,
-            event_type: event_type.to_owned(),
-            payload,
-        });
-    }
-    insert_many_deferred(
-        tx,
-        "INSERT INTO events (id, org_id, environment, type, payload, created_at)",
-        "",
-        rows,
-    )
-    .await?;
+    let events: Vec<Event> = items
+        .into_iter()
+        .map(|(event_type, data)| Event {
+            id: EventId::new(),
+            event_type,
+            payload: json!({ "type": event_type, "timestamp": rfc3339(now), "data": data }),
+        })
+        .collect();
+    store::insert_many(tx, tenant, &events, now).await?;
+    fan_out.fan_out(tx, tenant, &events).await?;
     Ok(events)
 }
 
@@ -160,8 +135,12 @@ mod tests {
         assert!(is_valid_pattern("*"));
         assert!(!is_valid_pattern("nope.*"));
         assert!(!is_valid_pattern("message.exploded"));
-        assert!(matches("message.*", "message.sent"));
-        assert!(!matches("message.*", "contact.created"));
-        assert!(matches("*", "test.ping"));
+        assert!(matches("message.*", EventType::MessageSent));
+        assert!(!matches("message.*", EventType::ContactCreated));
+        assert!(matches("*", EventType::TestPing));
+        assert_eq!(
+            EventType::ScheduledMessageFailed.family(),
+            "scheduled_message"
+        );
     }
 }

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::http::request_id;
-use crate::store::DbError;
+use crate::store::{Constraint, DbError};
+
+pub use super::error_code::ErrorCode;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -30,20 +32,21 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable machine-readable code; see the list in the API reference.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: ErrorCode,
     pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
 }
 
-/// Every error the API returns. Each variant maps to exactly one status and code.
+/// Every error the API returns. Each carries one [`ErrorCode`], which decides its status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// A 400 with its own code (`idempotency_key_required`, `invalid_signature`).
     #[error("{1}")]
-    Invalid(&'static str, String),
+    Invalid(ErrorCode, String),
     #[error("{detail}")]
     Validation {
         detail: String,
@@ -52,12 +55,14 @@ pub enum ApiError {
     /// A single-field rule with its own code (e.g. `send_at_not_in_future`).
     #[error("{detail}")]
     Rule {
-        code: &'static str,
+        code: ErrorCode,
         field: &'static str,
         detail: String,
     },
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("not found")]
@@ -65,16 +70,16 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{1}")]
-    Unauthenticated(&'static str, String),
+    Unauthenticated(ErrorCode, String),
     #[error("{1}")]
-    Forbidden(&'static str, String),
+    Forbidden(ErrorCode, String),
     #[error("{0}")]
     PaymentRequired(String),
     #[error("{1}")]
-    Conflict(&'static str, String),
+    Conflict(ErrorCode, String),
     #[error("{detail}")]
     TooManyRequests {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
         retry_after_s: u64,
     },
@@ -111,51 +116,37 @@ impl ApiError {
     }
 
     pub fn conflict(m: impl Into<String>) -> Self {
-        ApiError::Conflict("conflict", m.into())
+        ApiError::Conflict(ErrorCode::Conflict, m.into())
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) | ApiError::Invalid(..) => StatusCode::BAD_REQUEST,
-            ApiError::Validation { .. } | ApiError::Rule { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unauthenticated(..) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(..) => StatusCode::FORBIDDEN,
-            ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
-            ApiError::Conflict(..) => StatusCode::CONFLICT,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Timeout | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Invalid(code, _) => code,
-            ApiError::Validation { .. } => "validation_failed",
-            ApiError::Rule { code, .. } => code,
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Unauthenticated(code, _) => code,
-            ApiError::Forbidden(code, _) => code,
-            ApiError::PaymentRequired(_) => "subscription_inactive",
-            ApiError::Conflict(code, _) => code,
-            ApiError::TooManyRequests { code, .. } => code,
-            ApiError::Timeout => "request_timeout",
-            ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::Internal(_) => "internal_error",
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Invalid(code, _) => *code,
+            ApiError::Validation { .. } => ErrorCode::ValidationFailed,
+            ApiError::Rule { code, .. } => *code,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::BodyTimeout => ErrorCode::BodyTimeout,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::Unauthenticated(code, _) => *code,
+            ApiError::Forbidden(code, _) => *code,
+            ApiError::PaymentRequired(_) => ErrorCode::SubscriptionInactive,
+            ApiError::Conflict(code, _) => *code,
+            ApiError::TooManyRequests { code, .. } => *code,
+            ApiError::Timeout => ErrorCode::RequestTimeout,
+            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
     /// The problem document, with the current request's id.
     pub fn problem(&self) -> Problem {
-        let status = self.status();
         let detail = match self {
             // Never the cause: it may name tables, paths or peers.
             ApiError::Internal(_) => {
@@ -171,23 +162,19 @@ impl ApiError {
             }]),
             _ => None,
         };
-        problem(status, self.code(), detail, errors)
+        problem(self.code(), detail, errors)
     }
 }
 
-/// Builds a problem for `status` and `code` in the current request.
-pub fn problem(
-    status: StatusCode,
-    code: &str,
-    detail: String,
-    errors: Option<Vec<FieldError>>,
-) -> Problem {
+/// Builds the problem of `code` in the current request.
+pub fn problem(code: ErrorCode, detail: String, errors: Option<Vec<FieldError>>) -> Problem {
+    let status = code.status();
     Problem {
         type_: format!("https://rampart.dev/problems/{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail,
-        code: code.to_owned(),
+        code,
         request_id: request_id::current().unwrap_or_default(),
         errors,
     }
@@ -216,7 +203,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %self, "service unavailable");
         }
         let mut res = problem_response(&self.problem());
-        res.extensions_mut().insert(ErrorCode(self.code()));
+        res.extensions_mut().insert(ResponseCode(self.code()));
         match &self {
             ApiError::TooManyRequests { retry_after_s, .. } => {
                 res.headers_mut().insert(
@@ -228,7 +215,7 @@ impl IntoResponse for ApiError {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ApiError::Conflict("idempotency_in_flight", _) => {
+            ApiError::Conflict(ErrorCode::IdempotencyInFlight, _) => {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -246,186 +233,37 @@ impl IntoResponse for ApiError {
 
 /// The stable code of an error response, for metrics and audit (a response extension).
 #[derive(Clone, Copy, Debug)]
-pub struct ErrorCode(pub &'static str);
+pub struct ResponseCode(pub ErrorCode);
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
+        if let Some(c) = e.unique_violation() {
+            return ApiError::conflict(conflict_message(c));
+        }
+        match e.root() {
             DbError::NotFound => ApiError::NotFound,
-            DbError::Unique(_) => ApiError::conflict("the resource already exists"),
             DbError::Unavailable(_) => {
                 tracing::warn!(error = ?e, "database unavailable");
                 ApiError::Unavailable("the database is unavailable; retry shortly".into())
             }
-            other => ApiError::internal(other),
+            _ => ApiError::internal(e),
         }
     }
 }
 
-/// The code for a bare framework error status (a 404 from routing, a 413 from the limit).
-pub fn code_for_status(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthenticated",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 | 504 => "request_timeout",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "validation_failed",
-        429 => "rate_limited",
-        503 => "service_unavailable",
-        _ => "internal_error",
+/// What a unique violation means to the client: the one place each constraint gets its words.
+fn conflict_message(c: Constraint) -> &'static str {
+    match c {
+        Constraint::ContactExternalKey => "a contact with this external_key already exists",
+        Constraint::UserEmail => "a user with this email already exists",
+        Constraint::IdempotencyKey => "this Idempotency-Key is already in use",
+        Constraint::LiveJob => "the same work is already queued",
+        Constraint::ApiKeySecret
+        | Constraint::RefreshToken
+        | Constraint::AuditSequence
+        | Constraint::PrimaryKey
+        | Constraint::Unknown => "the object conflicts with one written at the same time; retry",
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// Every stable code, with its status, for the API reference.
-pub const CODES: &[(&str, u16, &str)] = &[
-    (
-        "bad_request",
-        400,
-        "the JSON, query or header could not be parsed",
-    ),
-    (
-        "validation_failed",
-        422,
-        "a field failed validation; see errors[]",
-    ),
-    ("payload_too_large", 413, "the body exceeds the size limit"),
-    (
-        "unsupported_media_type",
-        415,
-        "the body is not application/json",
-    ),
-    (
-        "not_found",
-        404,
-        "no such route or object (also another org's object)",
-    ),
-    (
-        "method_not_allowed",
-        405,
-        "the route does not accept this method",
-    ),
-    (
-        "unauthenticated",
-        401,
-        "no credentials, or an invalid or expired token",
-    ),
-    (
-        "invalid_api_key",
-        401,
-        "the API key is unknown or malformed",
-    ),
-    ("api_key_revoked", 401, "the API key was revoked"),
-    ("api_key_expired", 401, "the API key has expired"),
-    (
-        "tenant_mismatch",
-        403,
-        "the identity belongs to another tenant than this deployment's",
-    ),
-    (
-        "insufficient_scope",
-        403,
-        "the credential lacks the route's scope",
-    ),
-    (
-        "insufficient_permission",
-        403,
-        "the credential lacks the route's permission",
-    ),
-    (
-        "insufficient_role",
-        403,
-        "the user's role is below what the route needs",
-    ),
-    (
-        "forbidden",
-        403,
-        "the credential kind may not use this route",
-    ),
-    (
-        "subscription_inactive",
-        402,
-        "the org's subscription is not active",
-    ),
-    (
-        "tier_insufficient",
-        403,
-        "the org's plan tier does not include this route",
-    ),
-    ("rate_limited", 429, "too many requests; see Retry-After"),
-    (
-        "quota_exceeded",
-        429,
-        "the period's quota is used up; see Retry-After",
-    ),
-    ("conflict", 409, "the object conflicts with an existing one"),
-    (
-        "idempotency_key_reused",
-        422,
-        "the Idempotency-Key was used with another payload",
-    ),
-    (
-        "idempotency_in_flight",
-        409,
-        "a request with this Idempotency-Key is still running",
-    ),
-    (
-        "idempotency_key_required",
-        400,
-        "this route requires an Idempotency-Key header",
-    ),
-    (
-        "send_at_not_in_future",
-        422,
-        "send_at must be in the future",
-    ),
-    (
-        "conversation_not_found",
-        422,
-        "the conversation does not exist in this org",
-    ),
-    (
-        "unsupported_target",
-        422,
-        "the target cannot receive scheduled messages",
-    ),
-    (
-        "not_cancelable",
-        409,
-        "the object is no longer in a cancelable state",
-    ),
-    (
-        "channel_not_configured",
-        422,
-        "the org has no active channel endpoint",
-    ),
-    (
-        "not_replayable",
-        409,
-        "the dead letter is not open, or its endpoint is not active",
-    ),
-    (
-        "invalid_signature",
-        400,
-        "the webhook signature did not verify",
-    ),
-    (
-        "request_timeout",
-        503,
-        "the request took longer than the server allows",
-    ),
-    (
-        "service_unavailable",
-        503,
-        "a dependency is unavailable; retry later",
-    ),
-    (
-        "internal_error",
-        500,
-        "an unexpected error; quote the request id",
-    ),
-];

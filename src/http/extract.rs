@@ -141,7 +141,8 @@ fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
 }
 
-/// Path parameters; a rejection is 400 (ids of the wrong shape are 404 in the handlers).
+/// Path parameters. One that does not parse (an id of the wrong kind or shape) names nothing
+/// that exists: 404 `not_found`, before any query runs.
 pub struct Path<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Path<T>
@@ -155,7 +156,7 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
+            .map_err(|_| ApiError::NotFound)
     }
 }
 

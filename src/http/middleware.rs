@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::error::{ApiError, ErrorCode, IsProblem, code_for_status, problem, problem_response};
+use super::error::{ApiError, ErrorCode, IsProblem, ResponseCode, problem, problem_response};
 use super::request_id::{self, RequestId};
 
 /// How many headers the conventions middleware adds to every response (at most): whoever
@@ -89,7 +89,7 @@ pub async fn conventions(
 
     let status = res.status();
     let elapsed = started.elapsed();
-    let code = res.extensions().get::<ErrorCode>().map(|c| c.0);
+    let code = res.extensions().get::<ResponseCode>().map(|c| c.0.as_str());
     span.in_scope(|| {
         tracing::info!(
             http.status = status.as_u16(),
@@ -109,19 +109,19 @@ fn to_problem_if_bare(res: Response<Body>) -> Response<Body> {
     if status.as_u16() < 400 || res.extensions().get::<IsProblem>().is_some() {
         return res;
     }
-    let code = code_for_status(status);
+    let code = ErrorCode::for_status(status);
     let detail = match status {
         StatusCode::NOT_FOUND => "no such route".to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => "the route does not accept this method".to_owned(),
         s => s.canonical_reason().unwrap_or("error").to_lowercase(),
     };
-    let mut out = problem_response(&problem(status, code, detail, None));
+    let mut out = problem_response(&problem(code, detail, None));
     for name in [header::ALLOW, header::RETRY_AFTER] {
         if let Some(v) = res.headers().get(&name) {
             out.headers_mut().insert(name, v.clone());
         }
     }
-    out.extensions_mut().insert(ErrorCode(code));
+    out.extensions_mut().insert(ResponseCode(code));
     out
 }
 

@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod error;
+mod error_code;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
@@ -10,7 +11,7 @@ pub mod request_id;
 pub mod routes;
 pub mod validate;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ErrorCode};
 pub use extract::{Json, OptionalJson, Path, Query};
 pub use routes::{Profile, Route};
 pub use validate::{Checks, Validate};

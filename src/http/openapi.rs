@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::error::{CODES, Problem};
+use super::error::{ErrorCode, Problem};
 use super::routes::{AuthKind, Billing, Idempotency, RateClass, Route};
 
 fn path_params(path: &str) -> Vec<&str> {
@@ -187,9 +187,9 @@ pub fn document(routes: &[Route], version: &str) -> Value {
     for (name, schema) in components {
         schemas.entry(name).or_insert(schema);
     }
-    let codes: Vec<Value> = CODES
+    let codes: Vec<Value> = ErrorCode::ALL
         .iter()
-        .map(|(c, s, d)| json!({ "code": c, "status": s, "meaning": d }))
+        .map(|c| json!({ "code": c, "status": c.status().as_u16(), "meaning": c.meaning() }))
         .collect();
     json!({
         "openapi": "3.1.0",

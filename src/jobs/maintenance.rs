@@ -3,30 +3,41 @@
 //! deletes a bounded batch, so a large backlog drains over several runs without long locks.
 
 use super::queue::complete;
-use super::{ClaimedJob, Completion};
-use crate::app::AppState;
+use super::{Completion, Job, JobContext, NoPayload};
 use crate::clock::now_ms;
-use crate::store::{Q, sql};
+use crate::store::Q;
 
-pub const PURGE: &str = "maintenance.purge";
 const BATCH: i64 = 5_000;
+
+/// The periodic retention purge.
+pub struct Purge;
+
+impl Job for Purge {
+    const KIND: &'static str = "maintenance.purge";
+    type Payload = NoPayload;
+
+    async fn run(&self, cx: &JobContext<'_>, _: NoPayload) -> anyhow::Result<()> {
+        purge(cx).await
+    }
+}
 
 fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
-pub async fn purge(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+async fn purge(cx: &JobContext<'_>) -> anyhow::Result<()> {
+    let (state, job) = (cx.app, cx.job);
     let now = now_ms();
     let logs_before = now - ms(state.config.retention_delivery_logs);
     let dl_before = now - ms(state.config.retention_dead_letters);
     let mut db = state.db.clone();
     let mut total = crate::traffic::idempotency::purge(&state.db).await?;
     let steps: Vec<(&str, Q, i64)> = vec![
-        ("delivery_attempts", sql("DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE created_at < $1 LIMIT $2)"), logs_before),
-        ("sandbox_deliveries", sql("DELETE FROM sandbox_deliveries WHERE id IN (SELECT id FROM sandbox_deliveries WHERE created_at < $1 LIMIT $2)"), logs_before),
+        ("delivery_attempts", Q::write("DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE created_at < $1 LIMIT $2)"), logs_before),
+        ("sandbox_deliveries", Q::write("DELETE FROM sandbox_deliveries WHERE id IN (SELECT id FROM sandbox_deliveries WHERE created_at < $1 LIMIT $2)"), logs_before),
         (
             "deliveries",
-            sql("DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.updated_at < $1
+            Q::write("DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.updated_at < $1
                    AND NOT EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id)
                    AND NOT EXISTS (SELECT 1 FROM dead_letters l WHERE l.delivery_id = d.id AND l.status <> 'resolved')
                    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.delivery_id = d.id) LIMIT $2)"),
@@ -34,16 +45,16 @@ pub async fn purge(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         ),
         (
             "events",
-            sql("DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1
+            Q::write("DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT $2)"),
             logs_before,
         ),
-        ("dead_letters", sql("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE status = 'resolved' AND resolved_at < $1 LIMIT $2)"), dl_before),
-        ("jobs", sql("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'dead' AND updated_at < $1 LIMIT $2)"), now - 7 * 86_400_000),
-        ("workers", sql("DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM workers WHERE last_seen < $1 LIMIT $2)"), now - 86_400_000),
+        ("dead_letters", Q::write("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE status = 'resolved' AND resolved_at < $1 LIMIT $2)"), dl_before),
+        ("jobs", Q::write("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'dead' AND updated_at < $1 LIMIT $2)"), now - 7 * 86_400_000),
+        ("workers", Q::write("DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM workers WHERE last_seen < $1 LIMIT $2)"), now - 86_400_000),
         (
             "health_samples",
-            sql("DELETE FROM health_samples WHERE id IN (SELECT id FROM health_samples WHERE taken_at < $1 LIMIT $2)"),
+            Q::write("DELETE FROM health_samples WHERE id IN (SELECT id FROM health_samples WHERE taken_at < $1 LIMIT $2)"),
             now - 91 * 86_400_000,
         ),
     ];

@@ -7,25 +7,84 @@
 //! still ours ([`queue::begin_finish`]): a worker whose lease was taken over can no longer
 //! complete, fail or reschedule that job. Handlers are idempotent by contract: delivery is
 //! at-least-once.
+//!
+//! Each kind of job implements [`Job`] with a typed payload; the runner finds it in the
+//! [`Registry`] built at the top of the application, and background loops (the scheduler)
+//! implement [`Loop`]. This layer depends on no feature.
 
 pub mod maintenance;
 pub mod queue;
+mod registry;
 pub mod retry;
 pub mod runner;
 
-use serde_json::Value;
+use std::future::Future;
+
+pub use registry::Registry;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::ids::{JobId, LeaseToken, OrgId};
+
+/// Proof that the code holding it is the job layer (a job run, a background loop): only the
+/// runner makes one, and [`crate::access::principal::Tenant::for_background`] needs it, so no
+/// request handler can act for an org other than its principal's.
+#[derive(Clone)]
+pub struct Background(());
+
+/// A kind of background job.
+pub trait Job: Send + Sync + 'static {
+    /// Its name in `jobs.kind`, under which the registry finds it.
+    const KIND: &'static str;
+    /// What it is given, stored as JSON in `jobs.payload`.
+    type Payload: Serialize + DeserializeOwned + Send + Sync;
+
+    /// Runs one claimed job. It finishes the job itself (`queue::complete`,
+    /// `queue::begin_finish`); an error or a panic counts as a failed attempt.
+    fn run(
+        &self,
+        cx: &JobContext<'_>,
+        payload: Self::Payload,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// What a running job may use.
+pub struct JobContext<'a> {
+    pub app: &'a AppState,
+    pub job: &'a ClaimedJob,
+    pub background: &'a Background,
+}
+
+/// A loop that runs beside the job workers for as long as they do (the scheduler).
+pub trait Loop: Send + 'static {
+    fn run(self, cx: LoopContext) -> impl Future<Output = ()> + Send;
+}
+
+/// What a background loop is given.
+pub struct LoopContext {
+    pub app: AppState,
+    pub background: Background,
+    /// Set while the loop has a backlog to catch up on: the workers claim no new jobs
+    /// meanwhile, for at most [`runner::CATCH_UP_MAX`] (see `docs/ARCHITECTURE.md`, "Jobs").
+    pub catch_up: runner::CatchUp,
+}
 
 /// A claimed job, as a handler sees it.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
-    pub id: String,
+    pub id: JobId,
     pub kind: String,
-    pub org_id: Option<String>,
-    pub payload: Value,
+    pub org_id: Option<OrgId>,
+    pub payload: serde_json::Value,
     /// How many times this job has been claimed, this time included.
     pub attempts: u32,
-    pub lease_token: String,
+    pub lease_token: LeaseToken,
 }
+
+/// The payload of a job that needs none (the periodic ones).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct NoPayload {}
 
 /// How a job ended, written first in the transaction that finishes it ([`queue::begin_finish`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,4 +99,14 @@ pub enum Completion {
     /// Failed for good: kept as `dead` with its error (domain dead letters are written by the
     /// handler in the same transaction).
     Dead { error: String },
+}
+
+crate::text_enum::text_enum! {
+    /// Where a job is in its life (`done` jobs are deleted, not kept).
+    pub enum JobStatus {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Dead = "dead",
+    }
 }

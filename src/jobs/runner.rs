@@ -13,12 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::queue::{self, NewJob, local_notify};
 use super::retry::{INTERNAL_JOB_ATTEMPTS, Policy};
-use super::{ClaimedJob, Completion};
+use super::{Background, ClaimedJob, Completion, JobContext, Loop, LoopContext, Registry};
 use crate::app::AppState;
 use crate::clock::now_ms;
-use crate::config::Config;
-use crate::ids::new_id;
-use crate::store::sql;
+use crate::ids::WorkerId;
+use crate::store::Q;
 
 /// How long an idle worker sleeps before looking again when nobody wakes it.
 const POLL: Duration = Duration::from_millis(500);
@@ -29,24 +28,19 @@ const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
 /// claim then takes many jobs instead of one transaction per enqueued job.
 const GATHER: Duration = Duration::from_millis(2);
 
-/// `rampart worker`: a worker (and scheduler) without listeners.
-pub async fn run_standalone(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let state = crate::app::AppState::open(config).await?;
-    crate::app::prepare(&state).await?;
-    let bg = crate::app::spawn_background(&state);
-    let token = state.shutdown.clone();
-    let s = shutdown.clone();
-    tokio::spawn(async move {
-        s.cancelled().await;
-        token.cancel();
-    });
-    let result = run(state.clone()).await;
-    for t in bg {
-        t.abort();
-    }
-    state.db.close().await;
-    result
-}
+/// Tells the job loop when a background loop (the scheduler) is working through a backlog,
+/// and since when.
+///
+/// Dispatch has a deadline (SPEC §4: within 1 s of `send_at`) and costs a few rows per item;
+/// a delivery costs an HTTP request and has no deadline. When thousands of items fall due at
+/// once, the deliveries of the first batches would take most of the CPU from the dispatch of
+/// the rest, so the job loop claims nothing new while the scheduler catches up, for at most
+/// [`CATCH_UP_MAX`]; then both go on together, so a scheduler that is always behind cannot
+/// starve deliveries. Running jobs carry on either way.
+pub type CatchUp = tokio::sync::watch::Sender<Option<std::time::Instant>>;
+
+/// The longest the job loop holds back for a loop that is catching up.
+pub const CATCH_UP_MAX: Duration = Duration::from_secs(2);
 
 fn hostname() -> String {
     std::env::var("HOSTNAME")
@@ -57,8 +51,12 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-async fn heartbeat(state: &AppState, worker: &str, started_at: i64) -> crate::store::DbResult<()> {
-    sql("INSERT INTO workers (worker_id, build_id, hostname, started_at, last_seen) VALUES ($1, $2, $3, $4, $5)
+async fn heartbeat(
+    state: &AppState,
+    worker: &WorkerId,
+    started_at: i64,
+) -> crate::store::DbResult<()> {
+    Q::write("INSERT INTO workers (worker_id, build_id, hostname, started_at, last_seen) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen, stopped_at = NULL")
         .bind(worker)
         .bind(&state.config.build_id)
@@ -70,9 +68,10 @@ async fn heartbeat(state: &AppState, worker: &str, started_at: i64) -> crate::st
     Ok(())
 }
 
-/// Runs a worker until `state.shutdown` fires.
-pub async fn run(state: AppState) -> anyhow::Result<()> {
-    let worker = new_id("wrk");
+/// Runs a worker, with `background` beside it, until `state.shutdown` fires.
+pub async fn run(state: AppState, registry: Registry, background: impl Loop) -> anyhow::Result<()> {
+    let worker = WorkerId::new();
+    let registry = Arc::new(registry);
     let started_at = now_ms();
     let lease_ms = i64::try_from(state.config.job_lease.as_millis()).unwrap_or(60_000);
     heartbeat(&state, &worker, started_at).await?;
@@ -105,10 +104,17 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         .pg_pool()
         .cloned()
         .map(|pool| tokio::spawn(listen(pool, stop.clone())));
-    let periodic = tokio::spawn(schedule_periodic(state.clone()));
+    let periodic = tokio::spawn(schedule_periodic(
+        state.clone(),
+        registry.periodic().to_vec(),
+    ));
     let catch_up = tokio::sync::watch::channel(None).0;
     let mut scheduler_behind = catch_up.subscribe();
-    let scheduler = tokio::spawn(crate::scheduled::run(state.clone(), catch_up));
+    let scheduler = tokio::spawn(background.run(LoopContext {
+        app: state.clone(),
+        background: Background(()),
+        catch_up,
+    }));
 
     let permits = Arc::new(Semaphore::new(state.config.worker_concurrency as usize));
     let mut running: JoinSet<()> = JoinSet::new();
@@ -125,9 +131,9 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         notified.as_mut().enable();
 
         // The scheduler has a backlog of due items: let it dispatch first (bounded; see
-        // `scheduled::CatchUp`).
+        // [`CatchUp`]).
         let held_back = (*scheduler_behind.borrow_and_update())
-            .and_then(|since| crate::scheduled::CATCH_UP_MAX.checked_sub(since.elapsed()));
+            .and_then(|since| CATCH_UP_MAX.checked_sub(since.elapsed()));
         if let Some(left) = held_back {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -150,8 +156,9 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
                     for job in jobs {
                         let permit = permits.clone().acquire_owned().await?;
                         let state = state.clone();
+                        let registry = registry.clone();
                         running.spawn(async move {
-                            execute(&state, job).await;
+                            execute(&state, &registry, job).await;
                             drop(permit);
                         });
                     }
@@ -198,7 +205,7 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     if released > 0 {
         tracing::info!(released, "unfinished jobs handed back");
     }
-    let _ = sql("UPDATE workers SET stopped_at = $2, last_seen = $2 WHERE worker_id = $1")
+    let _ = Q::write("UPDATE workers SET stopped_at = $2, last_seen = $2 WHERE worker_id = $1")
         .bind(&worker)
         .bind(now_ms())
         .execute(&mut state.db.clone())
@@ -248,7 +255,7 @@ async fn listen(pool: sqlx::PgPool, stop: CancellationToken) {
 
 /// Enqueues the periodic jobs; the unique key makes it one per deployment, whatever the number
 /// of workers.
-async fn schedule_periodic(state: AppState) {
+async fn schedule_periodic(state: AppState, kinds: Vec<&'static str>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
@@ -257,18 +264,8 @@ async fn schedule_periodic(state: AppState) {
         }
         let result = async {
             let mut tx = state.db.begin().await?;
-            for (kind, unique) in [
-                (super::maintenance::PURGE, "periodic:maintenance.purge"),
-                (crate::ops::status::SAMPLE_JOB, "periodic:health.sample"),
-            ] {
-                queue::enqueue(
-                    &mut tx,
-                    NewJob {
-                        unique_key: Some(unique.into()),
-                        ..NewJob::now(kind, None, serde_json::json!({}))
-                    },
-                )
-                .await?;
+            for kind in &kinds {
+                queue::enqueue(&mut tx, NewJob::periodic(kind)).await?;
             }
             tx.commit().await
         }
@@ -280,10 +277,16 @@ async fn schedule_periodic(state: AppState) {
 }
 
 /// Runs one job with panics caught; a failing or panicking job is retried under the policy.
-async fn execute(state: &AppState, job: ClaimedJob) {
+async fn execute(state: &AppState, registry: &Registry, job: ClaimedJob) {
     let started = std::time::Instant::now();
     let kind = job.kind.clone();
-    let result = AssertUnwindSafe(dispatch(state, &job)).catch_unwind().await;
+    let background = Background(());
+    let cx = JobContext {
+        app: state,
+        job: &job,
+        background: &background,
+    };
+    let result = AssertUnwindSafe(registry.run(&cx)).catch_unwind().await;
     metrics::histogram!("rampart_job_duration_seconds", "kind" => kind.clone())
         .record(started.elapsed().as_secs_f64());
     let error = match result {
@@ -313,16 +316,5 @@ async fn execute(state: &AppState, job: ClaimedJob) {
     if let Err(e) = queue::complete(&state.db, &job, &completion).await {
         // The lease will run out and another worker will take the job over.
         tracing::error!(job = %job.id, error = %e, "could not record a job failure");
-    }
-}
-
-async fn dispatch(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
-    match job.kind.as_str() {
-        crate::webhooks::fanout::DELIVER_JOB => crate::webhooks::delivery::run(state, job).await,
-        super::maintenance::PURGE => super::maintenance::purge(state, job).await,
-        crate::ops::status::SAMPLE_JOB => crate::ops::status::sample(state, job).await,
-        crate::ops::alerts::NOTIFY_JOB => crate::ops::alerts::notify(state, job).await,
-        crate::exports::BUILD_JOB => crate::exports::build(state, job).await,
-        other => anyhow::bail!("unknown job kind {other}"),
     }
 }

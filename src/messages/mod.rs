@@ -3,55 +3,55 @@
 //! channel. Every change emits its event in the same transaction.
 
 pub mod routes;
+pub mod store;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::access::principal::Tenant;
-use crate::clock::now_ms;
-use crate::http::ApiError;
-use crate::http::pagination::PageParams;
-use crate::ids::new_id;
-use crate::store::{DbResult, Exec, Row, Tx, sql};
-use crate::webhooks::endpoints;
+use crate::access::principal::{Environment, Tenant};
+use crate::clock::rfc3339;
+use crate::deliveries::fanout::{create_delivery, subscribers};
+use crate::events::{self, EventType};
+use crate::http::validate::check_object;
+use crate::http::{ApiError, Checks, ErrorCode, Validate};
+use crate::ids::{ConversationId, DeliveryId, MessageId, ScheduledMessageId};
+use crate::store::{DbResult, JsonText, Tx};
+use crate::webhooks::EndpointStatus;
 
-#[derive(Debug, Clone)]
+crate::text_enum::text_enum! {
+    pub enum Direction {
+        Outbound = "outbound",
+        Inbound = "inbound",
+    }
+}
+
+crate::text_enum::text_enum! {
+    pub enum MessageStatus {
+        Queued = "queued",
+        Sent = "sent",
+        Failed = "failed",
+        Received = "received",
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Message {
-    pub id: String,
-    pub conversation_id: String,
-    pub direction: String,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub direction: Direction,
     pub body: Option<String>,
-    pub metadata: Value,
-    pub status: String,
-    pub delivery_id: Option<String>,
-    pub scheduled_message_id: Option<String>,
+    pub metadata: JsonText<Map<String, Value>>,
+    pub status: MessageStatus,
+    pub delivery_id: Option<DeliveryId>,
+    pub scheduled_message_id: Option<ScheduledMessageId>,
     pub error: Option<String>,
-    pub livemode: bool,
+    pub environment: Environment,
     pub created_at: i64,
     pub updated_at: i64,
     pub sent_at: Option<i64>,
 }
 
-pub const COLUMNS: &str = "id, conversation_id, direction, body, metadata, status, delivery_id, scheduled_message_id, error, environment, created_at, updated_at, sent_at";
-
 impl Message {
-    pub fn from_row(r: &Row) -> DbResult<Message> {
-        Ok(Message {
-            id: r.get("id")?,
-            conversation_id: r.get("conversation_id")?,
-            direction: r.get("direction")?,
-            body: r.get("body")?,
-            metadata: r.json("metadata")?,
-            status: r.get("status")?,
-            delivery_id: r.get("delivery_id")?,
-            scheduled_message_id: r.get("scheduled_message_id")?,
-            error: r.get("error")?,
-            livemode: r.get::<String>("environment")? == "live",
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-            sent_at: r.get("sent_at")?,
-        })
-    }
-
     /// The event payload (`data`) of this message.
     pub fn event_data(&self) -> Value {
         json!({
@@ -59,45 +59,80 @@ impl Message {
             "conversation_id": self.conversation_id,
             "direction": self.direction,
             "body": self.body,
-            "metadata": self.metadata,
+            "metadata": self.metadata.0,
             "status": self.status,
             "scheduled_message_id": self.scheduled_message_id,
-            "livemode": self.livemode,
+            "livemode": self.environment.is_live(),
         })
     }
 }
 
-pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &str) -> DbResult<Option<Message>> {
-    let row = crate::store::sql_built(format!(
-        "SELECT {COLUMNS} FROM messages WHERE org_id = $1 AND environment = $2 AND id = $3"
-    ))
-    .bind(t.org())
-    .bind(t.env().as_str())
-    .bind(id)
-    .fetch_optional(ex)
-    .await?;
-    row.as_ref().map(Message::from_row).transpose()
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageIn {
+    pub conversation_id: ConversationId,
+    /// 1-4096 characters.
+    #[schema(min_length = 1, max_length = 4096)]
+    pub body: String,
+    /// A JSON object of at most 16 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
 }
 
-pub async fn list(
-    ex: &mut impl Exec,
-    t: &Tenant,
-    page: &PageParams,
-    conversation: Option<&str>,
-) -> DbResult<Vec<Message>> {
-    let rows = crate::store::sql_built(format!(
-        "SELECT {COLUMNS} FROM messages WHERE org_id = $1 AND environment = $2
-           AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR conversation_id = $4)
-         ORDER BY id DESC LIMIT $5"
-    ))
-    .bind(t.org())
-    .bind(t.env().as_str())
-    .bind(page.after.clone())
-    .bind(conversation.map(str::to_owned))
-    .bind(page.limit + 1)
-    .fetch_all(ex)
-    .await?;
-    rows.iter().map(Message::from_row).collect()
+/// The body and metadata rules, shared with scheduled messages.
+pub fn check_content(c: &mut Checks, body: &str, metadata: Option<&Map<String, Value>>) {
+    c.len("body", body, 1, 4096);
+    c.check(!body.trim().is_empty(), "body", "must not be blank");
+    if let Some(m) = metadata {
+        check_object(c, "metadata", m, 100, 16 * 1024);
+    }
+}
+
+impl Validate for MessageIn {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut c = Checks::new();
+        check_content(&mut c, &self.body, self.metadata.as_ref());
+        c.finish()
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageOut {
+    pub id: MessageId,
+    pub object: &'static str,
+    pub conversation_id: ConversationId,
+    pub direction: Direction,
+    /// null once erased
+    pub body: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    pub status: MessageStatus,
+    pub scheduled_message_id: Option<ScheduledMessageId>,
+    pub error: Option<String>,
+    pub livemode: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub sent_at: Option<String>,
+}
+
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
+        MessageOut {
+            id: m.id,
+            object: "message",
+            conversation_id: m.conversation_id,
+            direction: m.direction,
+            body: m.body,
+            metadata: m.metadata.into_inner(),
+            status: m.status,
+            scheduled_message_id: m.scheduled_message_id,
+            error: m.error,
+            livemode: m.environment.is_live(),
+            created_at: rfc3339(m.created_at),
+            updated_at: rfc3339(m.updated_at),
+            sent_at: m.sent_at.map(rfc3339),
+        }
+    }
 }
 
 /// Why an outbound message cannot be queued.
@@ -110,7 +145,7 @@ impl SendRefusal {
     pub fn into_api_error(self) -> ApiError {
         match self {
             SendRefusal::NoChannel => ApiError::Rule {
-                code: "channel_not_configured",
+                code: ErrorCode::ChannelNotConfigured,
                 field: "conversation_id",
                 detail: "the org has no channel endpoint: create a webhook endpoint with kind \"channel\" first".into(),
             },
@@ -123,59 +158,43 @@ impl SendRefusal {
 pub async fn create_outbound(
     tx: &mut Tx,
     t: &Tenant,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     body: &str,
     metadata: &Map<String, Value>,
-    scheduled_message_id: Option<&str>,
+    scheduled_message_id: Option<&ScheduledMessageId>,
 ) -> DbResult<Result<Message, SendRefusal>> {
-    // Asked for now, the subscribers travel with the channel's lookup (see `events::emit_to`).
-    let subscribers = crate::events::subscribers(tx, t).await?;
-    let Some(channel) = endpoints::channel(tx, t).await? else {
+    // Asked for now, the subscribers travel with the channel's lookup (see `Tx::prefetch`).
+    let fan_out = subscribers(tx, t).await?;
+    let Some(channel) = crate::webhooks::store::channel(tx, t).await? else {
         return Ok(Err(SendRefusal::NoChannel));
     };
     let id = match scheduled_message_id {
         // One message per scheduled message, whatever happens: the id says which.
-        Some(s) => format!("msg_{}", s.trim_start_matches("sch_")),
-        None => new_id("msg"),
+        Some(s) => MessageId::for_scheduled(s),
+        None => MessageId::new(),
     };
-    let now = now_ms();
-    let row = crate::store::sql_built(format!(
-        "INSERT INTO messages (id, org_id, environment, conversation_id, direction, body, metadata, status, scheduled_message_id, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'outbound', $5, $6, 'queued', $7, $8, $8) RETURNING {COLUMNS}"
-    ))
-    .bind(&id)
-    .bind(t.org())
-    .bind(t.env().as_str())
-    .bind(conversation_id)
-    .bind(body)
-    .bind(Value::Object(metadata.clone()).to_string())
-    .bind(scheduled_message_id.map(str::to_owned))
-    .bind(now)
-    .fetch_one(tx)
-    .await?;
-    let mut msg = Message::from_row(&row)?;
-    let event =
-        crate::events::emit_to(tx, t, subscribers, "message.created", msg.event_data()).await?;
-    let dead = matches!(channel.status.as_str(), "failed" | "disabled");
-    let delivery =
-        crate::webhooks::fanout::create_delivery(tx, t, &channel.id, &event, dead).await?;
-    tx.defer(
-        sql("UPDATE messages SET delivery_id = $2 WHERE id = $1")
-            .bind(&id)
-            .bind(&delivery),
+    let mut msg = store::insert_outbound(
+        tx,
+        t,
+        &id,
+        conversation_id,
+        body,
+        metadata,
+        scheduled_message_id,
     )
     .await?;
+    let event = events::emit(tx, t, fan_out, EventType::MessageCreated, msg.event_data()).await?;
+    let dead = matches!(
+        channel.status,
+        EndpointStatus::Failed | EndpointStatus::Disabled
+    );
+    let delivery = create_delivery(tx, t, &channel.id, &event, dead).await?;
+    store::set_delivery(tx, &id, &delivery).await?;
     msg.delivery_id = Some(delivery.clone());
     if dead {
-        mark(
-            tx,
-            t,
-            &[&delivery],
-            false,
-            Some("the channel endpoint is not active"),
-        )
-        .await?;
-        msg.status = "failed".into();
+        let error = "the channel endpoint is not active";
+        mark(tx, t, &[&delivery], false, Some(error)).await?;
+        msg.status = MessageStatus::Failed;
     }
     Ok(Ok(msg))
 }
@@ -185,39 +204,32 @@ pub async fn create_outbound(
 async fn mark(
     tx: &mut Tx,
     t: &Tenant,
-    deliveries: &[&str],
+    deliveries: &[&DeliveryId],
     ok: bool,
     error: Option<&str>,
 ) -> DbResult<()> {
     if deliveries.is_empty() {
         return Ok(());
     }
-    let now = now_ms();
-    let mut q = crate::store::sql_built(format!(
-        "UPDATE messages SET status = $1, sent_at = CASE WHEN $2 THEN $3 ELSE sent_at END, error = $4, updated_at = $3
-         WHERE org_id = $5 AND delivery_id IN ({}) AND status = 'queued' RETURNING {COLUMNS}",
-        crate::store::placeholders(6, deliveries.len())
-    ))
-    .bind(if ok { "sent" } else { "failed" })
-    .bind(ok)
-    .bind(now)
-    .bind(error.map(str::to_owned))
-    .bind(t.org());
-    for d in deliveries {
-        q = q.bind(*d);
-    }
-    let rows = q.fetch_all(tx).await?;
-    if rows.is_empty() {
+    let status = if ok {
+        MessageStatus::Sent
+    } else {
+        MessageStatus::Failed
+    };
+    let fan_out = subscribers(tx, t).await?;
+    let settled = store::settle(tx, t, deliveries, status, error).await?;
+    if settled.is_empty() {
         return Ok(());
     }
-    let kind = if ok { "message.sent" } else { "message.failed" };
-    let events = rows
-        .iter()
-        .map(|r| Ok((kind, Message::from_row(r)?.event_data())))
-        .collect::<DbResult<Vec<_>>>()?;
-    metrics::counter!("rampart_messages_total", "status" => if ok { "sent" } else { "failed" })
-        .increment(events.len() as u64);
-    crate::events::emit_many(tx, t, events).await?;
+    let kind = if ok {
+        EventType::MessageSent
+    } else {
+        EventType::MessageFailed
+    };
+    metrics::counter!("rampart_messages_total", "status" => status.as_str())
+        .increment(settled.len() as u64);
+    let events = settled.iter().map(|m| (kind, m.event_data())).collect();
+    events::emit_many(tx, t, fan_out, events).await?;
     Ok(())
 }
 
@@ -225,7 +237,7 @@ async fn mark(
 pub async fn on_delivery_settled(
     tx: &mut Tx,
     t: &Tenant,
-    delivery_id: &str,
+    delivery_id: &DeliveryId,
     ok: bool,
 ) -> DbResult<()> {
     let error = (!ok).then_some("the channel did not accept the message within its retry budget");
@@ -233,56 +245,10 @@ pub async fn on_delivery_settled(
 }
 
 /// Called when deliveries of one tenant were delivered (recorded in a batch).
-pub async fn on_deliveries_sent(tx: &mut Tx, t: &Tenant, deliveries: &[&str]) -> DbResult<()> {
-    mark(tx, t, deliveries, true, None).await
-}
-
-/// A dead letter of a message's delivery is replayed: the message is queued again on the new
-/// delivery.
-pub async fn on_replay(
+pub async fn on_deliveries_sent(
     tx: &mut Tx,
     t: &Tenant,
-    old_delivery: Option<&str>,
-    new_delivery: &str,
+    deliveries: &[&DeliveryId],
 ) -> DbResult<()> {
-    if let Some(old) = old_delivery {
-        sql(
-            "UPDATE messages SET delivery_id = $4, status = 'queued', error = NULL, updated_at = $5
-             WHERE org_id = $1 AND environment = $2 AND delivery_id = $3",
-        )
-        .bind(t.org())
-        .bind(t.env().as_str())
-        .bind(old)
-        .bind(new_delivery)
-        .bind(now_ms())
-        .execute(tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Erases the content of every message of a contact (GDPR); returns how many.
-pub async fn erase_for_contact(tx: &mut Tx, t: &Tenant, contact_id: &str) -> DbResult<u64> {
-    let now = now_ms();
-    let n = sql(
-        "UPDATE messages SET body = NULL, metadata = '{}', erased_at = $4, updated_at = $4
-                 WHERE org_id = $1 AND environment = $2 AND erased_at IS NULL
-                   AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $3)",
-    )
-    .bind(t.org())
-    .bind(t.env().as_str())
-    .bind(contact_id)
-    .bind(now)
-    .execute(tx)
-    .await?;
-    sql("UPDATE scheduled_messages SET body = NULL, metadata = '{}', status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END, updated_at = $4
-         WHERE org_id = $1 AND environment = $2
-           AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $3)")
-        .bind(t.org())
-        .bind(t.env().as_str())
-        .bind(contact_id)
-        .bind(now)
-        .execute(tx)
-        .await?;
-    Ok(n)
+    mark(tx, t, deliveries, true, None).await
 }

@@ -7,28 +7,19 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::deep_health::{Alert, alerts_of, figures};
+use super::deep_health::{Alert, AlertName, alerts_of, figures};
 use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::jobs::queue::{NewJob, complete, enqueue};
-use crate::jobs::{ClaimedJob, Completion};
-use crate::store::sql;
-
-pub const NOTIFY_JOB: &str = "alert.notify";
-pub const ALL: [&str; 5] = [
-    "dlq_spike",
-    "queue_backlog",
-    "worker_stale",
-    "build_mismatch",
-    "quota_store_degraded",
-];
+use crate::jobs::{Completion, Job, JobContext};
+use crate::store::Q;
 
 /// The state key of an alert: instance-level ones carry the instance id.
-fn key(state: &AppState, name: &str) -> String {
-    if name == "quota_store_degraded" {
+fn key(state: &AppState, name: AlertName) -> String {
+    if name.is_per_instance() {
         format!("{name}@{}", state.instance_id)
     } else {
-        name.to_owned()
+        name.as_str().to_owned()
     }
 }
 
@@ -45,25 +36,25 @@ pub async fn evaluate(state: &AppState) -> anyhow::Result<Vec<Alert>> {
 /// transition counts only if the figures are newer than the last change: an instance that read
 /// them before another instance announced the opposite must not flip it back.
 pub async fn announce(state: &AppState, active: &[Alert], read_at: i64) -> anyhow::Result<()> {
-    for name in ALL {
+    for &name in AlertName::ALL {
         let alert = active.iter().find(|a| a.name == name);
         let k = key(state, name);
         let now = now_ms();
         let on = alert.is_some();
         let message = alert.map(|a| a.message.clone());
         let mut tx = state.db.begin().await?;
-        let inserted = sql("INSERT INTO alert_state (name, active, message, changed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name")
+        let inserted = Q::write("INSERT INTO alert_state (name, active, message, changed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name")
             .bind(&k)
             .bind(on)
             .bind(message.clone())
             .bind(now)
-            .fetch_optional(&mut tx)
+            .fetch_optional::<(String,)>(&mut tx)
             .await?
             .is_some();
         let changed = if inserted {
             on
         } else {
-            sql("UPDATE alert_state SET active = $2, message = $3, changed_at = $4 WHERE name = $1 AND active <> $2 AND changed_at < $5")
+            Q::write("UPDATE alert_state SET active = $2, message = $3, changed_at = $4 WHERE name = $1 AND active <> $2 AND changed_at < $5")
                 .bind(&k)
                 .bind(on)
                 .bind(message.clone())
@@ -76,11 +67,11 @@ pub async fn announce(state: &AppState, active: &[Alert], read_at: i64) -> anyho
         if changed {
             match alert {
                 Some(a) => {
-                    tracing::warn!(alert = a.name, alert.key = %k, alert.message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started")
+                    tracing::warn!(alert = %a.name, alert.key = %k, alert.message = %a.message, observed = %a.observed, threshold = %a.threshold, "alert started")
                 }
-                None => tracing::info!(alert = name, alert.key = %k, "alert ended"),
+                None => tracing::info!(alert = %name, alert.key = %k, "alert ended"),
             }
-            metrics::counter!("rampart_alert_transitions_total", "alert" => name, "to" => if on { "active" } else { "resolved" }).increment(1);
+            metrics::counter!("rampart_alert_transitions_total", "alert" => name.as_str(), "to" => if on { "active" } else { "resolved" }).increment(1);
             if state.config.ops_webhook_url.is_some() {
                 let payload = json!({
                     "type": if on { "alert.started" } else { "alert.ended" },
@@ -92,7 +83,7 @@ pub async fn announce(state: &AppState, active: &[Alert], read_at: i64) -> anyho
                         "release_id": state.config.build_id,
                     }
                 });
-                enqueue(&mut tx, NewJob::now(NOTIFY_JOB, None, payload)).await?;
+                enqueue(&mut tx, NewJob::of::<NotifyOps>(None, &payload)?).await?;
             }
         }
         tx.commit().await?;
@@ -117,8 +108,21 @@ pub async fn watch(state: AppState) {
     }
 }
 
-/// The `alert.notify` job: one signed POST to the ops webhook.
-pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+/// The `alert.notify` job: one signed POST to the ops webhook, retried like any job.
+pub struct NotifyOps;
+
+impl Job for NotifyOps {
+    const KIND: &'static str = "alert.notify";
+    /// The Standard Webhooks body to send.
+    type Payload = serde_json::Value;
+
+    async fn run(&self, cx: &JobContext<'_>, payload: serde_json::Value) -> anyhow::Result<()> {
+        notify(cx, payload).await
+    }
+}
+
+async fn notify(cx: &JobContext<'_>, payload: serde_json::Value) -> anyhow::Result<()> {
+    let (state, job) = (cx.app, cx.job);
     let (Some(url), Some(secret)) = (
         &state.config.ops_webhook_url,
         &state.config.ops_webhook_secret,
@@ -127,16 +131,16 @@ pub async fn notify(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
         complete(&state.db, job, &Completion::Done).await?;
         return Ok(());
     };
-    let body = job.payload.to_string();
+    let body = payload.to_string();
     let ts = now_ms() / 1000;
     let key = crate::webhooks::signing::secret_bytes(secret.expose())
         .unwrap_or_else(|| secret.expose().as_bytes().to_vec());
-    let sig = crate::webhooks::signing::header(&[key], &job.id, ts, body.as_bytes());
+    let sig = crate::webhooks::signing::header(&[key], job.id.as_str(), ts, body.as_bytes());
     let res = state
         .ops_http
         .post(url)
         .header("content-type", "application/json")
-        .header("webhook-id", &job.id)
+        .header("webhook-id", job.id.as_str())
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", sig)
         .body(body)

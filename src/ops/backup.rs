@@ -17,143 +17,70 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::clock::{now_ms, rfc3339};
+use crate::store::catalog::{ColumnKind, TABLES, Table};
 use crate::store::migrate::MigrationSet;
-use crate::store::{Arg, Db, Dialect, Exec, Q, Tx, insert_many, sql, sql_built};
+use crate::store::{Arg, Db, Dialect, Exec, Q, Tx};
 
 pub const FORMAT: &str = "rampart-backup";
 pub const VERSION: i64 = 1;
 const PAGE: i64 = 5_000;
 
-/// Every table, in an order that satisfies foreign keys on restore, with its sort key.
-pub const TABLES: &[(&str, &str)] = &[
-    ("orgs", "id"),
-    ("users", "id"),
-    ("memberships", "org_id, user_id"),
-    ("subscriptions", "org_id"),
-    ("settings", "key"),
-    ("api_keys", "id"),
-    ("refresh_tokens", "id"),
-    ("audit_heads", "chain"),
-    ("audit_logs", "id"),
-    ("contacts", "id"),
-    ("idempotency_keys", "id"),
-    ("billing_events", "id"),
-    ("jobs", "id"),
-    ("workers", "worker_id"),
-    ("events", "id"),
-    ("webhook_endpoints", "id"),
-    ("deliveries", "id"),
-    ("delivery_attempts", "id"),
-    ("dead_letters", "id"),
-    ("sandbox_deliveries", "id"),
-    ("conversations", "id"),
-    ("messages", "id"),
-    ("scheduled_messages", "id"),
-    ("incidents", "id"),
-    ("incident_updates", "id"),
-    ("health_samples", "id"),
-    ("alert_state", "name"),
-    ("branding", "org_id"),
-    ("exports", "id"),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    Bool,
-    Text,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Int => "int",
-            Kind::Bool => "bool",
-            Kind::Text => "text",
-        }
-    }
-    fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "int" => Some(Kind::Int),
-            "bool" => Some(Kind::Bool),
-            "text" => Some(Kind::Text),
-            _ => None,
-        }
+/// A column's kind as the file names it.
+fn kind_name(k: ColumnKind) -> &'static str {
+    match k {
+        ColumnKind::Int => "int",
+        ColumnKind::Bool => "bool",
+        ColumnKind::Text => "text",
     }
 }
 
-/// The columns of `table` in the connected store, with their portable kinds.
-async fn columns(ex: &mut impl Exec, table: &str) -> anyhow::Result<Vec<(String, Kind)>> {
-    let rows = Q::dialect(
-        "SELECT name, type FROM pragma_table_info($1) ORDER BY cid",
-        "SELECT column_name AS name, data_type AS type FROM information_schema.columns
-         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-    )
-    .bind(table)
-    .fetch_all(ex)
-    .await?;
-    let cols: Vec<(String, Kind)> = rows
-        .iter()
-        .map(|r| {
-            let t = r.get::<String>("type")?.to_ascii_uppercase();
-            let kind = if t.contains("INT") {
-                Kind::Int
-            } else if t.contains("BOOL") {
-                Kind::Bool
-            } else {
-                Kind::Text
-            };
-            Ok((r.get::<String>("name")?, kind))
-        })
-        .collect::<crate::store::DbResult<_>>()?;
+fn kind_of(s: &str) -> Option<ColumnKind> {
+    match s {
+        "int" => Some(ColumnKind::Int),
+        "bool" => Some(ColumnKind::Bool),
+        "text" => Some(ColumnKind::Text),
+        _ => None,
+    }
+}
+
+/// The columns of `table` in the connected store; a table it lacks is an error.
+async fn columns(ex: &mut impl Exec, table: Table) -> anyhow::Result<Vec<(String, ColumnKind)>> {
+    let cols = table.columns(ex).await?;
     if cols.is_empty() {
-        bail!("table {table} does not exist");
+        bail!("table {} does not exist", table.name);
     }
     Ok(cols)
 }
 
 /// The tables the schema has beyond [`TABLES`] (a test keeps this empty).
 pub async fn unlisted_tables(db: &Db) -> anyhow::Result<Vec<String>> {
-    let rows = Q::dialect(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-    )
-    .fetch_all(&mut db.clone())
-    .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let name: String = r.get("name")?;
-        if name != "schema_migrations" && !TABLES.iter().any(|(t, _)| *t == name) {
-            out.push(name);
-        }
-    }
-    Ok(out)
+    Ok(crate::store::catalog::unlisted(&mut db.clone()).await?)
 }
 
-fn encode(row: &crate::store::Row, cols: &[(String, Kind)]) -> anyhow::Result<Value> {
+fn encode(row: &crate::store::Row, cols: &[(String, ColumnKind)]) -> anyhow::Result<Value> {
     let mut out = Vec::with_capacity(cols.len());
     for (name, kind) in cols {
         let v = match kind {
-            Kind::Int => json!(row.get::<Option<i64>>(name)?),
-            Kind::Bool => json!(row.get::<Option<bool>>(name)?),
-            Kind::Text => json!(row.get::<Option<String>>(name)?),
+            ColumnKind::Int => json!(row.get::<Option<i64>>(name)?),
+            ColumnKind::Bool => json!(row.get::<Option<bool>>(name)?),
+            ColumnKind::Text => json!(row.get::<Option<String>>(name)?),
         };
         out.push(v);
     }
     Ok(Value::Array(out))
 }
 
-fn decode(v: &Value, kind: Kind) -> anyhow::Result<Arg> {
+fn decode(v: &Value, kind: ColumnKind) -> anyhow::Result<Arg> {
     Ok(match (kind, v) {
-        (Kind::Int, Value::Null) => Arg::Int(None),
-        (Kind::Int, Value::Number(n)) => {
+        (ColumnKind::Int, Value::Null) => Arg::Int(None),
+        (ColumnKind::Int, Value::Number(n)) => {
             Arg::Int(Some(n.as_i64().context("integer out of range")?))
         }
-        (Kind::Bool, Value::Null) => Arg::Bool(None),
-        (Kind::Bool, Value::Bool(b)) => Arg::Bool(Some(*b)),
-        (Kind::Text, Value::Null) => Arg::Text(None),
-        (Kind::Text, Value::String(s)) => Arg::Text(Some(s.clone())),
-        (k, other) => bail!("a {} column holds {other}", k.name()),
+        (ColumnKind::Bool, Value::Null) => Arg::Bool(None),
+        (ColumnKind::Bool, Value::Bool(b)) => Arg::Bool(Some(*b)),
+        (ColumnKind::Text, Value::Null) => Arg::Text(None),
+        (ColumnKind::Text, Value::String(s)) => Arg::Text(Some(s.clone())),
+        (k, other) => bail!("a {} column holds {other}", kind_name(k)),
     })
 }
 
@@ -193,54 +120,42 @@ pub async fn backup(
             Ok(line.len() as u64 + 1)
         };
     let mut tx = db.begin_snapshot().await?;
-    let schema_version: i64 = sql("SELECT MAX(version) AS v FROM schema_migrations")
-        .fetch_one(&mut tx)
+    let schema_version: i64 = Q::read("SELECT MAX(version) AS v FROM schema_migrations")
+        .fetch_scalar::<Option<i64>>(&mut tx)
         .await?
-        .get::<Option<i64>>("v")?
         .unwrap_or(0);
     // Counts first (inside the snapshot), for the header and for progress.
     let mut counts = BTreeMap::new();
-    for (t, _) in TABLES {
-        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {t}"))
-            .fetch_one(&mut tx)
-            .await?
-            .get("n")?;
-        counts.insert((*t).to_owned(), u64::try_from(n).unwrap_or(0));
+    for t in TABLES {
+        let n = t.count(&mut tx).await?;
+        counts.insert(t.name.to_owned(), u64::try_from(n).unwrap_or(0));
     }
     let total: u64 = counts.values().sum();
     let header = json!({
         "format": FORMAT, "version": VERSION, "created_at": rfc3339(now_ms()),
         "source": db.dialect(), "schema_version": schema_version, "build_id": build_id,
-        "tables": TABLES.iter().map(|(t, _)| json!({ "name": t, "rows": counts[*t] })).collect::<Vec<_>>(),
+        "tables": TABLES.iter().map(|t| json!({ "name": t.name, "rows": counts[t.name] })).collect::<Vec<_>>(),
     });
     let mut bytes = write_line(&mut w, &mut all, &header.to_string())?;
     let mut done = 0u64;
-    for (table, order) in TABLES {
+    for &table in TABLES {
         let cols = columns(&mut tx, table).await?;
         let start = json!({
-            "table": table,
+            "table": table.name,
             "columns": cols.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
-            "types": cols.iter().map(|c| c.1.name()).collect::<Vec<_>>(),
+            "types": cols.iter().map(|c| kind_name(c.1)).collect::<Vec<_>>(),
         });
         bytes += write_line(&mut w, &mut all, &start.to_string())?;
         let mut th = Sha256::new();
         let mut n = 0u64;
-        let single_key = !order.contains(',');
+        let single_key = !table.key.contains(',');
         let mut after: Option<String> = None;
         loop {
             // Keyset pages on a single-column key; small composite-key tables in one read.
-            let rows = if single_key {
-                sql_built(format!(
-                    "SELECT * FROM {table} WHERE ($1 IS NULL OR {order} > $1) ORDER BY {order} LIMIT {PAGE}"
-                ))
-                .bind(after.clone())
-                .fetch_all(&mut tx)
-                .await?
-            } else {
-                sql_built(format!("SELECT * FROM {table} ORDER BY {order}"))
-                    .fetch_all(&mut tx)
-                    .await?
-            };
+            let rows = table
+                .page(after.as_deref(), PAGE)
+                .fetch_rows(&mut tx)
+                .await?;
             let len = rows.len() as i64;
             for r in &rows {
                 let line = encode(r, &cols)?.to_string();
@@ -251,9 +166,13 @@ pub async fn backup(
             }
             done += len as u64;
             if single_key && len == PAGE {
-                after = rows.last().map(|r| r.get::<String>(order)).transpose()?;
+                after = rows
+                    .last()
+                    .map(|r| r.get::<String>(table.key))
+                    .transpose()?;
                 progress(&format!(
-                    "{table}: {n} rows ({}%)",
+                    "{}: {n} rows ({}%)",
+                    table.name,
                     done * 100 / total.max(1)
                 ));
                 continue;
@@ -261,10 +180,11 @@ pub async fn backup(
             break;
         }
         progress(&format!(
-            "{table}: {n} rows ({}%)",
+            "{}: {n} rows ({}%)",
+            table.name,
             done * 100 / total.max(1)
         ));
-        let end = json!({ "end_table": table, "rows": n, "sha256": hex(th.finalize()) });
+        let end = json!({ "end_table": table.name, "rows": n, "sha256": hex(th.finalize()) });
         bytes += write_line(&mut w, &mut all, &end.to_string())?;
     }
     tx.rollback().await?;
@@ -338,14 +258,14 @@ fn verify_file(path: &Path) -> anyhow::Result<Verified> {
             t["rows"].as_u64().unwrap_or(0),
         );
     }
-    for (table, _) in TABLES {
+    for table in TABLES.iter().map(|t| t.name) {
         let start: Value = next(&mut all, true)?
             .ok_or_else(|| corrupt(format!("ends before table {table}")))
             .and_then(|l| {
                 serde_json::from_str(&l)
                     .map_err(|_| corrupt(format!("bad section start for {table}")))
             })?;
-        if start["table"] != *table {
+        if start["table"] != table {
             return Err(corrupt(format!(
                 "expected table {table}, found {}",
                 start["table"]
@@ -360,7 +280,7 @@ fn verify_file(path: &Path) -> anyhow::Result<Verified> {
             if line.starts_with('{') {
                 let end: Value = serde_json::from_str(&line)
                     .map_err(|_| corrupt(format!("bad section end for {table}")))?;
-                if end["end_table"] != *table || end["rows"].as_u64() != Some(n) {
+                if end["end_table"] != table || end["rows"].as_u64() != Some(n) {
                     return Err(corrupt(format!(
                         "{table}: {n} rows read, the section says {}",
                         end["rows"]
@@ -369,10 +289,10 @@ fn verify_file(path: &Path) -> anyhow::Result<Verified> {
                 if end["sha256"].as_str() != Some(hex(th.clone().finalize()).as_str()) {
                     return Err(corrupt(format!("{table}: checksum mismatch")));
                 }
-                if counts.get(*table) != Some(&n) {
+                if counts.get(table) != Some(&n) {
                     return Err(corrupt(format!(
                         "{table}: {n} rows, the header says {:?}",
-                        counts.get(*table)
+                        counts.get(table)
                     )));
                 }
                 break;
@@ -449,24 +369,22 @@ pub async fn restore(
         );
     }
     let mut tx = db.begin().await?;
-    for (table, _) in TABLES {
-        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .fetch_one(&mut tx)
-            .await?
-            .get("n")?;
+    for table in TABLES {
+        let n = table.count(&mut tx).await?;
         // Start-up writes the secret key's fingerprint into settings: that alone is allowed.
-        let allowed = if *table == "settings" { 1 } else { 0 };
+        let allowed = if table.name == "settings" { 1 } else { 0 };
         if n > allowed {
             bail!(
-                "the target database is not empty ({table} has {n} rows): restore into a new database"
+                "the target database is not empty ({} has {n} rows): restore into a new database",
+                table.name
             );
         }
     }
-    sql("DELETE FROM settings").execute(&mut tx).await?;
+    Q::write("DELETE FROM settings").execute(&mut tx).await?;
     let f = std::fs::File::open(path)?;
     let mut lines = BufReader::new(f).lines();
     lines.next();
-    for (table, _) in TABLES {
+    for &table in TABLES {
         let start: Value = serde_json::from_str(&lines.next().context("truncated")??)?;
         let names: Vec<String> = start["columns"]
             .as_array()
@@ -474,11 +392,11 @@ pub async fn restore(
             .iter()
             .map(|c| c.as_str().unwrap_or("").to_owned())
             .collect();
-        let kinds: Vec<Kind> = start["types"]
+        let kinds: Vec<ColumnKind> = start["types"]
             .as_array()
             .context("types")?
             .iter()
-            .map(|t| Kind::parse(t.as_str().unwrap_or("")).context("unknown column type"))
+            .map(|t| kind_of(t.as_str().unwrap_or("")).context("unknown column type"))
             .collect::<anyhow::Result<_>>()?;
         let target: Vec<String> = columns(&mut tx, table)
             .await?
@@ -490,7 +408,10 @@ pub async fn restore(
         let mut sorted_names = names.clone();
         sorted_names.sort();
         if sorted_target != sorted_names {
-            bail!("{table}: the backup's columns differ from this schema's");
+            bail!(
+                "{}: the backup's columns differ from this schema's",
+                table.name
+            );
         }
         let mut rows = Vec::new();
         loop {
@@ -501,7 +422,7 @@ pub async fn restore(
             let r: Value = serde_json::from_str(&line)?;
             rows.push(r.as_array().cloned().unwrap_or_default());
         }
-        if *table == "orgs" {
+        if table.name == "orgs" {
             rows = parents_first(rows, &names);
         }
         let count = rows.len();
@@ -514,9 +435,9 @@ pub async fn restore(
                     .collect::<anyhow::Result<Vec<Arg>>>()?,
             );
         }
-        let head = format!("INSERT INTO {table} ({})", names.join(", "));
-        insert_many(&mut tx, &head, "", args).await?;
-        progress(&format!("{table}: {count} rows restored"));
+        // The column names are the target schema's own (checked equal just above).
+        table.insert(&mut tx, &names, args).await?;
+        progress(&format!("{}: {count} rows restored", table.name));
     }
     check_counts(&mut tx, &v.counts).await?;
     tx.commit().await?;
@@ -525,14 +446,14 @@ pub async fn restore(
 }
 
 async fn check_counts(tx: &mut Tx, expected: &BTreeMap<String, u64>) -> anyhow::Result<()> {
-    for (table, _) in TABLES {
-        let n: i64 = sql_built(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .fetch_one(tx)
-            .await?
-            .get("n")?;
-        let want = expected.get(*table).copied().unwrap_or(0);
+    for table in TABLES {
+        let n = table.count(tx).await?;
+        let want = expected.get(table.name).copied().unwrap_or(0);
         if u64::try_from(n).unwrap_or(0) != want {
-            bail!("{table}: {n} rows after restore, the backup has {want}; nothing was committed");
+            bail!(
+                "{}: {n} rows after restore, the backup has {want}; nothing was committed",
+                table.name
+            );
         }
     }
     Ok(())

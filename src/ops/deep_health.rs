@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::clock::{self, now_ms};
-use crate::store::{DbResult, sql};
+use crate::ids::WorkerId;
+use crate::store::{DbResult, Q};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,11 +33,28 @@ pub struct Check {
     pub output: Option<String>,
 }
 
+crate::text_enum::text_enum! {
+    /// The alerts deep health raises (SPEC §7).
+    pub enum AlertName {
+        DlqSpike = "dlq_spike",
+        QueueBacklog = "queue_backlog",
+        WorkerStale = "worker_stale",
+        BuildMismatch = "build_mismatch",
+        QuotaStoreDegraded = "quota_store_degraded",
+    }
+}
+
+impl AlertName {
+    /// An alert about this instance, not the deployment: each instance has its own state.
+    pub fn is_per_instance(self) -> bool {
+        self == AlertName::QuotaStoreDegraded
+    }
+}
+
 /// An active alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
-    /// dlq_spike, queue_backlog, worker_stale, build_mismatch or quota_store_degraded
-    pub name: &'static str,
+    pub name: AlertName,
     pub severity: &'static str,
     pub message: String,
     #[serde(rename = "observedValue")]
@@ -51,8 +69,8 @@ pub struct Figures {
     pub dead_letters_5m: i64,
     pub open_dead_letters: i64,
     pub live_workers: i64,
-    pub stale_workers: Vec<String>,
-    pub mismatched_workers: Vec<(String, String)>,
+    pub stale_workers: Vec<WorkerId>,
+    pub mismatched_workers: Vec<(WorkerId, String)>,
     pub overdue_scheduled: i64,
 }
 
@@ -60,31 +78,25 @@ pub async fn figures(state: &AppState) -> DbResult<Figures> {
     let mut db = state.db.clone();
     let now = now_ms();
     let stale_ms = i64::try_from(state.config.alert_worker_stale.as_millis()).unwrap_or(30_000);
-    let count = |q: &'static str, a: i64| crate::store::sql(q).bind(a);
     let due_backlog = crate::jobs::queue::due_backlog(&state.db).await?;
-    let dead_letters_5m: i64 = count(
-        "SELECT COUNT(*) AS n FROM dead_letters WHERE created_at >= $1",
-        now - 300_000,
-    )
-    .fetch_one(&mut db)
-    .await?
-    .get("n")?;
+    let dead_letters_5m: i64 =
+        Q::read("SELECT COUNT(*) AS n FROM dead_letters WHERE created_at >= $1")
+            .bind(now - 300_000)
+            .fetch_scalar(&mut db)
+            .await?;
     let open_dead_letters: i64 =
-        sql("SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'open'")
-            .fetch_one(&mut db)
-            .await?
-            .get("n")?;
-    let workers =
-        sql("SELECT worker_id, build_id, last_seen FROM workers WHERE stopped_at IS NULL")
+        Q::read("SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'open'")
+            .fetch_scalar(&mut db)
+            .await?;
+    let workers: Vec<(WorkerId, String, i64)> =
+        Q::read("SELECT worker_id, build_id, last_seen FROM workers WHERE stopped_at IS NULL")
             .fetch_all(&mut db)
             .await?;
     let mut live_workers = 0;
     let mut stale_workers = Vec::new();
     let mut mismatched_workers = Vec::new();
-    for w in workers {
-        let id: String = w.get("worker_id")?;
-        let build: String = w.get("build_id")?;
-        if w.get::<i64>("last_seen")? < now - stale_ms {
+    for (id, build, last_seen) in workers {
+        if last_seen < now - stale_ms {
             stale_workers.push(id);
         } else {
             live_workers += 1;
@@ -93,13 +105,12 @@ pub async fn figures(state: &AppState) -> DbResult<Figures> {
             }
         }
     }
-    let overdue_scheduled: i64 = count(
+    let overdue_scheduled: i64 = Q::read(
         "SELECT COUNT(*) AS n FROM scheduled_messages WHERE status = 'pending' AND send_at < $1",
-        now - 5_000,
     )
-    .fetch_one(&mut db)
-    .await?
-    .get("n")?;
+    .bind(now - 5_000)
+    .fetch_scalar(&mut db)
+    .await?;
     Ok(Figures {
         due_backlog,
         dead_letters_5m,
@@ -118,7 +129,7 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
     if let Some(f) = f {
         if f.dead_letters_5m >= i64::try_from(c.alert_dlq_spike).unwrap_or(i64::MAX) {
             out.push(Alert {
-                name: "dlq_spike",
+                name: AlertName::DlqSpike,
                 severity: "warning",
                 message: format!("{} dead letters in the last 5 minutes", f.dead_letters_5m),
                 observed: json!(f.dead_letters_5m),
@@ -127,7 +138,7 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
         }
         if f.due_backlog >= i64::try_from(c.alert_queue_backlog).unwrap_or(i64::MAX) {
             out.push(Alert {
-                name: "queue_backlog",
+                name: AlertName::QueueBacklog,
                 severity: "warning",
                 message: format!("{} jobs are due and waiting", f.due_backlog),
                 observed: json!(f.due_backlog),
@@ -136,7 +147,7 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
         }
         if !f.stale_workers.is_empty() {
             out.push(Alert {
-                name: "worker_stale",
+                name: AlertName::WorkerStale,
                 severity: "warning",
                 message: format!(
                     "{} worker(s) silent for more than {} s",
@@ -149,7 +160,7 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
         }
         if !f.mismatched_workers.is_empty() {
             out.push(Alert {
-                name: "build_mismatch",
+                name: AlertName::BuildMismatch,
                 severity: "warning",
                 message: format!(
                     "{} worker(s) run another build than this API ({})",
@@ -168,7 +179,7 @@ pub fn alerts_of(state: &AppState, f: Option<&Figures>) -> Vec<Alert> {
     }
     if state.limiter.degraded_within(60_000) {
         out.push(Alert {
-            name: "quota_store_degraded",
+            name: AlertName::QuotaStoreDegraded,
             severity: "warning",
             message: "the shared limit store (Redis) is unreachable: rate limits are per instance and quotas fail open".into(),
             observed: json!(state.limiter.stats.quota_fail_opens.load(std::sync::atomic::Ordering::Relaxed)),
@@ -210,7 +221,7 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
         None
     };
     let alerts = alerts_of(state, figures.as_ref());
-    let has = |n: &str| alerts.iter().any(|a| a.name == n);
+    let has = |n: AlertName| alerts.iter().any(|a| a.name == n);
     if let Some(f) = &figures {
         let mut push = |key: &str, value: Value, unit: &'static str, warn: bool| {
             checks.push(Check {
@@ -226,13 +237,13 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
             "jobs:backlog",
             json!(f.due_backlog),
             "jobs",
-            has("queue_backlog"),
+            has(AlertName::QueueBacklog),
         );
         push(
             "deadLetters:last5m",
             json!(f.dead_letters_5m),
             "dead letters",
-            has("dlq_spike"),
+            has(AlertName::DlqSpike),
         );
         push(
             "deadLetters:open",
@@ -245,13 +256,13 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
             "workers:stale",
             json!(f.stale_workers.len()),
             "workers",
-            has("worker_stale"),
+            has(AlertName::WorkerStale),
         );
         push(
             "workers:buildMismatch",
             json!(f.mismatched_workers.len()),
             "workers",
-            has("build_mismatch"),
+            has(AlertName::BuildMismatch),
         );
         push(
             "scheduler:overdue",
@@ -271,7 +282,7 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
                 .load(std::sync::atomic::Ordering::Relaxed)
         ),
         unit: "requests",
-        status: if has("quota_store_degraded") {
+        status: if has(AlertName::QuotaStoreDegraded) {
             Status::Warn
         } else {
             Status::Pass

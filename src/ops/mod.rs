@@ -3,9 +3,7 @@
 
 pub mod alerts;
 pub mod backup;
-pub mod branding;
 pub mod deep_health;
-pub mod incidents;
 pub mod metrics;
 pub mod operator;
 pub mod status;
@@ -53,7 +51,7 @@ async fn require_ops_token(State(state): State<AppState>, req: Request, next: Ne
             .unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
             return ApiError::Unauthenticated(
-                "unauthenticated",
+                crate::http::ErrorCode::Unauthenticated,
                 "the ops token is missing or wrong".into(),
             )
             .into_response();
@@ -66,7 +64,8 @@ async fn get_metrics(State(state): State<AppState>) -> Response {
     // Figures that live in the store are read at scrape time.
     if let Ok(depth) = crate::jobs::queue::depth(&state.db).await {
         for (kind, status, n) in depth {
-            ::metrics::gauge!("rampart_jobs", "kind" => kind, "status" => status).set(n as f64);
+            ::metrics::gauge!("rampart_jobs", "kind" => kind, "status" => status.as_str())
+                .set(n as f64);
         }
     }
     if let Ok(f) = deep_health::figures(&state).await {

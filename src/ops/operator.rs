@@ -2,6 +2,9 @@
 //! Idempotency-Key required, tier `full`, admins and owners only. Endpoint and dead-letter
 //! actions act within the caller's org; incident actions concern the whole deployment and are
 //! reserved to admins of the platform org.
+//!
+//! An action is a tagged enum (`action` names the variant, `params` holds its fields), so an
+//! unknown action or a bad parameter is a 422 from parsing the body, before anything runs.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,20 +16,15 @@ use crate::access::grants::{Permission, Role, Scope};
 use crate::access::principal::Principal;
 use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
-use crate::clock::parse_rfc3339;
+use crate::clock::Rfc3339;
+use crate::events::EventType;
 use crate::http::routes::{Billing, Idempotency, Profile, Route};
 use crate::http::{ApiError, ApiResult, Checks, Json, Validate};
+use crate::ids::{EndpointId, IncidentId};
+use crate::incidents::{self, Component, Impact, IncidentStatus};
 use crate::traffic::idempotency::Idem;
-use crate::webhooks::endpoints;
-
-pub const ACTIONS: [&str; 6] = [
-    "pause_endpoint",
-    "resume_endpoint",
-    "replay_dead_letters",
-    "open_incident",
-    "update_incident",
-    "resolve_incident",
-];
+use crate::webhooks::store as endpoints;
+use crate::webhooks::{EndpointStatus, Patch};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -44,72 +42,148 @@ pub fn routes() -> Vec<Route> {
             "Run an operator action (pause/resume an endpoint, replay dead letters, incidents)",
         )
         .tag("operator")
-        .body::<ActionIn>()
+        .body::<Action>()
         .returns::<ActionOut>(200),
     ]
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActionIn {
-    /// pause_endpoint, resume_endpoint, replay_dead_letters, open_incident, update_incident,
-    /// resolve_incident
-    pub action: String,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub params: Value,
+/// An operator action and its parameters.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(tag = "action", content = "params", rename_all = "snake_case")]
+pub enum Action {
+    PauseEndpoint(EndpointParams),
+    ResumeEndpoint(EndpointParams),
+    ReplayDeadLetters(ReplayParams),
+    OpenIncident(OpenIncidentParams),
+    UpdateIncident(UpdateIncidentParams),
+    ResolveIncident(ResolveIncidentParams),
 }
 
-impl Validate for ActionIn {
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointParams {
+    pub endpoint_id: EndpointId,
+}
+
+/// Which open dead letters to replay (all of the org's when empty).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayParams {
+    pub endpoint_id: Option<EndpointId>,
+    pub event_type: Option<EventType>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<Rfc3339>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub until: Option<Rfc3339>,
+}
+
+/// The statuses an incident may be opened with.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpeningStatus {
+    #[default]
+    Investigating,
+    Identified,
+    Monitoring,
+}
+
+impl From<OpeningStatus> for IncidentStatus {
+    fn from(s: OpeningStatus) -> IncidentStatus {
+        match s {
+            OpeningStatus::Investigating => IncidentStatus::Investigating,
+            OpeningStatus::Identified => IncidentStatus::Identified,
+            OpeningStatus::Monitoring => IncidentStatus::Monitoring,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenIncidentParams {
+    pub title: String,
+    pub message: String,
+    #[serde(default = "minor")]
+    pub impact: Impact,
+    #[serde(default)]
+    pub status: OpeningStatus,
+    #[serde(default)]
+    pub components: Vec<Component>,
+}
+
+fn minor() -> Impact {
+    Impact::Minor
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIncidentParams {
+    pub incident_id: IncidentId,
+    pub status: IncidentStatus,
+    pub message: String,
+    pub impact: Option<Impact>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveIncidentParams {
+    pub incident_id: IncidentId,
+    pub message: Option<String>,
+    pub impact: Option<Impact>,
+}
+
+impl Validate for Action {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.check(
-            ACTIONS.contains(&self.action.as_str()),
-            "action",
-            format!("must be one of {}", ACTIONS.join(", ")),
-        );
-        c.check(
-            self.params.is_object() || self.params.is_null(),
-            "params",
-            "must be an object",
-        );
+        let mut text = |field: &str, v: &str, max: usize| {
+            c.len(field, v, 1, max);
+            c.printable(field, v);
+        };
+        match self {
+            Action::OpenIncident(p) => {
+                text("params.title", &p.title, 200);
+                text("params.message", &p.message, 2000);
+            }
+            Action::UpdateIncident(p) => text("params.message", &p.message, 2000),
+            Action::ResolveIncident(ResolveIncidentParams {
+                message: Some(m), ..
+            }) => text("params.message", m, 2000),
+            _ => {}
+        }
         c.finish()
+    }
+}
+
+impl Action {
+    fn name(&self) -> &'static str {
+        match self {
+            Action::PauseEndpoint(_) => "pause_endpoint",
+            Action::ResumeEndpoint(_) => "resume_endpoint",
+            Action::ReplayDeadLetters(_) => "replay_dead_letters",
+            Action::OpenIncident(_) => "open_incident",
+            Action::UpdateIncident(_) => "update_incident",
+            Action::ResolveIncident(_) => "resolve_incident",
+        }
+    }
+
+    fn is_deployment_wide(&self) -> bool {
+        matches!(
+            self,
+            Action::OpenIncident(_) | Action::UpdateIncident(_) | Action::ResolveIncident(_)
+        )
     }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActionOut {
-    pub action: String,
+    pub action: &'static str,
     #[schema(value_type = Object)]
     pub result: Value,
 }
 
-fn s<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
-    p.get(k).and_then(Value::as_str)
-}
-
-fn required<'a>(c: &mut Checks, p: &'a Value, k: &str, max: usize) -> &'a str {
-    match s(p, k) {
-        Some(v) => {
-            c.len(&format!("params.{k}"), v, 1, max);
-            c.printable(&format!("params.{k}"), v);
-            v
-        }
-        None => {
-            c.fail(&format!("params.{k}"), "is required");
-            ""
-        }
-    }
-}
-
-fn one_of(c: &mut Checks, p: &Value, k: &str, allowed: &[&str]) -> Option<String> {
-    let v = s(p, k)?;
-    c.check(
-        allowed.contains(&v),
-        &format!("params.{k}"),
-        format!("must be one of {}", allowed.join(", ")),
-    );
-    Some(v.to_owned())
+/// What an action changed: the audit entry's target and the answer's `result`.
+struct Done {
+    target: Option<(&'static str, String)>,
+    result: Value,
 }
 
 async fn run_operator_action(
@@ -117,194 +191,130 @@ async fn run_operator_action(
     State(app): State<AppState>,
     meta: RequestMeta,
     idem: Idem,
-    Json(body): Json<ActionIn>,
+    Json(action): Json<Action>,
 ) -> ApiResult<Response> {
-    let params = if body.params.is_null() {
-        json!({})
-    } else {
-        body.params.clone()
-    };
     let t = p.tenant();
-    let actor_id = p.user_id().map(ToString::to_string);
-    let mut c = Checks::new();
     let mut tx = app.db.begin().await?;
-    let (target, result): (Option<(&str, String)>, Value) = match body.action.as_str() {
-        "pause_endpoint" | "resume_endpoint" => {
-            let id = required(&mut c, &params, "endpoint_id", 64).to_owned();
-            c.finish()?;
-            let status = if body.action == "pause_endpoint" {
-                "paused"
-            } else {
-                "active"
-            };
-            let patch = endpoints::Patch {
-                status: Some(status.into()),
-                ..Default::default()
-            };
-            let ep = endpoints::update(&mut tx, &t, &id, &patch)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            if status == "active" {
-                crate::jobs::queue::wake_after_commit(&mut tx);
-            }
-            (
-                Some(("webhook_endpoint", ep.id.clone())),
-                json!({ "endpoint_id": ep.id, "status": ep.status }),
-            )
+    if action.is_deployment_wide() {
+        let org = crate::orgs::get(&mut tx, t.org())
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        if !org.is_platform {
+            drop(tx);
+            let denied = Entry::new(Some(t.org()), p.actor(), "operator.action")
+                .outcome(audit::Outcome::Denied)
+                .details(json!({ "action": action.name(), "reason": "incidents belong to the platform org" }));
+            audit::record_alone(&app.db, &meta, denied).await;
+            return Err(ApiError::Forbidden(
+                crate::http::ErrorCode::InsufficientScope,
+                "incident actions concern the whole deployment and belong to admins of the platform org".into(),
+            ));
         }
-        "replay_dead_letters" => {
-            for k in ["since", "until"] {
-                if let Some(v) = s(&params, k) {
-                    c.check(
-                        parse_rfc3339(v).is_some(),
-                        &format!("params.{k}"),
-                        "must be an RFC 3339 time",
-                    );
-                }
-            }
-            c.finish()?;
-            let f = crate::webhooks::dead_letters::Filter {
+    }
+    let by = p.user_id().cloned();
+    let done = match &action {
+        Action::PauseEndpoint(e) => {
+            set_endpoint(&mut tx, &t, &e.endpoint_id, EndpointStatus::Paused).await?
+        }
+        Action::ResumeEndpoint(e) => {
+            set_endpoint(&mut tx, &t, &e.endpoint_id, EndpointStatus::Active).await?
+        }
+        Action::ReplayDeadLetters(r) => {
+            let f = crate::dead_letters::Filter {
                 status: None,
-                endpoint_id: s(&params, "endpoint_id").map(str::to_owned),
-                event_type: s(&params, "event_type").map(str::to_owned),
-                since_ms: s(&params, "since").and_then(parse_rfc3339),
-                until_ms: s(&params, "until").and_then(parse_rfc3339),
+                endpoint_id: r.endpoint_id.clone(),
+                event_type: r.event_type,
+                since_ms: r.since.map(Rfc3339::ms),
+                until_ms: r.until.map(Rfc3339::ms),
             };
-            let out = crate::webhooks::dead_letter_routes::bulk_replay(
-                &app,
-                &t,
-                f,
-                p.actor(),
-                &meta,
+            let out =
+                crate::dead_letters::routes::bulk_replay(&t, f, p.actor(), &meta, &mut tx).await?;
+            Done {
+                target: None,
+                result: serde_json::to_value(out).map_err(ApiError::internal)?,
+            }
+        }
+        Action::OpenIncident(o) => {
+            let status = IncidentStatus::from(o.status);
+            let id = incidents::open(
                 &mut tx,
+                &o.title,
+                o.impact,
+                status,
+                &o.components,
+                &o.message,
+                by.as_ref(),
             )
             .await?;
-            (None, serde_json::to_value(out).unwrap_or(Value::Null))
+            Done {
+                result: json!({ "incident_id": id, "status": status, "impact": o.impact }),
+                target: Some(("incident", id.into_string())),
+            }
         }
-        action => {
-            let org = crate::orgs::get(&mut tx, p.org.as_str())
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            if !org.is_platform {
-                drop(tx);
-                let denied = Entry::new(Some(&p.org), p.actor(), "operator.action")
-                    .outcome(audit::Outcome::Denied)
-                    .details(json!({ "action": action, "reason": "incidents belong to the platform org" }));
-                audit::record_alone(&app.db, &meta, denied).await;
-                return Err(ApiError::Forbidden(
-                    "insufficient_scope",
-                    "incident actions concern the whole deployment and belong to admins of the platform org".into(),
-                ));
-            }
-            match action {
-                "open_incident" => {
-                    let title = required(&mut c, &params, "title", 200).to_owned();
-                    let message = required(&mut c, &params, "message", 2000).to_owned();
-                    let impact = one_of(&mut c, &params, "impact", &super::incidents::IMPACTS)
-                        .unwrap_or_else(|| "minor".into());
-                    let status = one_of(
-                        &mut c,
-                        &params,
-                        "status",
-                        &["investigating", "identified", "monitoring"],
-                    )
-                    .unwrap_or_else(|| "investigating".into());
-                    let components: Vec<String> = match params.get("components") {
-                        None => Vec::new(),
-                        Some(Value::Array(a)) => a
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect(),
-                        Some(_) => {
-                            c.fail("params.components", "must be an array of component ids");
-                            Vec::new()
-                        }
-                    };
-                    for (i, comp) in components.iter().enumerate() {
-                        c.check(
-                            super::status::COMPONENTS.iter().any(|(id, _)| id == comp),
-                            &format!("params.components[{i}]"),
-                            format!(
-                                "unknown component; one of {}",
-                                super::status::COMPONENTS.map(|c| c.0).join(", ")
-                            ),
-                        );
-                    }
-                    c.finish()?;
-                    let id = super::incidents::open(
-                        &mut tx,
-                        &title,
-                        &impact,
-                        &status,
-                        &components,
-                        &message,
-                        actor_id.as_deref(),
-                    )
-                    .await?;
-                    (
-                        Some(("incident", id.clone())),
-                        json!({ "incident_id": id, "status": status, "impact": impact }),
-                    )
-                }
-                "update_incident" | "resolve_incident" => {
-                    let id = required(&mut c, &params, "incident_id", 64).to_owned();
-                    let resolving = action == "resolve_incident";
-                    let status = if resolving {
-                        Some("resolved".to_owned())
-                    } else {
-                        one_of(&mut c, &params, "status", &super::incidents::STATUSES)
-                    };
-                    if status.is_none() {
-                        c.fail("params.status", "is required");
-                    }
-                    let message = match (s(&params, "message"), resolving) {
-                        (Some(_), _) => required(&mut c, &params, "message", 2000).to_owned(),
-                        (None, true) => "This incident has been resolved.".to_owned(),
-                        (None, false) => {
-                            c.fail("params.message", "is required");
-                            String::new()
-                        }
-                    };
-                    let impact = one_of(&mut c, &params, "impact", &super::incidents::IMPACTS);
-                    c.finish()?;
-                    let status = status.unwrap_or_default();
-                    if !super::incidents::update(
-                        &mut tx,
-                        &id,
-                        &status,
-                        &message,
-                        impact.as_deref(),
-                        actor_id.as_deref(),
-                    )
-                    .await?
-                    {
-                        return Err(ApiError::field(
-                            "params.incident_id",
-                            "no such open incident",
-                        ));
-                    }
-                    (
-                        Some(("incident", id.clone())),
-                        json!({ "incident_id": id, "status": status }),
-                    )
-                }
-                _ => unreachable!("validated against ACTIONS"),
-            }
+        Action::UpdateIncident(u) => {
+            let message = u.message.as_str();
+            update_incident(&mut tx, &u.incident_id, u.status, message, u.impact, by).await?
+        }
+        Action::ResolveIncident(r) => {
+            let message = r
+                .message
+                .as_deref()
+                .unwrap_or("This incident has been resolved.");
+            let status = IncidentStatus::Resolved;
+            update_incident(&mut tx, &r.incident_id, status, message, r.impact, by).await?
         }
     };
-    let mut entry = Entry::new(Some(&p.org), p.actor(), "operator.action")
-        .details(json!({ "action": body.action, "params": params }));
-    if let Some((kind, id)) = &target {
+    let mut entry = Entry::new(Some(t.org()), p.actor(), "operator.action")
+        .details(json!({ "action": action.name(), "params": action }));
+    if let Some((kind, id)) = &done.target {
         entry = entry.target(kind, id);
     }
     audit::record(&mut tx, &meta, entry).await?;
-    idem.commit(
-        tx,
-        StatusCode::OK,
-        &ActionOut {
-            action: body.action,
-            result,
-        },
-    )
-    .await
+    let out = ActionOut {
+        action: action.name(),
+        result: done.result,
+    };
+    idem.commit(tx, StatusCode::OK, &out).await
+}
+
+async fn set_endpoint(
+    tx: &mut crate::store::Tx,
+    t: &crate::access::principal::Tenant,
+    id: &EndpointId,
+    status: EndpointStatus,
+) -> ApiResult<Done> {
+    let patch = Patch {
+        status: Some(status),
+        ..Default::default()
+    };
+    let ep = endpoints::update(tx, t, id, &patch)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if status == EndpointStatus::Active {
+        crate::jobs::queue::wake_after_commit(tx);
+    }
+    Ok(Done {
+        result: json!({ "endpoint_id": ep.id, "status": ep.status }),
+        target: Some(("webhook_endpoint", ep.id.into_string())),
+    })
+}
+
+async fn update_incident(
+    tx: &mut crate::store::Tx,
+    id: &IncidentId,
+    status: IncidentStatus,
+    message: &str,
+    impact: Option<Impact>,
+    by: Option<crate::ids::UserId>,
+) -> ApiResult<Done> {
+    if !incidents::update(tx, id, status, message, impact, by.as_ref()).await? {
+        return Err(ApiError::field(
+            "params.incident_id",
+            "no such open incident",
+        ));
+    }
+    Ok(Done {
+        result: json!({ "incident_id": id, "status": status }),
+        target: Some(("incident", id.to_string())),
+    })
 }

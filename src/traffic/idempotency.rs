@@ -20,9 +20,29 @@ use serde::Serialize;
 use crate::access::principal::Tenant;
 use crate::access::tokens::sha256_hex;
 use crate::clock::now_ms;
-use crate::http::ApiError;
-use crate::ids::new_id;
-use crate::store::{Db, DbResult, Tx, sql};
+use crate::http::{ApiError, ErrorCode};
+use crate::ids::IdempotencyRecordId;
+use crate::store::{Db, DbResult, Q, Tx};
+
+crate::text_enum::text_enum! {
+    /// Where a keyed request stands.
+    pub enum RecordStatus {
+        InFlight = "in_flight",
+        Completed = "completed",
+    }
+}
+
+/// A stored idempotency record.
+#[derive(sqlx::FromRow)]
+struct Record {
+    id: IdempotencyRecordId,
+    fingerprint: String,
+    status: RecordStatus,
+    locked_at: i64,
+    response_status: Option<i64>,
+    response_body: Option<String>,
+    expires_at: i64,
+}
 
 pub static HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -74,7 +94,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 /// A claimed key, carried to the handler as a request extension.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pub id: String,
+    pub id: IdempotencyRecordId,
     pub locked_at: i64,
 }
 
@@ -95,40 +115,39 @@ pub async fn begin(
     lock_ms: i64,
 ) -> DbResult<Begin> {
     let now = now_ms();
-    let id = new_id("idem");
+    let id = IdempotencyRecordId::new();
     let mut tx = db.begin().await?;
-    let inserted = sql(
-        "INSERT INTO idempotency_keys (id, org_id, environment, idem_key, fingerprint, status, locked_at, created_at, expires_at)
+    let inserted = Q::write("INSERT INTO idempotency_keys (id, org_id, environment, idem_key, fingerprint, status, locked_at, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, $6, $7)
          ON CONFLICT (org_id, environment, idem_key) DO NOTHING RETURNING id",
     )
     .bind(&id)
     .bind(tenant.org())
-    .bind(tenant.env().as_str())
+    .bind(tenant.env())
     .bind(key)
     .bind(fp)
     .bind(now)
     .bind(now + ttl_ms)
-    .fetch_optional(&mut tx)
+    .fetch_optional::<(IdempotencyRecordId,)>(&mut tx)
     .await?;
     if inserted.is_some() {
         tx.commit().await?;
         return Ok(Begin::Claimed(Claim { id, locked_at: now }));
     }
-    let row = sql(
+    let row: Record = Q::read(
         "SELECT id, fingerprint, status, locked_at, response_status, response_body, expires_at
          FROM idempotency_keys WHERE org_id = $1 AND environment = $2 AND idem_key = $3",
     )
     .bind(tenant.org())
-    .bind(tenant.env().as_str())
+    .bind(tenant.env())
     .bind(key)
     .fetch_one(&mut tx)
     .await?;
-    let existing_id: String = row.get("id")?;
-    let expired = row.get::<i64>("expires_at")? <= now;
+    let existing_id = row.id;
+    let expired = row.expires_at <= now;
     if expired {
         // A record past its lifetime no longer binds the key: start afresh.
-        sql("UPDATE idempotency_keys SET fingerprint = $2, status = 'in_flight', locked_at = $3, response_status = NULL, response_body = NULL, created_at = $3, expires_at = $4 WHERE id = $1")
+        Q::write("UPDATE idempotency_keys SET fingerprint = $2, status = 'in_flight', locked_at = $3, response_status = NULL, response_body = NULL, created_at = $3, expires_at = $4 WHERE id = $1")
             .bind(&existing_id)
             .bind(fp)
             .bind(now)
@@ -141,25 +160,22 @@ pub async fn begin(
             locked_at: now,
         }));
     }
-    if row.get::<String>("fingerprint")? != fp {
+    if row.fingerprint != fp {
         return Ok(Begin::Reused);
     }
-    if row.get::<String>("status")? == "completed" {
+    if row.status == RecordStatus::Completed {
         return Ok(Begin::Replay {
-            status: u16::try_from(row.get::<Option<i64>>("response_status")?.unwrap_or(200))
-                .unwrap_or(200),
-            body: row
-                .get::<Option<String>>("response_body")?
-                .unwrap_or_default(),
+            status: u16::try_from(row.response_status.unwrap_or(200)).unwrap_or(200),
+            body: row.response_body.unwrap_or_default(),
         });
     }
-    let locked_at: i64 = row.get("locked_at")?;
+    let locked_at = row.locked_at;
     if now - locked_at < lock_ms {
         return Ok(Begin::InFlight);
     }
     // The first request was abandoned (its instance died): take the claim over, fenced on the
     // lock time we saw so that two retries cannot both take it.
-    let n = sql("UPDATE idempotency_keys SET locked_at = $3 WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'")
+    let n = Q::write("UPDATE idempotency_keys SET locked_at = $3 WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'")
         .bind(&existing_id)
         .bind(locked_at)
         .bind(now)
@@ -178,11 +194,13 @@ pub async fn begin(
 
 /// Releases a claim whose request failed, so that a corrected retry may run.
 pub async fn release(db: &Db, claim: &Claim) -> DbResult<()> {
-    sql("DELETE FROM idempotency_keys WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'")
-        .bind(&claim.id)
-        .bind(claim.locked_at)
-        .execute(&mut db.clone())
-        .await?;
+    Q::write(
+        "DELETE FROM idempotency_keys WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'",
+    )
+    .bind(&claim.id)
+    .bind(claim.locked_at)
+    .execute(&mut db.clone())
+    .await?;
     Ok(())
 }
 
@@ -195,7 +213,7 @@ pub async fn complete_detached(db: &Db, claim: &Claim, status: u16, body: &str) 
 }
 
 async fn record(tx: &mut Tx, claim: &Claim, status: u16, body: &str) -> DbResult<bool> {
-    let n = sql(
+    let n = Q::write(
         "UPDATE idempotency_keys SET status = 'completed', response_status = $3, response_body = $4
                  WHERE id = $1 AND locked_at = $2 AND status = 'in_flight'",
     )
@@ -210,7 +228,7 @@ async fn record(tx: &mut Tx, claim: &Claim, status: u16, body: &str) -> DbResult
 
 /// Deletes expired records; returns how many.
 pub async fn purge(db: &Db) -> DbResult<u64> {
-    sql("DELETE FROM idempotency_keys WHERE expires_at < $1")
+    Q::write("DELETE FROM idempotency_keys WHERE expires_at < $1")
         .bind(now_ms())
         .execute(&mut db.clone())
         .await
@@ -260,7 +278,7 @@ impl Idem {
         {
             tx.rollback().await?;
             return Err(ApiError::Conflict(
-                "idempotency_in_flight",
+                ErrorCode::IdempotencyInFlight,
                 "another request took over this Idempotency-Key".into(),
             ));
         }

@@ -1,7 +1,5 @@
-//! Traffic control: rate limits, quotas, the billing gate, idempotency.
+//! Traffic control: rate limits, quotas, idempotency.
 
-pub mod billing;
-pub mod billing_events;
 pub mod headers;
 pub mod idempotency;
 pub mod lease;

@@ -3,14 +3,20 @@
 use crate::access::grants::Role;
 use crate::clock::now_ms;
 use crate::ids::{OrgId, UserId};
-use crate::store::{DbResult, Exec, sql};
+use crate::store::{DbResult, Exec, Q};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: UserId,
     pub email: String,
     pub password_hash: String,
-    pub disabled: bool,
+    pub disabled_at: Option<i64>,
+}
+
+impl User {
+    pub fn disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
 }
 
 /// Emails are compared case-insensitively: stored lowercased and trimmed.
@@ -19,24 +25,15 @@ pub fn normalise_email(e: &str) -> String {
 }
 
 pub async fn by_email(ex: &mut impl Exec, email: &str) -> DbResult<Option<User>> {
-    let row = sql("SELECT id, email, password_hash, disabled_at FROM users WHERE email = $1")
+    Q::read("SELECT id, email, password_hash, disabled_at FROM users WHERE email = $1")
         .bind(normalise_email(email))
         .fetch_optional(ex)
-        .await?;
-    row.map(|r| {
-        Ok(User {
-            id: UserId::from_trusted(r.get("id")?),
-            email: r.get("email")?,
-            password_hash: r.get("password_hash")?,
-            disabled: r.get::<Option<i64>>("disabled_at")?.is_some(),
-        })
-    })
-    .transpose()
+        .await
 }
 
 pub async fn create(ex: &mut impl Exec, email: &str, password_hash: &str) -> DbResult<UserId> {
     let id = UserId::new();
-    sql("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+    Q::write("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(normalise_email(email))
         .bind(password_hash)
@@ -52,10 +49,10 @@ pub async fn add_membership(
     user: &UserId,
     role: Role,
 ) -> DbResult<()> {
-    sql("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+    Q::write("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
         .bind(org)
         .bind(user)
-        .bind(role.as_str())
+        .bind(role)
         .bind(now_ms())
         .execute(ex)
         .await?;
@@ -64,27 +61,18 @@ pub async fn add_membership(
 
 /// The user's role in `org`, if a member.
 pub async fn role_in(ex: &mut impl Exec, org: &OrgId, user: &UserId) -> DbResult<Option<Role>> {
-    let row = sql("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+    Q::read("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(org)
         .bind(user)
-        .fetch_optional(ex)
-        .await?;
-    Ok(row.and_then(|r| r.get::<String>("role").ok().and_then(|s| Role::parse(&s))))
+        .fetch_optional::<(Role,)>(ex)
+        .await
+        .map(|r| r.map(|(role,)| role))
 }
 
 /// Every org the user belongs to, oldest membership first.
 pub async fn memberships(ex: &mut impl Exec, user: &UserId) -> DbResult<Vec<(OrgId, Role)>> {
-    let rows =
-        sql("SELECT org_id, role FROM memberships WHERE user_id = $1 ORDER BY created_at, org_id")
-            .bind(user)
-            .fetch_all(ex)
-            .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let org = OrgId::from_trusted(r.get("org_id").ok()?);
-            let role = Role::parse(&r.get::<String>("role").ok()?)?;
-            Some((org, role))
-        })
-        .collect())
+    Q::read("SELECT org_id, role FROM memberships WHERE user_id = $1 ORDER BY created_at, org_id")
+        .bind(user)
+        .fetch_all(ex)
+        .await
 }

@@ -436,7 +436,7 @@ pub async fn readiness_fails_while_postgres_is_unreachable() {
     ] {
         env.insert(k.to_owned(), v.to_owned());
     }
-    rampart::app::install_crypto_provider();
+    rampart::outbound::install_crypto_provider();
     let config = rampart::config::Config::from_map(env).unwrap();
     let app = rampart::app::App::build(config, Default::default())
         .await
@@ -471,21 +471,30 @@ crate::plain_tests![
 ];
 
 /// `Tx::defer` (deferred writes go with or just before the next statement or the `COMMIT`;
-/// Postgres merges runs of them into one statement): results are the caller's own statement's, a failing deferred write
-/// fails the transaction and leaves nothing, and a transaction dropped open is rolled back
-/// without holding on to the (single, on SQLite) writer connection.
-async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
-    use rampart::store::sql;
+/// Postgres merges runs of mergeable ones into one statement): results are the caller's own
+/// statement's, a failing deferred write fails the transaction, leaves nothing and is named in
+/// the error, and a transaction dropped open is rolled back without holding on to the (single,
+/// on SQLite) writer connection.
+pub async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     let app = spawn_app(store).await;
-    let db = &app.state.db;
+    transactional_promises(&app.state.db).await;
+    app.stop().await;
+}
+
+/// The promises of [`transactions_with_deferred_writes_are_all_or_nothing`], on `db` (also run
+/// against a Postgres database whose default isolation is `repeatable read`).
+pub async fn transactional_promises(db: &rampart::store::Db) {
+    use rampart::store::{DbError, Q, Table};
+    let scratch = Table::named("scratch");
+    let scratch2 = Table::named("scratch2");
     let ins = |id: &str, n: i64| {
-        sql("INSERT INTO scratch (id, n) VALUES ($1, $2)")
+        Q::write("INSERT INTO scratch (id, n) VALUES ($1, $2)")
             .bind(id)
             .bind(n)
     };
     let ids = || async {
-        let rows = sql("SELECT id, n FROM scratch ORDER BY id")
-            .fetch_all(&mut db.clone())
+        let rows = Q::read("SELECT id, n FROM scratch ORDER BY id")
+            .fetch_rows(&mut db.clone())
             .await
             .unwrap();
         rows.iter()
@@ -493,11 +502,11 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
             .collect::<Vec<_>>()
     };
     let mut tx = db.begin().await.unwrap();
-    sql("CREATE TABLE scratch (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+    Q::write("CREATE TABLE scratch (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
         .execute(&mut tx)
         .await
         .unwrap();
-    sql("CREATE TABLE scratch2 (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+    Q::write("CREATE TABLE scratch2 (id TEXT PRIMARY KEY, n BIGINT NOT NULL)")
         .execute(&mut tx)
         .await
         .unwrap();
@@ -505,24 +514,22 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
 
     // Deferred writes run before the next statement, which reports only its own rows.
     let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("a", 1)).await.unwrap();
-    tx.defer(ins("b", 2)).await.unwrap();
-    let changed = sql("UPDATE scratch SET n = n + $2 WHERE id = $1")
+    tx.defer_merged(scratch, ins("a", 1)).await.unwrap();
+    tx.defer_merged(scratch, ins("b", 2)).await.unwrap();
+    let changed = Q::write("UPDATE scratch SET n = n + $2 WHERE id = $1")
         .bind("a")
         .bind(10)
         .execute(&mut tx)
         .await
         .unwrap();
     assert_eq!(changed, 1, "the update's own count, not the inserts'");
-    tx.defer(ins("c", 3)).await.unwrap();
-    let seen = sql("SELECT COUNT(*) AS n FROM scratch")
-        .fetch_one(&mut tx)
+    tx.defer(scratch, ins("c", 3)).await.unwrap();
+    let seen: i64 = Q::read("SELECT COUNT(*) AS n FROM scratch")
+        .fetch_scalar(&mut tx)
         .await
-        .unwrap()
-        .get::<i64>("n")
         .unwrap();
     assert_eq!(seen, 3);
-    tx.defer(ins("d", 4)).await.unwrap();
+    tx.defer(scratch, ins("d", 4)).await.unwrap();
     tx.commit().await.unwrap();
     let committed = vec![
         ("a".to_owned(), 11),
@@ -532,29 +539,34 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     ];
     assert_eq!(ids().await, committed);
 
-    // A deferred write that fails (a duplicate key) fails the transaction; nothing is written.
+    // A deferred write that fails (a duplicate key) fails the transaction, nothing is written,
+    // and the error names that write (not the statement that carried it).
     let mut tx = db.begin().await.unwrap();
-    sql("UPDATE scratch SET n = 0")
+    Q::write("UPDATE scratch SET n = 0")
         .execute(&mut tx)
         .await
         .unwrap();
-    tx.defer(ins("e", 5)).await.unwrap();
-    // (Reported with the commit; accepted either way should a store report it at once.)
-    let err = match tx.defer(ins("a", 6)).await {
-        Err(e) => {
-            drop(tx);
-            e
+    tx.defer(scratch, ins("e", 5)).await.unwrap();
+    tx.defer(scratch, ins("a", 6)).await.unwrap();
+    let err = Q::read("SELECT COUNT(*) AS n FROM scratch2")
+        .fetch_scalar::<i64>(&mut tx)
+        .await
+        .unwrap_err();
+    drop(tx);
+    assert!(err.unique_violation().is_some(), "{err:?}");
+    match &err {
+        DbError::Deferred { write, .. } => {
+            assert!(write.starts_with("scratch: INSERT INTO scratch"), "{write}")
         }
-        Ok(()) => tx.commit().await.unwrap_err(),
-    };
-    assert!(err.is_unique_violation(), "{err:?}");
+        other => panic!("the error names the deferred write: {other:?}"),
+    }
     assert_eq!(ids().await, committed);
 
     // A statement that fails after deferred writes: the transaction is dropped, nothing stays.
     let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("f", 7)).await.unwrap();
+    tx.defer(scratch, ins("f", 7)).await.unwrap();
     assert!(
-        sql("UPDATE no_such_table SET n = 1")
+        Q::write("UPDATE no_such_table SET n = 1")
             .execute(&mut tx)
             .await
             .is_err()
@@ -573,86 +585,86 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     tokio::time::timeout(Duration::from_secs(5), next)
         .await
         .expect("the writer is released after a dropped transaction");
-
-    // A savepoint undoes deferred writes made after it, and keeps those before.
-    let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("i", 10)).await.unwrap();
-    tx.savepoint("sp").await.unwrap();
-    tx.defer(ins("j", 11)).await.unwrap();
-    tx.rollback_to("sp").await.unwrap();
-    tx.release("sp").await.unwrap();
-    tx.commit().await.unwrap();
-
     let mut expected = committed.clone();
     expected.push(("h".to_owned(), 9));
-    expected.push(("i".to_owned(), 10));
     assert_eq!(ids().await, expected);
 
     // Only deferred writes, then an explicit rollback: nothing.
     let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("k", 12)).await.unwrap();
+    tx.defer(scratch, ins("k", 12)).await.unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(ids().await, expected);
 
     // Only deferred writes, then a commit: written (nothing else was ever sent).
     let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("k", 12)).await.unwrap();
+    tx.defer(scratch, ins("k", 12)).await.unwrap();
     tx.commit().await.unwrap();
     expected.push(("k".to_owned(), 12));
     assert_eq!(ids().await, expected);
 
-    // Deferred writes to several tables (which Postgres sends as one statement): each sees
-    // the writes before it, on its own table as on the others, and one failing fails them all.
+    // Mergeable deferred writes to several tables (which Postgres sends as one statement):
+    // each sees the writes before it, on its own table as on the others, and one failing
+    // fails them all.
     let ins2 = |id: &str, n: i64| {
-        sql("INSERT INTO scratch2 (id, n) VALUES ($1, $2)")
+        Q::write("INSERT INTO scratch2 (id, n) VALUES ($1, $2)")
             .bind(id)
             .bind(n)
     };
     let bump = |table: &'static str| match table {
-        "scratch" => sql("UPDATE scratch SET n = n + 100 WHERE id = $1"),
-        _ => sql("UPDATE scratch2 SET n = n + 100 WHERE id = $1"),
+        "scratch" => Q::write("UPDATE scratch SET n = n + 100 WHERE id = $1"),
+        _ => Q::write("UPDATE scratch2 SET n = n + 100 WHERE id = $1"),
     };
     let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("k2", 1)).await.unwrap();
-    tx.defer(ins2("k2", 2)).await.unwrap();
-    tx.defer(bump("scratch").bind("k2")).await.unwrap();
-    tx.defer(bump("scratch2").bind("k2")).await.unwrap();
-    tx.defer(sql("DELETE FROM scratch2 WHERE id = $1").bind("k2"))
+    tx.defer_merged(scratch, ins("k2", 1)).await.unwrap();
+    tx.defer_merged(scratch2, ins2("k2", 2)).await.unwrap();
+    tx.defer_merged(scratch, bump("scratch").bind("k2"))
         .await
         .unwrap();
-    tx.defer(ins2("k3", 3)).await.unwrap();
+    tx.defer_merged(scratch2, bump("scratch2").bind("k2"))
+        .await
+        .unwrap();
+    tx.defer_merged(
+        scratch2,
+        Q::write("DELETE FROM scratch2 WHERE id = $1").bind("k2"),
+    )
+    .await
+    .unwrap();
+    tx.defer_merged(scratch2, ins2("k3", 3)).await.unwrap();
     tx.commit().await.unwrap();
     expected.push(("k2".to_owned(), 101));
     assert_eq!(ids().await, expected);
-    let second = sql("SELECT id, n FROM scratch2 ORDER BY id")
-        .fetch_all(&mut db.clone())
+    let second = Q::read("SELECT id, n FROM scratch2 ORDER BY id")
+        .fetch_all::<(String, i64)>(&mut db.clone())
         .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get::<String>("id").unwrap(), r.get::<i64>("n").unwrap()))
-        .collect::<Vec<_>>();
+        .unwrap();
     assert_eq!(second, vec![("k3".to_owned(), 3)]);
     let mut tx = db.begin().await.unwrap();
-    tx.defer(ins("k4", 4)).await.unwrap();
-    tx.defer(ins2("k3", 5)).await.unwrap(); // a duplicate key
-    tx.defer(bump("scratch").bind("k2")).await.unwrap();
-    let err = tx.commit().await.unwrap_err();
-    assert!(err.is_unique_violation(), "{err:?}");
-    assert_eq!(ids().await, expected, "nothing of the failed run stays");
-    // The same when every write merges into one statement (on Postgres, sent without a
-    // `BEGIN`, and atomic on its own), after a read.
-    let mut tx = db.begin().await.unwrap();
-    let n = sql("SELECT COUNT(*) AS n FROM scratch2")
-        .fetch_one(&mut tx)
+    tx.defer_merged(scratch, ins("k4", 4)).await.unwrap();
+    tx.defer_merged(scratch2, ins2("k3", 5)).await.unwrap(); // a duplicate key
+    tx.defer_merged(scratch, bump("scratch").bind("k2"))
         .await
-        .unwrap()
-        .get::<i64>("n")
+        .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(err.unique_violation().is_some(), "{err:?}");
+    match &err {
+        DbError::Deferred { write, .. } => {
+            assert!(write.contains("scratch2: INSERT INTO scratch2"), "{write}")
+        }
+        other => panic!("the error names the deferred write: {other:?}"),
+    }
+    assert_eq!(ids().await, expected, "nothing of the failed run stays");
+    // The same in a transaction that begins at its first write (on Postgres, a read first
+    // and the writes as one statement sent without a `BEGIN`, atomic on its own).
+    let mut tx = db.begin_at_first_write().await.unwrap();
+    let n: i64 = Q::read("SELECT COUNT(*) AS n FROM scratch2")
+        .fetch_scalar(&mut tx)
+        .await
         .unwrap();
     assert_eq!(n, 1);
-    tx.defer(ins("k4", 4)).await.unwrap();
-    tx.defer(ins2("k3", 5)).await.unwrap(); // a duplicate key
+    tx.defer_merged(scratch, ins("k4", 4)).await.unwrap();
+    tx.defer_merged(scratch2, ins2("k3", 5)).await.unwrap(); // a duplicate key
     let err = tx.commit().await.unwrap_err();
-    assert!(err.is_unique_violation(), "{err:?}");
+    assert!(err.unique_violation().is_some(), "{err:?}");
     assert_eq!(
         ids().await,
         expected,
@@ -661,16 +673,16 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
 
     // A prefetched read sees the transaction as it was when asked for, travels with the next
     // statement, and its rows come back later; one still unsent when asked for is sent then.
-    let count = || sql("SELECT COUNT(*) AS n FROM scratch");
+    let count = || Q::read("SELECT COUNT(*) AS n FROM scratch");
     let n_of = |rows: Vec<rampart::store::Row>| rows[0].get::<i64>("n").unwrap();
     let mut tx = db.begin().await.unwrap();
     let before = tx.prefetch(count()).await.unwrap();
     ins("l", 13).execute(&mut tx).await.unwrap();
     let between = tx
-        .prefetch(sql("SELECT n FROM scratch WHERE id = 'l'"))
+        .prefetch(Q::read("SELECT n FROM scratch WHERE id = 'l'"))
         .await
         .unwrap();
-    tx.defer(ins("m", 14)).await.unwrap();
+    tx.defer(scratch, ins("m", 14)).await.unwrap();
     let after = tx.prefetch(count()).await.unwrap();
     assert_eq!(
         n_of(tx.prefetched(before).await.unwrap()),
@@ -693,7 +705,7 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     let _alone = tx.prefetch(count()).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = db.begin().await.unwrap();
-    let bad = tx.prefetch(sql("SELECT n FROM no_such_table")).await;
+    let bad = tx.prefetch(Q::read("SELECT n FROM no_such_table")).await;
     let failed = match bad {
         Err(_) => true, // Postgres runs it at once
         Ok(_) => ins("n", 15).execute(&mut tx).await.is_err(),
@@ -711,15 +723,16 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
     if db.dialect() == rampart::store::Dialect::Sqlite {
         let marked = || async {
             let mut tx = db.begin().await.unwrap();
-            let rows = sql("SELECT COUNT(*) AS n FROM temp.sqlite_master WHERE name = 'marker'")
-                .fetch_all(&mut tx)
-                .await
-                .unwrap();
+            let n: i64 =
+                Q::read("SELECT COUNT(*) AS n FROM temp.sqlite_master WHERE name = 'marker'")
+                    .fetch_scalar(&mut tx)
+                    .await
+                    .unwrap();
             tx.commit().await.unwrap();
-            rows[0].get::<i64>("n").unwrap() == 1
+            n == 1
         };
         let mut tx = db.begin().await.unwrap();
-        sql("CREATE TEMP TABLE marker (x INTEGER)")
+        Q::write("CREATE TEMP TABLE marker (x INTEGER)")
             .execute(&mut tx)
             .await
             .unwrap();
@@ -729,7 +742,7 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
             "the writer connection is handed on, not replaced"
         );
         let mut tx = db.begin().await.unwrap();
-        sql("COMMIT").execute(&mut tx).await.unwrap();
+        Q::write("COMMIT").execute(&mut tx).await.unwrap();
         drop(tx); // its ROLLBACK fails: no transaction is open
         let next = async {
             let mut tx = db.begin().await.unwrap();
@@ -747,37 +760,85 @@ async fn transactions_with_deferred_writes_are_all_or_nothing(store: Store) {
         assert_eq!(ids().await, expected);
     }
 
-    // Postgres sends no `BEGIN` before plain reads, but a locking read begins the transaction,
-    // so its lock holds until the commit: another transaction cannot take the row meanwhile.
+    // Postgres: a locking read holds its lock until the commit (another transaction cannot
+    // take the row meanwhile), and a transaction runs at READ COMMITTED whatever the server's
+    // default: a row committed by another transaction after its first statement is seen.
     if db.dialect() == rampart::store::Dialect::Postgres {
         let lock = |nowait: bool| {
-            sql(if nowait {
+            Q::write(if nowait {
                 "SELECT id FROM scratch WHERE id = 'a' FOR UPDATE NOWAIT"
             } else {
                 "SELECT id FROM scratch WHERE id = 'a' FOR UPDATE"
             })
         };
         let mut holder = db.begin().await.unwrap();
-        lock(false).fetch_all(&mut holder).await.unwrap();
+        lock(false).fetch_rows(&mut holder).await.unwrap();
         let mut other = db.begin().await.unwrap();
         assert!(
-            lock(true).fetch_all(&mut other).await.is_err(),
+            lock(true).fetch_rows(&mut other).await.is_err(),
             "the first transaction's row lock is still held"
         );
         drop(other);
         holder.commit().await.unwrap();
         let mut other = db.begin().await.unwrap();
-        lock(true).fetch_all(&mut other).await.unwrap();
+        lock(true).fetch_rows(&mut other).await.unwrap();
         other.commit().await.unwrap();
+
+        let mut reader = db.begin().await.unwrap();
+        let first: i64 = Q::read("SELECT COUNT(*) AS n FROM scratch")
+            .fetch_scalar(&mut reader)
+            .await
+            .unwrap();
+        let mut writer = db.begin().await.unwrap();
+        ins("p", 17).execute(&mut writer).await.unwrap();
+        writer.commit().await.unwrap();
+        let second: i64 = Q::read("SELECT COUNT(*) AS n FROM scratch")
+            .fetch_scalar(&mut reader)
+            .await
+            .unwrap();
+        reader.commit().await.unwrap();
+        assert_eq!(
+            second,
+            first + 1,
+            "READ COMMITTED: each statement sees what was committed before it"
+        );
+        // Two transactions updating one row: the second waits, then re-reads it (under
+        // REPEATABLE READ it would fail with a serialization error instead).
+        let mut a = db.begin().await.unwrap();
+        Q::write("UPDATE scratch SET n = n + 1 WHERE id = 'p'")
+            .execute(&mut a)
+            .await
+            .unwrap();
+        let mut b = db.begin().await.unwrap();
+        Q::read("SELECT COUNT(*) AS n FROM scratch")
+            .fetch_scalar::<i64>(&mut b)
+            .await
+            .unwrap();
+        let pending = tokio::spawn(async move {
+            Q::write("UPDATE scratch SET n = n + 1 WHERE id = 'p'")
+                .execute(&mut b)
+                .await
+                .map(|n| (n, b))
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await; // b now waits on a's row lock
+        a.commit().await.unwrap();
+        let (n, b) = pending.await.unwrap().expect("no serialization failure");
+        assert_eq!(n, 1);
+        b.commit().await.unwrap();
+        let p: i64 = Q::read("SELECT n FROM scratch WHERE id = 'p'")
+            .fetch_scalar(&mut db.clone())
+            .await
+            .unwrap();
+        assert_eq!(p, 19);
     }
-    app.stop().await;
 }
 
 /// SQLite: the WAL is checkpointed by a task of its own (`store::checkpoint`), not only when
 /// the writer's threshold (10,000 pages) is crossed: a few hundred pages written reach the
 /// database file within a couple of seconds. (Nothing to check on Postgres.)
 async fn sqlite_checkpoints_in_the_background(store: Store) {
-    use rampart::store::sql;
+    use rampart::store::Q;
+    let sql = Q::write;
     let app = spawn_app(store).await;
     let Some(path) = app.state.db.sqlite_path().map(|p| p.to_path_buf()) else {
         return app.stop().await;

@@ -152,18 +152,32 @@ async fn gdpr_erasure_removes_personal_data_everywhere(store: Store) {
     assert!(sched["data"][0]["body"].is_null());
     // Nothing of it is left in any stored payload.
     let mut db = app.state.db.clone();
-    for (table, col) in [
-        ("events", "payload"),
-        ("dead_letters", "payload"),
-        ("contacts", "name"),
-        ("messages", "body"),
+    for (table, col, q) in [
+        (
+            "events",
+            "payload",
+            "SELECT COUNT(*) AS n FROM events WHERE org_id = $1 AND (payload LIKE '%Ada Lovelace%' OR payload LIKE '%secret diary%' OR payload LIKE '%ada@example.com%')",
+        ),
+        (
+            "dead_letters",
+            "payload",
+            "SELECT COUNT(*) AS n FROM dead_letters WHERE org_id = $1 AND (payload LIKE '%Ada Lovelace%' OR payload LIKE '%secret diary%' OR payload LIKE '%ada@example.com%')",
+        ),
+        (
+            "contacts",
+            "name",
+            "SELECT COUNT(*) AS n FROM contacts WHERE org_id = $1 AND (name LIKE '%Ada Lovelace%' OR name LIKE '%secret diary%' OR name LIKE '%ada@example.com%')",
+        ),
+        (
+            "messages",
+            "body",
+            "SELECT COUNT(*) AS n FROM messages WHERE org_id = $1 AND (body LIKE '%Ada Lovelace%' OR body LIKE '%secret diary%' OR body LIKE '%ada@example.com%')",
+        ),
     ] {
-        let q = rampart::store::sql_built(format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE org_id = $1 AND ({col} LIKE '%Ada Lovelace%' OR {col} LIKE '%secret diary%' OR {col} LIKE '%ada@example.com%')"
-        ));
+        let q = rampart::store::Q::read(q);
         let n: i64 = q
             .bind(org.id.as_str())
-            .fetch_one(&mut db)
+            .fetch_row(&mut db)
             .await
             .unwrap()
             .get("n")

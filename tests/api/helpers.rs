@@ -158,7 +158,7 @@ pub async fn spawn_on(
     extra: &[(&str, &str)],
     options: ServeOptions,
 ) -> TestApp {
-    rampart::app::install_crypto_provider();
+    rampart::outbound::install_crypto_provider();
     let mut env = base_env(&db);
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
@@ -186,7 +186,7 @@ pub async fn spawn_on(
 }
 
 pub fn client() -> reqwest::Client {
-    rampart::app::install_crypto_provider();
+    rampart::outbound::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -367,12 +367,15 @@ impl TestApp {
 
     pub async fn set_subscription(&self, org: &Org, status: &str, tier: &str) {
         let mut tx = self.state.db.begin().await.unwrap();
-        rampart::orgs::set_subscription(
+        let sub = rampart::billing::Subscription {
+            status: rampart::billing::SubStatus::parse(status).unwrap(),
+            tier: rampart::billing::Tier::parse(tier).unwrap(),
+        };
+        rampart::billing::store::set_subscription(
             &mut tx,
             &rampart::ids::OrgId::parse(&org.id).unwrap(),
-            rampart::orgs::SubStatus::parse(status).unwrap(),
-            rampart::orgs::Tier::parse(tier).unwrap(),
-            "test",
+            sub,
+            rampart::billing::store::Source::Admin,
             None,
         )
         .await
@@ -394,7 +397,7 @@ impl TestApp {
         quota: Option<&str>,
     ) -> (String, String) {
         use rampart::access::grants::{Permission, Scope};
-        let new = rampart::access::api_keys::NewKey {
+        let new = rampart::api_keys::NewKey {
             name: "test".into(),
             environment: rampart::access::principal::Environment::parse(env).unwrap(),
             scopes: scopes.iter().map(|s| Scope::parse(s).unwrap()).collect(),
@@ -408,7 +411,7 @@ impl TestApp {
             created_by: None,
         };
         let mut tx = self.state.db.begin().await.unwrap();
-        let (k, secret) = rampart::access::api_keys::create(
+        let (k, secret) = rampart::api_keys::store::create(
             &mut tx,
             &rampart::ids::OrgId::parse(&org.id).unwrap(),
             &new,
@@ -416,7 +419,7 @@ impl TestApp {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        (k.id, secret)
+        (k.id.to_string(), secret)
     }
 
     /// A live key with every key-grantable scope and permission.
@@ -479,7 +482,7 @@ impl TestApp {
         let claims = rampart::access::tokens::Claims {
             iss: rampart::access::tokens::ISSUER.into(),
             aud: rampart::access::tokens::AUDIENCE.into(),
-            sub: rampart::ids::new_id("usr"),
+            sub: rampart::ids::UserId::new().to_string(),
             org: org.id.clone(),
             role: role.into(),
             sid: "rtf_test".into(),
@@ -533,11 +536,11 @@ impl TestApp {
 
     /// The org's audit entries, newest first, as the store holds them.
     pub async fn audit_actions(&self, org: &Org) -> Vec<(String, String)> {
-        let rows = rampart::store::sql(
+        let rows = rampart::store::Q::read(
             "SELECT action, outcome FROM audit_logs WHERE org_id = $1 ORDER BY chain, seq DESC",
         )
         .bind(org.id.as_str())
-        .fetch_all(&mut self.state.db.clone())
+        .fetch_rows(&mut self.state.db.clone())
         .await
         .unwrap();
         rows.iter()
@@ -553,11 +556,11 @@ impl TestApp {
 
 /// `SELECT COUNT(*) AS n …` straight in the app's store, with `$1…` bound to `args`.
 pub async fn count(app: &TestApp, query: &'static str, args: &[&str]) -> i64 {
-    let mut q = rampart::store::sql(query);
+    let mut q = rampart::store::Q::read(query);
     for a in args {
         q = q.bind(*a);
     }
-    q.fetch_one(&mut app.state.db.clone())
+    q.fetch_row(&mut app.state.db.clone())
         .await
         .unwrap()
         .get::<i64>("n")

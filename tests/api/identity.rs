@@ -347,7 +347,7 @@ async fn key_attacks_are_refused(store: Store) {
     let (id, expiring) = app
         .key_with(&org, &["contacts"], &["read"], "live", None, None)
         .await;
-    rampart::store::sql("UPDATE api_keys SET expires_at = $2 WHERE id = $1")
+    rampart::store::Q::write("UPDATE api_keys SET expires_at = $2 WHERE id = $1")
         .bind(id.as_str())
         .bind(rampart::clock::now_ms() - 1000)
         .execute(&mut app.state.db.clone())
@@ -420,11 +420,11 @@ async fn test_keys_and_live_keys_never_see_each_others_data(store: Store) {
     let count = |table: &'static str| {
         let mut db = db.clone();
         async move {
-            rampart::store::sql(match table {
+            rampart::store::Q::read(match table {
                 "contacts" => "SELECT COUNT(*) AS n FROM contacts",
                 _ => "SELECT COUNT(*) AS n FROM events WHERE type = 'contact.created'",
             })
-            .fetch_one(&mut db)
+            .fetch_row(&mut db)
             .await
             .unwrap()
             .get::<i64>("n")
@@ -515,14 +515,26 @@ async fn key_lifecycle_is_audited_and_least_privilege(store: Store) {
         app.post_as(
             "/v1/developer/keys",
             &dev,
-            &json!({ "name": "x", "scopes": ["api_keys", "nope"], "permissions": ["fly"] }),
+            &json!({ "name": "x", "scopes": ["api_keys", "nope"], "permissions": ["read"] }),
         )
         .await,
         422,
         "validation_failed",
     )
     .await;
-    assert_eq!(p["errors"].as_array().unwrap().len(), 3, "{p}");
+    assert_eq!(p["errors"][0]["field"], "scopes[1]", "{p}");
+    let p = problem_of(
+        app.post_as(
+            "/v1/developer/keys",
+            &dev,
+            &json!({ "name": "", "scopes": ["api_keys", "gdpr"], "permissions": ["read"] }),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"].as_array().unwrap().len(), 2, "{p}");
     // Viewers cannot manage keys at all.
     let viewer = app.token_for(&org, "viewer");
     problem_of(
@@ -801,10 +813,10 @@ async fn every_denial_on_v1_is_audited(store: Store) {
         .await
         .unwrap();
     problem_of(res, 401, "unauthenticated").await;
-    let row = rampart::store::sql(
+    let row = rampart::store::Q::read(
         "SELECT chain, action, outcome, ip FROM audit_logs WHERE request_id = 'probe-401'",
     )
-    .fetch_one(&mut app.state.db.clone())
+    .fetch_row(&mut app.state.db.clone())
     .await
     .unwrap();
     assert_eq!(row.get::<String>("chain").unwrap(), "_system");
@@ -911,7 +923,7 @@ async fn audit_chain_detects_edits_deletions_and_reordering(store: Store) {
         let db = db.clone();
         let org = org.id.clone();
         async move {
-            rampart::store::sql(q)
+            rampart::store::Q::write(q)
                 .bind(org)
                 .execute(&mut db.clone())
                 .await

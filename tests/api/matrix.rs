@@ -263,9 +263,8 @@ async fn make_object(app: &TestApp, org: &Org, route: &str) -> Option<String> {
             id(json_of(app.post_as("/v1/exports", &key, &json!({})).await, 202).await)
         }
         r if r.starts_with("/v1/dead-letters/{id}") => {
-            let dl = rampart::ids::new_id("dl");
-            rampart::store::sql(
-                "INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
+            let dl = rampart::ids::DeadLetterId::new().to_string();
+            rampart::store::Q::write("INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
                  VALUES ($1, $2, 'live', 'webhook_delivery', 'contact.created', '{}', 'retries_exhausted', 'open', 1, 0, 0)",
             )
             .bind(dl.as_str())

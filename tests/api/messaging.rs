@@ -277,7 +277,7 @@ async fn billing_is_checked_again_when_the_message_is_sent(store: Store) {
     let m = json_of(send(&app, &key, &conv, "held").await, 202).await;
     app.set_subscription(&org, "canceled", "standard").await;
     // Resume through the store: the API itself now refuses the lapsed org.
-    rampart::store::sql("UPDATE webhook_endpoints SET status = 'active' WHERE id = $1")
+    rampart::store::Q::write("UPDATE webhook_endpoints SET status = 'active' WHERE id = $1")
         .bind(ep.as_str())
         .execute(&mut app.state.db.clone())
         .await
@@ -287,9 +287,9 @@ async fn billing_is_checked_again_when_the_message_is_sent(store: Store) {
         let mut db = db.clone();
         let id = m["id"].as_str().unwrap().to_owned();
         async move {
-            let s: String = rampart::store::sql("SELECT status FROM messages WHERE id = $1")
+            let s: String = rampart::store::Q::read("SELECT status FROM messages WHERE id = $1")
                 .bind(id)
-                .fetch_one(&mut db)
+                .fetch_row(&mut db)
                 .await
                 .ok()?
                 .get("status")
@@ -303,13 +303,14 @@ async fn billing_is_checked_again_when_the_message_is_sent(store: Store) {
         channel.hits().is_empty(),
         "nothing sent for a lapsed subscription"
     );
-    let reason: String = rampart::store::sql("SELECT reason FROM dead_letters WHERE org_id = $1")
-        .bind(org.id.as_str())
-        .fetch_one(&mut db)
-        .await
-        .unwrap()
-        .get("reason")
-        .unwrap();
+    let reason: String =
+        rampart::store::Q::read("SELECT reason FROM dead_letters WHERE org_id = $1")
+            .bind(org.id.as_str())
+            .fetch_row(&mut db)
+            .await
+            .unwrap()
+            .get("reason")
+            .unwrap();
     assert_eq!(reason, "subscription_inactive");
 }
 
@@ -566,7 +567,8 @@ async fn an_upgrade_frees_items_an_old_version_left_dispatching(store: Store) {
     let mut old = rampart::store::Db::connect(&url, &Default::default())
         .await
         .unwrap();
-    use rampart::store::sql;
+    use rampart::store::Q;
+    let sql = Q::write;
     let now = rampart::clock::now_ms();
     let leased = sql(
         "UPDATE scheduled_messages SET status = 'dispatching', lease_owner = 'wrk_gone',
@@ -600,24 +602,24 @@ async fn bulk_schedule(
     n: usize,
     send_at: i64,
 ) -> Vec<String> {
-    let t = rampart::access::principal::Tenant::for_background(
-        rampart::ids::OrgId::parse(&org.id).unwrap(),
-        rampart::access::principal::Environment::Live,
-    );
     let mut tx = app.state.db.begin().await.unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
-        let s = rampart::scheduled::insert(
-            &mut tx,
-            &t,
-            conv,
-            &format!("bulk {i}"),
-            &Default::default(),
-            send_at,
+        let id = rampart::ids::ScheduledMessageId::new().to_string();
+        rampart::store::Q::write(
+            "INSERT INTO scheduled_messages (id, org_id, environment, conversation_id, body, metadata, send_at, status, created_at, updated_at)
+             VALUES ($1, $2, 'live', $3, $4, '{}', $5, 'pending', $6, $6)",
         )
+        .bind(id.as_str())
+        .bind(org.id.as_str())
+        .bind(conv)
+        .bind(format!("bulk {i}"))
+        .bind(send_at)
+        .bind(rampart::clock::now_ms())
+        .execute(&mut tx)
         .await
         .unwrap();
-        ids.push(s.id);
+        ids.push(id);
     }
     tx.commit().await.unwrap();
     rampart::jobs::queue::local_notify().notify_waiters();
@@ -636,7 +638,7 @@ async fn a_thousand_due_at_once_with_one_poisoned_item(store: Store) {
         json!({ "kind": "channel" }),
     )
     .await;
-    rampart::store::sql("UPDATE webhook_endpoints SET status = 'paused' WHERE org_id = $1")
+    rampart::store::Q::write("UPDATE webhook_endpoints SET status = 'paused' WHERE org_id = $1")
         .bind(org.id.as_str())
         .execute(&mut app.state.db.clone())
         .await
@@ -645,7 +647,7 @@ async fn a_thousand_due_at_once_with_one_poisoned_item(store: Store) {
     let ids = bulk_schedule(&app, &org, &conv, 1000, rampart::clock::now_ms() + 1500).await;
     // Poison one item: the message id it would create already exists.
     let victim = &ids[437];
-    rampart::store::sql("INSERT INTO messages (id, org_id, environment, conversation_id, direction, body, metadata, status, created_at, updated_at) VALUES ($1, $2, 'live', $3, 'outbound', 'squatter', '{}', 'sent', 0, 0)")
+    rampart::store::Q::write("INSERT INTO messages (id, org_id, environment, conversation_id, direction, body, metadata, status, created_at, updated_at) VALUES ($1, $2, 'live', $3, 'outbound', 'squatter', '{}', 'sent', 0, 0)")
         .bind(format!("msg_{}", victim.trim_start_matches("sch_")))
         .bind(org.id.as_str())
         .bind(conv.as_str())

@@ -53,9 +53,8 @@ fn alert_names(d: &Value) -> Vec<String> {
 }
 
 async fn insert_dead_letter(app: &TestApp, org: &Org, created_at: i64) -> String {
-    let id = rampart::ids::new_id("dl");
-    rampart::store::sql(
-        "INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
+    let id = rampart::ids::DeadLetterId::new().to_string();
+    rampart::store::Q::write("INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
          VALUES ($1, $2, 'live', 'webhook_delivery', 'contact.created', '{}', 'retries_exhausted', 'open', 1, $3, $3)",
     )
     .bind(id.as_str())
@@ -129,14 +128,23 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
         rampart::app::ServeOptions { no_worker: true },
     )
     .await;
+    /// A kind of job no worker here runs: it only waits in the queue.
+    struct Noop;
+    impl rampart::jobs::Job for Noop {
+        const KIND: &'static str = "test.noop";
+        type Payload = rampart::jobs::NoPayload;
+        async fn run(
+            &self,
+            _: &rampart::jobs::JobContext<'_>,
+            _: rampart::jobs::NoPayload,
+        ) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
     let mut tx = idle.state.db.begin().await.unwrap();
     for _ in 0..4 {
-        rampart::jobs::queue::enqueue(
-            &mut tx,
-            rampart::jobs::queue::NewJob::now("test.noop", None, json!({})),
-        )
-        .await
-        .unwrap();
+        let job = rampart::jobs::queue::NewJob::of::<Noop>(None, &Default::default()).unwrap();
+        rampart::jobs::queue::enqueue(&mut tx, job).await.unwrap();
     }
     tx.commit().await.unwrap();
     let d = deep(&idle).await;
@@ -146,7 +154,7 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
 
 /// Moves a dead letter out of the 5-minute window that dlq_spike counts.
 async fn age_out(app: &TestApp, dead_letter: &str) {
-    rampart::store::sql("UPDATE dead_letters SET created_at = $2 WHERE id = $1")
+    rampart::store::Q::write("UPDATE dead_letters SET created_at = $2 WHERE id = $1")
         .bind(dead_letter)
         .bind(rampart::clock::now_ms() - 600_000)
         .execute(&mut app.state.db.clone())
@@ -204,8 +212,11 @@ async fn a_stale_evaluation_never_flips_an_alert_back(store: Store) {
     let b = spawn_on(a.db.clone(), &extra, Default::default()).await;
     let org = a.org("Acme").await;
     let dl = insert_dead_letter(&a, &org, rampart::clock::now_ms()).await;
-    let is_on =
-        |active: &[rampart::ops::deep_health::Alert]| active.iter().any(|x| x.name == "dlq_spike");
+    let is_on = |active: &[rampart::ops::deep_health::Alert]| {
+        active
+            .iter()
+            .any(|x| x.name == rampart::ops::deep_health::AlertName::DlqSpike)
+    };
     assert!(is_on(&evaluate(&a.state).await.unwrap()), "started");
 
     // `a` reads its figures: still on.
@@ -218,8 +229,8 @@ async fn a_stale_evaluation_never_flips_an_alert_back(store: Store) {
     assert!(!is_on(&evaluate(&b.state).await.unwrap()), "ended");
     // `a` now records what it read before that.
     announce(&a.state, &stale, read_at).await.unwrap();
-    let active = rampart::store::sql("SELECT active FROM alert_state WHERE name = 'dlq_spike'")
-        .fetch_one(&mut a.state.db.clone())
+    let active = rampart::store::Q::read("SELECT active FROM alert_state WHERE name = 'dlq_spike'")
+        .fetch_row(&mut a.state.db.clone())
         .await
         .unwrap()
         .get::<bool>("active")
@@ -264,10 +275,11 @@ async fn a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_s
         .find(|a| a["name"] == "build_mismatch")
         .unwrap();
     assert_eq!(a["observedValue"][0]["build_id"], "some-other-build");
-    let row = rampart::store::sql("SELECT build_id, hostname, started_at, last_seen FROM workers")
-        .fetch_one(&mut api.state.db.clone())
-        .await
-        .unwrap();
+    let row =
+        rampart::store::Q::read("SELECT build_id, hostname, started_at, last_seen FROM workers")
+            .fetch_row(&mut api.state.db.clone())
+            .await
+            .unwrap();
     assert_eq!(row.get::<String>("build_id").unwrap(), "some-other-build");
     assert!(row.get::<i64>("last_seen").unwrap() >= row.get::<i64>("started_at").unwrap());
     sigkill(&mut worker).await;
@@ -341,12 +353,25 @@ async fn operator_actions_are_guarded_validated_and_audited(store: Store) {
     )
     .await;
     assert_eq!(p["errors"][0]["field"], "params.endpoint_id");
+    // A malformed id in a body is a 422; a well-formed unknown one a 404.
     problem_of(
         operator(
             &app,
             &admin,
             "pause_endpoint",
             json!({ "endpoint_id": "ep_nope" }),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    problem_of(
+        operator(
+            &app,
+            &admin,
+            "pause_endpoint",
+            json!({ "endpoint_id": rampart::ids::EndpointId::new() }),
         )
         .await,
         404,
@@ -413,8 +438,8 @@ async fn operator_actions_are_guarded_validated_and_audited(store: Store) {
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("platform"));
-    let row = rampart::store::sql("SELECT actor_type, actor_id, action, target_id, request_id FROM audit_logs WHERE request_id = 'op-request-1'")
-        .fetch_one(&mut app.state.db.clone())
+    let row = rampart::store::Q::read("SELECT actor_type, actor_id, action, target_id, request_id FROM audit_logs WHERE request_id = 'op-request-1'")
+        .fetch_row(&mut app.state.db.clone())
         .await
         .unwrap();
     assert_eq!(row.get::<String>("action").unwrap(), "operator.action");
@@ -763,8 +788,8 @@ async fn backup_under_write_load_restores_consistently(store: Store) {
     let n = |q: &'static str| {
         let t = target.clone();
         async move {
-            rampart::store::sql(q)
-                .fetch_one(&mut t.clone())
+            rampart::store::Q::read(q)
+                .fetch_row(&mut t.clone())
                 .await
                 .unwrap()
                 .get::<i64>("n")
@@ -818,8 +843,8 @@ async fn a_corrupt_or_truncated_backup_is_refused_and_nothing_written(store: Sto
             err.to_string().contains("corrupt or truncated"),
             "{name}: {err}"
         );
-        let orgs = rampart::store::sql("SELECT COUNT(*) AS n FROM orgs")
-            .fetch_one(&mut target.clone())
+        let orgs = rampart::store::Q::read("SELECT COUNT(*) AS n FROM orgs")
+            .fetch_row(&mut target.clone())
             .await;
         // Either the schema was never created or it holds nothing.
         if let Ok(r) = orgs {

@@ -35,7 +35,11 @@ pub fn redis_scenarios() -> Vec<(&'static str, crate::Scenario)> {
 
 async fn set_override(app: &TestApp, org: &Org, which: &str, rate: &str) {
     let mut tx = app.state.db.begin().await.unwrap();
-    rampart::orgs::set_plan_override(
+    let which = match which {
+        "rate_limit" => rampart::billing::PlanOverride::RateLimit,
+        _ => rampart::billing::PlanOverride::Quota,
+    };
+    rampart::billing::store::set_plan_override(
         &mut tx,
         &rampart::ids::OrgId::parse(&org.id).unwrap(),
         which,
@@ -221,19 +225,19 @@ async fn concurrent_duplicates_with_one_idempotency_key_have_one_effect(store: S
         bodies.windows(2).all(|w| w[0] == w[1]),
         "replays are identical"
     );
-    let n = rampart::store::sql("SELECT COUNT(*) AS n FROM contacts WHERE org_id = $1")
+    let n = rampart::store::Q::read("SELECT COUNT(*) AS n FROM contacts WHERE org_id = $1")
         .bind(org.id.as_str())
-        .fetch_one(&mut app.state.db.clone())
+        .fetch_row(&mut app.state.db.clone())
         .await
         .unwrap()
         .get::<i64>("n")
         .unwrap();
     assert_eq!(n, 1);
-    let events = rampart::store::sql(
+    let events = rampart::store::Q::read(
         "SELECT COUNT(*) AS n FROM events WHERE org_id = $1 AND type = 'contact.created'",
     )
     .bind(org.id.as_str())
-    .fetch_one(&mut app.state.db.clone())
+    .fetch_row(&mut app.state.db.clone())
     .await
     .unwrap()
     .get::<i64>("n")
@@ -343,8 +347,8 @@ async fn idempotency_records_expire_and_are_purged(store: Store) {
     rampart::traffic::idempotency::purge(&app.state.db)
         .await
         .unwrap();
-    let left = rampart::store::sql("SELECT COUNT(*) AS n FROM idempotency_keys")
-        .fetch_one(&mut app.state.db.clone())
+    let left = rampart::store::Q::read("SELECT COUNT(*) AS n FROM idempotency_keys")
+        .fetch_row(&mut app.state.db.clone())
         .await
         .unwrap()
         .get::<i64>("n")

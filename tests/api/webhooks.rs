@@ -598,8 +598,22 @@ async fn endpoint_validation_and_management_are_audited(store: Store) {
     let app = spawn_app(store).await;
     let org = app.org("Acme").await;
     let key = app.full_key(&org).await;
+    // A value of the wrong type or outside an enumeration is refused as the body is parsed.
     let p = problem_of(
-        app.post_as("/v1/webhooks", &key, &json!({ "url": "https://example.com/", "events": ["message.*", "nope.*", "message.exploded"], "max_retries": 99, "rate_limit": 0, "kind": "fax" })).await,
+        app.post_as(
+            "/v1/webhooks",
+            &key,
+            &json!({ "url": "https://example.com/", "events": ["message.*"], "kind": "fax" }),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "kind", "{p}");
+    // Every rule a well-typed body breaks is reported at once.
+    let p = problem_of(
+        app.post_as("/v1/webhooks", &key, &json!({ "url": "https://example.com/", "events": ["message.*", "nope.*", "message.exploded"], "max_retries": 99, "rate_limit": 0 })).await,
         422,
         "validation_failed",
     )
@@ -612,13 +626,7 @@ async fn endpoint_validation_and_management_are_audited(store: Store) {
         .collect();
     assert_eq!(
         fields,
-        [
-            "kind",
-            "events[1]",
-            "events[2]",
-            "max_retries",
-            "rate_limit"
-        ],
+        ["events[1]", "events[2]", "max_retries", "rate_limit"],
         "{p}"
     );
     problem_of(
@@ -1015,10 +1023,9 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
     }
     // All four attempts in flight at the slow receiver.
     let running = eventually(Duration::from_secs(10), || async {
-        let rows = rampart::store::sql(
-            "SELECT j.id AS job, d.id AS delivery FROM jobs j JOIN deliveries d ON j.payload LIKE '%' || d.id || '%' WHERE j.status = 'running' AND j.kind = 'webhook.deliver'",
+        let rows = rampart::store::Q::read("SELECT j.id AS job, d.id AS delivery FROM jobs j JOIN deliveries d ON j.payload LIKE '%' || d.id || '%' WHERE j.status = 'running' AND j.kind = 'webhook.deliver'",
         )
-        .fetch_all(&mut app.state.db.clone())
+        .fetch_rows(&mut app.state.db.clone())
         .await
         .unwrap();
         (rows.len() == 4).then(|| {
@@ -1031,7 +1038,7 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
     .expect("four deliveries running");
     // Another worker takes the first one over (its lease token changes; the lease is long).
     let (stolen_job, stolen) = &running[0];
-    rampart::store::sql("UPDATE jobs SET lease_token = 'lease_taken_over' WHERE id = $1")
+    rampart::store::Q::write("UPDATE jobs SET lease_token = 'lease_taken_over' WHERE id = $1")
         .bind(stolen_job)
         .execute(&mut app.state.db.clone())
         .await

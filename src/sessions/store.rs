@@ -1,0 +1,67 @@
+//! Refresh tokens' SQL: stored as hashes, grouped in families (one per login).
+
+use crate::clock::now_ms;
+use crate::ids::{OrgId, RefreshFamilyId, RefreshTokenId, UserId};
+use crate::store::{DbResult, Exec, Q};
+
+/// A stored refresh token.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefreshToken {
+    pub id: RefreshTokenId,
+    pub family_id: RefreshFamilyId,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn insert(
+    ex: &mut impl Exec,
+    family: &RefreshFamilyId,
+    user: &UserId,
+    org: &OrgId,
+    hash: &str,
+    expires_at: i64,
+) -> DbResult<()> {
+    Q::write("INSERT INTO refresh_tokens (id, family_id, user_id, org_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(RefreshTokenId::new())
+        .bind(family)
+        .bind(user)
+        .bind(org)
+        .bind(hash)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The token whose hash is `hash`.
+pub async fn by_hash(ex: &mut impl Exec, hash: &str) -> DbResult<Option<RefreshToken>> {
+    Q::read("SELECT id, family_id, user_id, org_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Spends the token: `false` if it was already spent.
+pub async fn spend(ex: &mut impl Exec, id: &RefreshTokenId) -> DbResult<bool> {
+    let n = Q::write("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(id)
+        .bind(now_ms())
+        .execute(ex)
+        .await?;
+    Ok(n == 1)
+}
+
+/// Revokes every live token of the family; returns how many.
+pub async fn revoke_family(ex: &mut impl Exec, family: &RefreshFamilyId) -> DbResult<u64> {
+    Q::write(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family)
+    .bind(now_ms())
+    .execute(ex)
+    .await
+}
