@@ -124,6 +124,7 @@ pub fn public_router(state: AppState) -> Router {
         build_id: HeaderValue::from_str(&state.config.build_id)
             .unwrap_or(HeaderValue::from_static("unknown")),
         body_limit: state.config.body_limit,
+        body_timeout: state.config.body_timeout,
         hsts: state.config.hsts,
         timeout: state.config.request_timeout,
     });
@@ -319,22 +320,16 @@ impl App {
             })
         };
 
-        let public =
-            public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let ops_router =
-            crate::ops::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let s1 = stop.clone();
-        let api_task = tokio::spawn(async move {
-            axum::serve(api, public)
-                .with_graceful_shutdown(async move { s1.cancelled().await })
-                .await
-        });
-        let s2 = stop.clone();
-        let ops_task = tokio::spawn(async move {
-            axum::serve(ops, ops_router)
-                .with_graceful_shutdown(async move { s2.cancelled().await })
-                .await
-        });
+        let api_task = tokio::spawn(crate::http::serve::serve(
+            api,
+            public_router(state.clone()),
+            stop.clone(),
+        ));
+        let ops_task = tokio::spawn(crate::http::serve::serve(
+            ops,
+            crate::ops::router(state.clone()),
+            stop.clone(),
+        ));
 
         stop.cancelled().await;
         tracing::info!(

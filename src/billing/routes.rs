@@ -2,7 +2,6 @@
 //! `Stripe-Signature` scheme (HMAC-SHA256 of `"{t}.{payload}"`, any of several `v1` values,
 //! five-minute tolerance), applied at most once per event id, and never older-over-newer.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -14,6 +13,7 @@ use crate::access::principal::Actor;
 use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::now_ms;
+use crate::http::body::RawBody;
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode};
 use crate::ids::OrgId;
@@ -173,7 +173,7 @@ async fn receive_billing_event(
     State(app): State<AppState>,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<BillingEventOut>> {
     let Some(secret) = &app.config.billing_webhook_secret else {
         return Err(ApiError::Invalid(

@@ -38,6 +38,12 @@ pub const RULES: &[Rule] = &[
               delivery could run twice in parallel.",
         check: job_lease_outlasts_a_delivery,
     },
+    Rule {
+        blame: "RAMPART_BODY_TIMEOUT",
+        doc: "`RAMPART_BODY_TIMEOUT` is below `RAMPART_REQUEST_TIMEOUT`, so that a stalled \
+              upload is the client's 408, not the server's 503.",
+        check: a_stalled_body_times_out_before_the_request,
+    },
 ];
 
 /// The first rule broken, blaming its variable and where that variable's value came from.
@@ -79,6 +85,16 @@ fn job_lease_outlasts_a_delivery(c: &Config) -> Result<(), String> {
         return Err(format!(
             "must exceed RAMPART_WEBHOOK_TIMEOUT ({} s) by more than 5 s, or a slow delivery could run twice in parallel",
             c.webhook_timeout.as_secs()
+        ));
+    }
+    Ok(())
+}
+
+fn a_stalled_body_times_out_before_the_request(c: &Config) -> Result<(), String> {
+    if c.body_timeout >= c.request_timeout {
+        return Err(format!(
+            "must be below RAMPART_REQUEST_TIMEOUT ({} ms)",
+            c.request_timeout.as_millis()
         ));
     }
     Ok(())

@@ -100,6 +100,9 @@ declare_config! {
     /// Per-request timeout.
     request_timeout: Duration = "RAMPART_REQUEST_TIMEOUT",
         Dur::any(), default "30s";
+    /// How long a client may take to send a request body; a stalled upload gets 408.
+    body_timeout: Duration = "RAMPART_BODY_TIMEOUT",
+        Dur::at_least(Duration::from_millis(100)), default "10s";
     /// Request body limit in bytes.
     body_limit: usize = "RAMPART_BODY_LIMIT",
         Int::range(1024, 64 * 1_048_576), default "1048576";

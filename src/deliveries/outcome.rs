@@ -176,7 +176,7 @@ pub(super) async fn record_sandboxed(
         &d.delivery.id,
         &d.delivery.event,
         &serde_json::to_value(headers)?,
-        &String::from_utf8_lossy(body),
+        &crate::store::foreign_text::storable(body),
     )
     .await?;
     tx.commit().await?;

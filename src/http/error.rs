@@ -61,8 +61,10 @@ pub enum ApiError {
     },
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    #[error("the request body did not arrive in time")]
-    BodyTimeout,
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("not found")]
@@ -130,7 +132,8 @@ impl ApiError {
             ApiError::Validation { .. } => ErrorCode::ValidationFailed,
             ApiError::Rule { code, .. } => *code,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
-            ApiError::BodyTimeout => ErrorCode::BodyTimeout,
+            ApiError::BodyTimeout(_) => ErrorCode::BodyTimeout,
+            ApiError::UriTooLong(_) => ErrorCode::UriTooLong,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,

@@ -1,13 +1,13 @@
 //! Extractors whose rejections are problems: [`Json`] (strict: content type, syntax → 400,
 //! fields → 422 with paths, then [`Validate`]), [`Query`] and [`Path`].
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, FieldError};
+use super::serde_message::client_words;
 use super::validate::Validate;
 
 /// A JSON body, parsed strictly and validated.
@@ -20,7 +20,7 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -37,59 +37,55 @@ where
                 "send the body as JSON with `Content-Type: application/json`".into(),
             ));
         }
-        let limit = req
-            .extensions()
-            .get::<super::middleware::BodyLimit>()
-            .map_or(0, |l| l.0);
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::bad_request("the request body could not be read")
-            }
-        })?;
+        let bytes = super::body::read(req).await?;
         let value = parse_json::<T>(&bytes)?;
         value.validate()?;
         Ok(Json(value))
     }
 }
 
-/// Parses JSON: malformed → 400 `bad_request`; well-formed but the wrong shape → 422
-/// `validation_failed` naming the field.
+/// Parses a JSON body: malformed → 400 `bad_request`; anything but an object, a NUL anywhere,
+/// or the wrong shape → 422 `validation_failed` naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so that malformed JSON is always 400 whatever its shape.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not valid JSON: {}",
+            client_words(&e.to_string())
+        ))
+    })?;
+    super::json_text::require_object(bytes)?;
+    super::json_text::refuse_nul(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let message = strip_position(&inner.to_string());
-                    // serde names a missing field only in its message: "missing field `x`".
-                    let missing = message
-                        .strip_prefix("missing field `")
-                        .and_then(|m| m.strip_suffix('`'))
-                        .map(str::to_owned);
-                    let field = match (path.as_str(), missing) {
-                        (".", Some(m)) => m,
-                        (".", None) => String::new(),
-                        (p, Some(m)) => format!("{p}.{m}"),
-                        (p, None) => p.to_owned(),
-                    };
-                    ApiError::Validation {
-                        detail: if field.is_empty() {
-                            message.clone()
-                        } else {
-                            format!("{field}: {message}")
-                        },
-                        errors: vec![FieldError { field, message }],
-                    }
-                }
-                _ => ApiError::bad_request(format!("the body is not valid JSON: {}", inner)),
+            let message = client_words(&inner.to_string());
+            if inner.classify() != serde_json::error::Category::Data {
+                return Err(ApiError::bad_request(format!(
+                    "the body is not valid JSON: {message}"
+                )));
+            }
+            // serde names a missing field only in its message: "missing field `x`".
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'))
+                .map(str::to_owned);
+            let field = match (path.as_str(), missing) {
+                (".", Some(m)) => m,
+                (".", None) => String::new(),
+                (p, Some(m)) => format!("{p}.{m}"),
+                (p, None) => p.to_owned(),
+            };
+            return Err(ApiError::Validation {
+                detail: if field.is_empty() {
+                    message.clone()
+                } else {
+                    format!("{field}: {message}")
+                },
+                errors: vec![FieldError { field, message }],
             });
         }
     };
@@ -97,14 +93,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::bad_request("the body has trailing characters after the JSON value")
     })?;
     Ok(value)
-}
-
-/// serde's messages end with "at line 1 column 9", which says nothing useful about a field.
-fn strip_position(m: &str) -> String {
-    match m.rfind(" at line ") {
-        Some(i) => m[..i].to_owned(),
-        None => m.to_owned(),
-    }
 }
 
 /// Query parameters; a parse failure is 400 `bad_request` with serde's explanation.
@@ -122,7 +110,7 @@ where
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
         let v: T = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let msg = e.into_inner().to_string();
+            let msg = client_words(&e.into_inner().to_string());
             if path == "." || path.is_empty() {
                 ApiError::bad_request(format!("invalid query: {msg}"))
             } else {

@@ -13,6 +13,8 @@ use axum::middleware::Next;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
+use super::body::{self, BodyLimits};
+use super::edge;
 use super::error::{ApiError, ErrorCode, IsProblem, ResponseCode, problem, problem_response};
 use super::request_id::{self, RequestId};
 
@@ -25,6 +27,7 @@ pub const HEADERS_ADDED: usize = 8;
 pub struct Conventions {
     pub build_id: HeaderValue,
     pub body_limit: usize,
+    pub body_timeout: Duration,
     pub hsts: bool,
     pub timeout: Duration,
 }
@@ -42,7 +45,12 @@ pub async fn conventions(
     let started = Instant::now();
     let rid = request_id::from_headers(req.headers());
     req.extensions_mut().insert(RequestId(rid.clone()));
-    req.extensions_mut().insert(BodyLimit(c.body_limit));
+    req.extensions_mut().insert(BodyLimits {
+        max_bytes: c.body_limit,
+        timeout: c.body_timeout,
+    });
+    let refusal = edge::refusal(req.uri(), req.headers(), c.body_limit);
+    let req = body::with_deadline(req, c.body_timeout);
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -60,6 +68,9 @@ pub async fn conventions(
     let mut res = request_id::scope(
         rid.clone(),
         async move {
+            if let Some(refused) = refusal {
+                return axum::response::IntoResponse::into_response(refused);
+            }
             match tokio::time::timeout(timeout, inner).await {
                 Ok(Ok(res)) => to_problem_if_bare(res),
                 Ok(Err(panic)) => {
@@ -152,10 +163,6 @@ fn security_headers(h: &mut axum::http::HeaderMap, hsts: bool) {
         );
     }
 }
-
-/// The configured body limit, for the extractors' error message.
-#[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
 
 /// A fresh nonce for one HTML response's inline style and script.
 pub fn csp_nonce() -> String {

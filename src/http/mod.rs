@@ -1,14 +1,20 @@
 //! HTTP conventions shared by every route.
 
+pub mod body;
 pub mod docs;
+pub mod edge;
 pub mod error;
 mod error_code;
 pub mod extract;
+mod head_refusal;
+mod json_text;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod request_id;
 pub mod routes;
+pub mod serde_message;
+pub mod serve;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, ErrorCode};

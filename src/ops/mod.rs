@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         build_id: HeaderValue::from_str(&state.config.build_id)
             .unwrap_or(HeaderValue::from_static("unknown")),
         body_limit: 64 * 1024,
+        body_timeout: state.config.body_timeout,
         hsts: state.config.hsts,
         timeout: state.config.request_timeout,
     });

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -485,7 +484,7 @@ async fn get_status_page(State(state): State<AppState>, Query(q): Query<StatusQu
 /// Browsers post CSP violations here: counted in `rampart_csp_violations_total`, never
 /// logged one by one (anyone can post them, so a log line each would let them flood the log)
 /// nor stored.
-async fn post_csp_report(_body: Bytes) -> StatusCode {
+async fn post_csp_report(_body: crate::http::body::RawBody) -> StatusCode {
     metrics::counter!("rampart_csp_violations_total").increment(1);
     StatusCode::NO_CONTENT
 }

@@ -152,7 +152,7 @@ impl WebhookClient {
             latency: started.elapsed(),
             error_class: (!ok).then_some("http_status"),
             error: (!ok).then(|| format!("the endpoint answered {status}")),
-            excerpt: (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned()),
+            excerpt: (!buf.is_empty()).then(|| crate::store::foreign_text::storable(&buf)),
             retry_after,
         }
     }

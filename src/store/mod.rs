@@ -15,6 +15,7 @@ pub mod checkpoint;
 mod db;
 mod error;
 mod exec;
+pub mod foreign_text;
 pub mod migrate;
 pub mod notify;
 mod pg_tx;

@@ -383,6 +383,7 @@ pub async fn panics_and_timeouts_become_generic_problems() {
     let conv = std::sync::Arc::new(Conventions {
         build_id: "b".parse().unwrap(),
         body_limit: 1024,
+        body_timeout: Duration::from_millis(100),
         hsts: false,
         timeout: Duration::from_millis(200),
     });

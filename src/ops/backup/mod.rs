@@ -25,6 +25,9 @@ pub const FORMAT: &str = "rampart-backup";
 pub const VERSION: i64 = 1;
 const PAGE: i64 = 5_000;
 
+mod verify;
+use verify::verify_file;
+
 /// A column's kind as the file names it.
 fn kind_name(k: ColumnKind) -> &'static str {
     match k {
@@ -206,126 +209,6 @@ pub async fn backup(
     })
 }
 
-/// A verified backup: its header and table sections, read back in a second pass.
-struct Verified {
-    schema_version: i64,
-    counts: BTreeMap<String, u64>,
-}
-
-/// Reads the whole file and checks structure, counts and every checksum.
-fn verify_file(path: &Path) -> anyhow::Result<Verified> {
-    let corrupt = |why: String| anyhow::anyhow!("the backup file is corrupt or truncated: {why}");
-    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = BufReader::new(f).lines();
-    let mut all = Sha256::new();
-    let mut next = |all: &mut Sha256, expect_data: bool| -> anyhow::Result<Option<String>> {
-        match lines.next() {
-            None => Ok(None),
-            Some(l) => {
-                let l = l?;
-                if expect_data {
-                    all.update(l.as_bytes());
-                    all.update(b"\n");
-                }
-                Ok(Some(l))
-            }
-        }
-    };
-    let header: Value = next(&mut all, true)?
-        .ok_or_else(|| corrupt("empty file".into()))
-        .and_then(|l| {
-            serde_json::from_str(&l).map_err(|_| corrupt("the header is not JSON".into()))
-        })?;
-    if header["format"] != FORMAT {
-        bail!("not a Rampart backup (format {})", header["format"]);
-    }
-    if header["version"].as_i64() != Some(VERSION) {
-        bail!(
-            "backup format version {} is not supported by this binary (expects {VERSION})",
-            header["version"]
-        );
-    }
-    let schema_version = header["schema_version"]
-        .as_i64()
-        .ok_or_else(|| corrupt("no schema_version".into()))?;
-    let mut counts = BTreeMap::new();
-    for t in header["tables"]
-        .as_array()
-        .ok_or_else(|| corrupt("no table list".into()))?
-    {
-        counts.insert(
-            t["name"].as_str().unwrap_or("").to_owned(),
-            t["rows"].as_u64().unwrap_or(0),
-        );
-    }
-    for table in TABLES.iter().map(|t| t.name) {
-        let start: Value = next(&mut all, true)?
-            .ok_or_else(|| corrupt(format!("ends before table {table}")))
-            .and_then(|l| {
-                serde_json::from_str(&l)
-                    .map_err(|_| corrupt(format!("bad section start for {table}")))
-            })?;
-        if start["table"] != table {
-            return Err(corrupt(format!(
-                "expected table {table}, found {}",
-                start["table"]
-            )));
-        }
-        let width = start["columns"].as_array().map_or(0, Vec::len);
-        let mut th = Sha256::new();
-        let mut n = 0u64;
-        loop {
-            let line = next(&mut all, true)?
-                .ok_or_else(|| corrupt(format!("ends inside table {table}")))?;
-            if line.starts_with('{') {
-                let end: Value = serde_json::from_str(&line)
-                    .map_err(|_| corrupt(format!("bad section end for {table}")))?;
-                if end["end_table"] != table || end["rows"].as_u64() != Some(n) {
-                    return Err(corrupt(format!(
-                        "{table}: {n} rows read, the section says {}",
-                        end["rows"]
-                    )));
-                }
-                if end["sha256"].as_str() != Some(hex(th.clone().finalize()).as_str()) {
-                    return Err(corrupt(format!("{table}: checksum mismatch")));
-                }
-                if counts.get(table) != Some(&n) {
-                    return Err(corrupt(format!(
-                        "{table}: {n} rows, the header says {:?}",
-                        counts.get(table)
-                    )));
-                }
-                break;
-            }
-            let row: Value = serde_json::from_str(&line)
-                .map_err(|_| corrupt(format!("{table}: row {} is not JSON", n + 1)))?;
-            if row.as_array().map(Vec::len) != Some(width) {
-                return Err(corrupt(format!(
-                    "{table}: row {} has the wrong width",
-                    n + 1
-                )));
-            }
-            th.update(line.as_bytes());
-            th.update(b"\n");
-            n += 1;
-        }
-    }
-    let expected = hex(all.clone().finalize());
-    let footer: Value = next(&mut all, false)?
-        .ok_or_else(|| corrupt("no end record".into()))
-        .and_then(|l| serde_json::from_str(&l).map_err(|_| corrupt("bad end record".into())))?;
-    if footer["end"] != true || footer["sha256"].as_str() != Some(expected.as_str()) {
-        return Err(corrupt("overall checksum mismatch".into()));
-    }
-    if next(&mut all, false)?.is_some() {
-        return Err(corrupt("data after the end record".into()));
-    }
-    Ok(Verified {
-        schema_version,
-        counts,
-    })
-}
-
 /// Orders org rows so that a parent comes before its children (the self-reference).
 fn parents_first(rows: Vec<Vec<Value>>, cols: &[String]) -> Vec<Vec<Value>> {
     let id = cols.iter().position(|c| c == "id").unwrap_or(0);
@@ -360,6 +243,9 @@ pub async fn restore(
 ) -> anyhow::Result<BTreeMap<String, u64>> {
     progress("verifying the backup file");
     let v = verify_file(path)?;
+    if db.dialect() == Dialect::Postgres && !v.nul_text.is_empty() {
+        bail!("{}", nul_refusal(&v.nul_text));
+    }
     crate::store::migrate::apply(db).await?;
     let latest = MigrationSet::embedded(db.dialect()).latest();
     if v.schema_version != latest {
@@ -443,6 +329,27 @@ pub async fn restore(
     tx.commit().await?;
     progress("restore verified: migrations parity and per-table row counts");
     Ok(v.counts)
+}
+
+/// Postgres cannot store U+0000 in text, and dropping or replacing it would change the data:
+/// the restore is refused before anything is written, naming every offending value (the API
+/// refuses NUL, so only data written by older builds or directly into SQLite can hold it).
+fn nul_refusal(cells: &[verify::NulText]) -> String {
+    const SHOWN: usize = 20;
+    let mut m = format!(
+        "the backup holds {} text value(s) with a NUL character (U+0000), which Postgres cannot store; nothing was restored. Edit or remove them in the source database, back up again, and restore:",
+        cells.len()
+    );
+    for c in cells.iter().take(SHOWN) {
+        m.push_str(&format!(
+            "\n  {} id={} column={}",
+            c.table, c.row_id, c.column
+        ));
+    }
+    if cells.len() > SHOWN {
+        m.push_str(&format!("\n  … and {} more", cells.len() - SHOWN));
+    }
+    m
 }
 
 async fn check_counts(tx: &mut Tx, expected: &BTreeMap<String, u64>) -> anyhow::Result<()> {
