@@ -43,7 +43,7 @@ pub async fn write(suite: &Suite) -> anyhow::Result<()> {
     writeln!(doc, "| Kernel | {} |", kernel())?;
     writeln!(
         doc,
-        "| Build | `cargo build --release -p rampart --features bench-routes` and `-p rampart-bench`, {} |",
+        "| Build | `cargo build --release -p rampart -p rampart-bench --features rampart/bench-routes`, {} |",
         command_line("rustc", &["--version"]).unwrap_or_else(|| "rustc ?".into())
     )?;
     writeln!(

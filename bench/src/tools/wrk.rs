@@ -92,7 +92,7 @@ impl Wrk {
     pub fn spawn(&self, r: &WrkRun<'_>) -> anyhow::Result<tokio::process::Child> {
         // Threads: one per CPU it may use (it is pinned to one core in the usual set-up).
         let threads = match r.cpus {
-            Some(list) => list.split(',').count(),
+            Some(list) => cpu_count(list),
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
         .min(r.connections)
@@ -148,6 +148,19 @@ impl Wrk {
     }
 }
 
+/// CPUs in a `taskset -c` list such as `0`, `0,2` or `0-3`.
+fn cpu_count(list: &str) -> usize {
+    list.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => match (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
 fn parse(json: &str) -> anyhow::Result<WrkResult> {
     let raw: Raw = serde_json::from_str(json).context("wrk's report")?;
     let ms = |us: f64| us / 1000.0;
@@ -171,6 +184,13 @@ fn parse(json: &str) -> anyhow::Result<WrkResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpu_list_counts_ranges_and_singles() {
+        assert_eq!(cpu_count("0"), 1);
+        assert_eq!(cpu_count("0,2"), 2);
+        assert_eq!(cpu_count("0-3,6"), 5);
+    }
 
     #[test]
     fn the_report_line_of_the_lua_hook_parses() {
