@@ -119,12 +119,16 @@ fn installed(program: &str) -> bool {
 }
 
 async fn callgrind_control(args: &[&str]) -> anyhow::Result<()> {
-    let s = tokio::process::Command::new("callgrind_control")
+    let out = tokio::process::Command::new("callgrind_control")
         .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
+        .output()
         .await?;
-    anyhow::ensure!(s.success(), "callgrind_control {} failed", args.join(" "));
+    anyhow::ensure!(
+        out.status.success(),
+        "callgrind_control {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
 }
 
