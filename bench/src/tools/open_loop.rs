@@ -11,7 +11,7 @@
 //! caller can make every request unique (the webhooks benchmark's writes).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -87,7 +87,10 @@ pub async fn run(plan: Plan, make: MakeRequest) -> anyhow::Result<Outcome> {
     }
     let permits = Arc::new(Semaphore::new(0));
     let next = Arc::new(AtomicU64::new(0));
-    let pacer = spawn_pacer(&plan, permits.clone());
+    // If this run is abandoned (Ctrl-C), the pacer stops too instead of running to its
+    // deadline, which would hold up the process's exit.
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let pacer = spawn_pacer(&plan, permits.clone(), stop.0.clone());
     let plan = Arc::new(plan);
     let mut tasks = Vec::new();
     for _ in 0..plan.connections {
@@ -132,6 +135,15 @@ pub async fn run(plan: Plan, make: MakeRequest) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The schedule: releases a permit for each request once it is due.
 struct Schedule {
     t0: Instant,
@@ -156,7 +168,11 @@ impl Schedule {
     }
 }
 
-fn spawn_pacer(plan: &Plan, permits: Arc<Semaphore>) -> tokio::task::JoinHandle<()> {
+fn spawn_pacer(
+    plan: &Plan,
+    permits: Arc<Semaphore>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     let mut schedule = Schedule {
         t0: plan.t0,
         rate: plan.rate,
@@ -171,7 +187,7 @@ fn spawn_pacer(plan: &Plan, permits: Arc<Semaphore>) -> tokio::task::JoinHandle<
             let thread = std::thread::spawn(move || {
                 loop {
                     let now = Instant::now();
-                    if now > deadline {
+                    if now > deadline || stop.load(Ordering::Relaxed) {
                         break;
                     }
                     match schedule.release(now) {
@@ -190,7 +206,7 @@ fn spawn_pacer(plan: &Plan, permits: Arc<Semaphore>) -> tokio::task::JoinHandle<
             let margin = Duration::from_millis(2);
             loop {
                 let now = Instant::now();
-                if now > deadline {
+                if now > deadline || stop.load(Ordering::Relaxed) {
                     break;
                 }
                 match schedule.release(now) {
