@@ -1,0 +1,4 @@
+//! The processes and services a benchmark runs against.
+
+pub mod rampart;
+pub mod services;

@@ -1,0 +1,4 @@
+//! Writing the results: markdown sections and docs/BENCHMARKS.md.
+
+pub mod doc;
+pub mod markdown;
