@@ -9,11 +9,22 @@ use super::error::ApiError;
 /// times over; nginx refuses a request line over 8 KiB by default too.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
+/// The most header bytes (names and values) a request may carry. Hyper's own, looser buffer
+/// limit ([`super::serve::MAX_HEAD_BYTES`]) only stops heads too large to buffer at all.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// The first reason to refuse this request outright, if any.
 pub fn refusal(uri: &Uri, headers: &HeaderMap, body_limit: usize) -> Option<ApiError> {
     let target = uri.path_and_query().map_or("", |pq| pq.as_str());
     if target.len() > MAX_URI_BYTES {
         return Some(ApiError::UriTooLong(MAX_URI_BYTES));
+    }
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Some(ApiError::HeadersTooLarge(MAX_HEADER_BYTES));
     }
     if let Err(why) = check_encoding(uri.path()) {
         return Some(ApiError::bad_request(format!("the path {why}")));

@@ -65,6 +65,8 @@ pub enum ApiError {
     BodyTimeout(std::time::Duration),
     #[error("the request target is longer than {0} bytes")]
     UriTooLong(usize),
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("not found")]
@@ -134,6 +136,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::BodyTimeout(_) => ErrorCode::BodyTimeout,
             ApiError::UriTooLong(_) => ErrorCode::UriTooLong,
+            ApiError::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,

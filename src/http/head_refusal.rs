@@ -1,7 +1,7 @@
 //! Problem bodies for the refusals hyper answers itself.
 //!
 //! When a request head cannot be parsed (a malformed header: 400; a target over 64 KiB: 414;
-//! a head over [`super::serve::MAX_HEAD_BYTES`] or with too many headers: 431) hyper writes a
+//! a head over about [`super::serve::MAX_HEAD_BYTES`] or with too many headers: 431) hyper writes a
 //! bare status line with `content-length: 0` and closes the connection; no service of ours
 //! runs and hyper has no hook to change that answer. This connection wrapper recognises that
 //! exact write and sends the same status as a problem document instead, so that every error

@@ -17,9 +17,11 @@ use tower::ServiceExt as _;
 
 use super::head_refusal::ProblemRefusals;
 
-/// The largest request head (request line and headers) hyper buffers; a larger one is 431.
-/// Targets over [`super::edge::MAX_URI_BYTES`] are refused with 414 by the router already.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// About the largest request head (request line and headers) hyper buffers before it answers
+/// 431 itself (it checks between reads, so a head arriving in one large read may exceed it).
+/// Heads within it meet the router's precise limits first: a target over
+/// [`super::edge::MAX_URI_BYTES`] is 414, headers over [`super::edge::MAX_HEADER_BYTES`] 431.
+pub const MAX_HEAD_BYTES: usize = 128 * 1024;
 
 /// The most headers one request may carry (hyper's default); more is 431.
 pub const MAX_HEADERS: usize = 100;

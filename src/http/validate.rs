@@ -120,7 +120,7 @@ pub fn check_object(
             format!("must be at most {max_bytes} bytes as JSON (is {size})"),
         );
     }
-    if v.keys().any(|k| k.is_empty() || k.len() > 100) {
+    if v.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
         c.fail(field, "keys must be 1-100 characters");
     }
 }

@@ -10,6 +10,7 @@ mod cli;
 mod conventions;
 mod enterprise;
 mod faults;
+mod hostile;
 mod identity;
 mod matrix;
 mod messaging;
@@ -71,6 +72,7 @@ fn main() {
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
+        ("hostile", hostile::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -116,9 +118,13 @@ fn main() {
             }));
         }
     }
-    for (name, f) in faults::postgres_only() {
+    let postgres_only = faults::postgres_only()
+        .into_iter()
+        .map(|t| ("faults", t))
+        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)));
+    for (module, (name, f)) in postgres_only {
         trials.push(
-            Trial::test(format!("postgres::faults::{name}"), move || {
+            Trial::test(format!("postgres::{module}::{name}"), move || {
                 runtime().block_on(f());
                 Ok(())
             })
