@@ -5,9 +5,8 @@
 //! lets in-flight requests finish within `RAMPART_SHUTDOWN_TIMEOUT`, and returns.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,64 +22,8 @@ use crate::config::Config;
 use crate::http::ApiError;
 use crate::http::middleware::{Conventions, conventions};
 use crate::http::routes::Route;
-use crate::store::{ConnectOptions, Db, DbError, migrate};
-
-/// Everything a handler may reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<AppInner>);
-
-pub struct AppInner {
-    pub config: Config,
-    pub db: Db,
-    pub keys: crate::access::secrets::Keys,
-    pub key_cache: crate::api_keys::KeyCache,
-    pub plans: crate::billing::plans::PlanCache,
-    pub limiter: crate::traffic::limits::Limiter,
-    pub webhooks: crate::outbound::client::WebhookClient,
-    /// For operator-configured targets (the ops webhook): no SSRF guard, they are trusted.
-    pub ops_http: reqwest::Client,
-    /// This process, for instance-level alerts.
-    pub instance_id: crate::ids::InstanceId,
-    /// Set once migrations are applied (they may wait for a database that is still down).
-    pub migrated: AtomicBool,
-    /// Set when shutdown starts: `/health/ready` turns 503 so load balancers drain us.
-    pub draining: AtomicBool,
-    pub shutdown: CancellationToken,
-    pub started_at_ms: i64,
-    openapi: OnceLock<serde_json::Value>,
-}
-
-impl Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// The OpenAPI document, built once from the route registry.
-    pub fn openapi(&self) -> &serde_json::Value {
-        self.openapi.get_or_init(|| {
-            crate::http::openapi::document(&all_routes(), env!("CARGO_PKG_VERSION"))
-        })
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.migrated.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
-    }
-
-    /// A key was revoked or rotated: forget it here now, and on every other instance through
-    /// Redis (instances without the fan-out keep cache entries for at most a second).
-    pub async fn announce_key_change(&self, key_id: &str) {
-        self.key_cache.evict(key_id);
-        if let Some(r) = self.limiter.redis() {
-            r.publish(KEY_CHANNEL, key_id).await;
-        }
-    }
-}
-
-/// The Redis channel on which key revocations are announced.
-pub const KEY_CHANNEL: &str = "rampart:keys:changed";
+pub use crate::state::{AppState, KEY_CHANNEL};
+use crate::store::{DbError, migrate};
 
 /// Every route of the public listener. The only source of routes: see [`Route`].
 pub fn all_routes() -> Vec<Route> {
@@ -107,6 +50,11 @@ pub fn all_routes() -> Vec<Route> {
     #[cfg(feature = "bench-routes")]
     r.extend(crate::bench_routes::routes());
     r
+}
+
+/// The OpenAPI document of [`all_routes`].
+pub fn openapi_document() -> serde_json::Value {
+    crate::http::openapi::document(&all_routes(), env!("CARGO_PKG_VERSION"))
 }
 
 /// Builds the public router from the registry: each route wrapped in its profile's guard.
@@ -174,59 +122,6 @@ pub struct App {
     options: ServeOptions,
 }
 
-impl AppState {
-    /// Opens the store, loads the keys and builds the shared state, without listeners: what
-    /// `serve` and `worker` both start from.
-    pub async fn open(config: Config) -> anyhow::Result<AppState> {
-        crate::outbound::install_crypto_provider();
-        crate::ops::metrics::handle();
-        let db = Db::connect(config.database_url.expose(), &ConnectOptions::from(&config))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    config.database_url.redacted()
-                )
-            })?;
-        let keys = crate::access::secrets::Keys::load(&config)?;
-        let redis = match &config.redis_url {
-            Some(u) => Some(
-                crate::traffic::redis_store::RedisStore::new(u.expose(), config.redis_timeout)
-                    .with_context(|| format!("invalid RAMPART_REDIS_URL {}", u.redacted()))?,
-            ),
-            None => None,
-        };
-        let webhooks = crate::outbound::client::WebhookClient::new(
-            crate::outbound::ssrf::Policy {
-                allow_private: config.webhook_allow_private,
-                allowed: config.webhook_allowed_targets.clone(),
-            },
-            config.webhook_timeout,
-        )
-        .context("cannot build the webhook HTTP client")?;
-        let limiter = crate::traffic::limits::Limiter::new(redis, config.redis_lease);
-        Ok(AppState(Arc::new(AppInner {
-            config,
-            db,
-            keys,
-            key_cache: Default::default(),
-            plans: Default::default(),
-            limiter,
-            webhooks,
-            ops_http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .context("cannot build the HTTP client")?,
-            instance_id: crate::ids::InstanceId::new(),
-            migrated: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            shutdown: CancellationToken::new(),
-            started_at_ms: crate::clock::now_ms(),
-            openapi: OnceLock::new(),
-        })))
-    }
-}
-
 /// Migrates and checks the secret key; a database that is down is waited for in the
 /// background (the instance reports not-ready meanwhile), drift is fatal.
 pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
@@ -243,7 +138,7 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<()> {
 
 impl App {
     pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<App> {
-        let state = AppState::open(config).await?;
+        let state = AppState::open(config, openapi_document).await?;
         prepare(&state).await?;
         let api = TcpListener::bind(state.config.listen)
             .await
@@ -367,7 +262,7 @@ impl App {
 /// Every kind of background job a worker runs, with the state each keeps.
 pub fn job_registry(state: &AppState) -> crate::jobs::Registry {
     crate::jobs::Registry::new()
-        .with(crate::deliveries::DeliverJob::start(&state.db))
+        .with(crate::deliveries::job::DeliverJob::start(&state.db))
         .with(crate::exports::job::BuildExport)
         .with(crate::ops::alerts::NotifyOps)
         .with_periodic(crate::jobs::maintenance::Purge)
@@ -376,7 +271,7 @@ pub fn job_registry(state: &AppState) -> crate::jobs::Registry {
 
 /// `rampart worker`: a worker (and scheduler) without listeners, until `shutdown` fires.
 pub async fn run_worker(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let state = AppState::open(config).await?;
+    let state = AppState::open(config, openapi_document).await?;
     prepare(&state).await?;
     let bg = spawn_background(&state);
     let token = state.shutdown.clone();

@@ -34,6 +34,7 @@ pub mod partners;
 pub mod sandbox;
 pub mod scheduled;
 pub mod sessions;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod text_enum;

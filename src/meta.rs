@@ -7,10 +7,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::http::middleware::{csp_nonce, html_csp};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::migrate;
 
 pub fn routes() -> Vec<Route> {

@@ -27,7 +27,7 @@ impl Environment {
 
 /// The scope of every query on tenant data: one org, one environment. A request gets its
 /// tenant from its principal ([`Principal::tenant`]); background work gets one only through
-/// the job layer ([`Tenant::for_background`] needs its [`crate::jobs::Background`] witness).
+/// the job layer ([`Tenant::for_background`] needs its [`crate::jobs::witness::Background`] witness).
 /// Never defaulted, so an unscoped query has to be written on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tenant {
@@ -37,7 +37,11 @@ pub struct Tenant {
 
 impl Tenant {
     /// For jobs and the scheduler, acting for the org of a row they read.
-    pub fn for_background(org: OrgId, env: Environment, _: &crate::jobs::Background) -> Tenant {
+    pub fn for_background(
+        org: OrgId,
+        env: Environment,
+        _: &crate::jobs::witness::Background,
+    ) -> Tenant {
         Tenant { org, env }
     }
 

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::{KeyIn, KeyOut, KeySecretOut, NewKey, RotateIn, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{Environment, Principal};
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::Rfc3339;
 use crate::config::Rate;
@@ -24,6 +23,7 @@ use crate::http::{
     ApiError, ApiResult, Checks, ErrorCode, Json, OptionalJson, Path, Query, Validate,
 };
 use crate::ids::ApiKeyId;
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 fn profile(p: Permission) -> Profile {

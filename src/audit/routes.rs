@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{ActorKind, Principal};
-use crate::app::AppState;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, Query, Validate};
 use crate::ids::AuditEntryId;
+use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
     vec![

@@ -10,13 +10,13 @@ use serde_json::json;
 use super::store::apply_stripe;
 use super::{SubStatus, Subscription, Tier};
 use crate::access::principal::Actor;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::body::RawBody;
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode};
 use crate::ids::OrgId;
+use crate::state::AppState;
 use crate::store::Q;
 
 pub const TOLERANCE_S: i64 = 300;

@@ -8,12 +8,12 @@ use serde_json::json;
 use super::{BrandingIn, BrandingOut, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiResult, Json};
 use crate::ids::OrgId;
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {

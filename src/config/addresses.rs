@@ -2,6 +2,7 @@
 //! and host names. See `kinds.rs` for the `Kind` trait.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 
@@ -21,7 +22,7 @@ impl Kind for DbUrl {
             return Ok(Url::new(s));
         }
         if s.starts_with("sqlite:") {
-            if crate::store::sqlite_path(s).is_none() || s.contains(":memory:") {
+            if sqlite_path(s).is_none() || s.contains(":memory:") {
                 return Err("a SQLite URL needs a file path, e.g. sqlite://rampart-data/rampart.db (in-memory databases are not supported)".into());
             }
             return Ok(Url::new(s));
@@ -137,5 +138,36 @@ fn parse_target(p: &str) -> Result<TargetRule, String> {
         Ok(TargetRule::Host(p.to_ascii_lowercase()))
     } else {
         Err(format!("{p:?} is neither a CIDR nor a host name"))
+    }
+}
+
+/// The filesystem path of a `sqlite://` URL (`sqlite://rampart-data/rampart.db` is relative,
+/// `sqlite:///var/lib/rampart.db` absolute), or `None` for any other scheme.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    if rest.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_map_to_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://rampart-data/rampart.db"),
+            Some(PathBuf::from("rampart-data/rampart.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/r.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/r.db"))
+        );
+        assert_eq!(sqlite_path("postgres://x/y"), None);
     }
 }

@@ -23,6 +23,7 @@ mod variables;
 use std::collections::HashMap;
 use std::fmt;
 
+pub use addresses::sqlite_path;
 pub use kinds::parse_duration;
 pub use types::{LogFormat, Rate, Secret, SqliteSynchronous, TargetRule, Url, redact_url};
 pub use variables::Config;

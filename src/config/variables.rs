@@ -193,7 +193,7 @@ declare_config! {
 
 /// Generated files sit beside the SQLite database; with Postgres, in `rampart-data`.
 fn default_data_dir(database_url: &Url) -> PathBuf {
-    crate::store::sqlite_path(database_url.expose())
+    super::addresses::sqlite_path(database_url.expose())
         .and_then(|p| p.parent().map(|d| d.to_path_buf()))
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("rampart-data"))

@@ -11,7 +11,6 @@ use super::{
 };
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
@@ -19,6 +18,7 @@ use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Json, Path, Query, Validate};
 use crate::ids::ContactId;
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {

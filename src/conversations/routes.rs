@@ -9,13 +9,13 @@ use serde_json::json;
 use super::{ConversationIn, ConversationOut, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Json, Path, Query, Validate};
 use crate::ids::{ContactId, ConversationId};
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {

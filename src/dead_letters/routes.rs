@@ -10,7 +10,6 @@ use super::replay::{Replay, replay};
 use super::{DeadLetter, DeadLetterOut, DeadLetterStatus, Filter, ReplayRefusal, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{Actor, Principal, Tenant};
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{Rfc3339, rfc3339};
 use crate::events::EventType;
@@ -18,6 +17,7 @@ use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
 use crate::ids::{DeadLetterId, EndpointId};
+use crate::state::AppState;
 use crate::store::Tx;
 use crate::traffic::idempotency::Idem;
 

@@ -3,7 +3,7 @@
 //! receives nothing: its events become open dead letters at once (`endpoint_failed`), so a bulk
 //! replay after re-enabling loses nothing.
 
-use super::job::{DeliverJob, DeliverPayload};
+use super::{Deliver, DeliverPayload};
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
 use crate::dead_letters::DeadLetterReason;
@@ -139,7 +139,7 @@ pub async fn create_deliveries(
                 let payload = DeliverPayload {
                     delivery_id: id.clone(),
                 };
-                NewJob::of::<DeliverJob>(Some(tenant.org()), &payload)
+                NewJob::of::<Deliver>(Some(tenant.org()), &payload)
             })
             .collect::<DbResult<Vec<_>>>()?;
         enqueue_many(tx, jobs).await?;

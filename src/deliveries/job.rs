@@ -2,20 +2,17 @@
 //! outcome, written in the job's fenced transaction (attempt log, retry schedule, dead letter,
 //! endpoint health) so that a worker that lost its lease changes nothing.
 
-use serde::{Deserialize, Serialize};
-
-use super::DeliveryStatus;
 use super::batching::DeliveryBatches;
 use super::outcome::{self, Delivered, Failed};
-use super::store::{Loaded, Work};
+use super::store::Work;
+use super::{Attempting, Deliver, DeliverPayload, DeliveryStatus};
 use crate::access::principal::Tenant;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::dead_letters::DeadLetterReason;
-use crate::ids::DeliveryId;
 use crate::jobs::queue::complete;
 use crate::jobs::retry::{Policy, parse_retry_after};
 use crate::jobs::{ClaimedJob, Completion, Job, JobContext};
+use crate::state::AppState;
 use crate::store::Db;
 use crate::traffic::limits::{Limit, LimitKind};
 use crate::webhooks::{Endpoint, EndpointKind, EndpointStatus, signing};
@@ -37,14 +34,8 @@ impl DeliverJob {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DeliverPayload {
-    pub delivery_id: DeliveryId,
-}
-
 impl Job for DeliverJob {
-    const KIND: &'static str = "webhook.deliver";
-    type Payload = DeliverPayload;
+    type Kind = Deliver;
 
     async fn run(&self, cx: &JobContext<'_>, p: DeliverPayload) -> anyhow::Result<()> {
         let (app, job) = (cx.app, cx.job);
@@ -115,12 +106,6 @@ impl Job for DeliverJob {
         }
         self.attempt(app, job, &d, &ep).await
     }
-}
-
-/// A delivery being attempted, with the tenant it acts for.
-pub(super) struct Attempting {
-    pub delivery: Loaded,
-    pub tenant: Tenant,
 }
 
 /// The Standard Webhooks request: headers and body.

@@ -8,12 +8,12 @@ mod outcome;
 pub mod routes;
 pub mod store;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::access::principal::Tenant;
 use crate::events::EventType;
 use crate::ids::{AttemptId, DeliveryId, EventId};
-
-pub use job::DeliverJob;
+use crate::jobs::JobKind;
 
 crate::text_enum::text_enum! {
     pub enum DeliveryStatus {
@@ -83,4 +83,23 @@ impl From<Attempt> for AttemptOut {
             created_at: crate::clock::rfc3339(a.created_at),
         }
     }
+}
+
+/// The `webhook.deliver` job as whoever queues one sees it; [`job::DeliverJob`] runs it.
+pub struct Deliver;
+
+impl JobKind for Deliver {
+    const KIND: &'static str = "webhook.deliver";
+    type Payload = DeliverPayload;
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliverPayload {
+    pub delivery_id: DeliveryId,
+}
+
+/// A delivery being attempted, with the tenant it acts for.
+pub(crate) struct Attempting {
+    pub delivery: store::Loaded,
+    pub tenant: Tenant,
 }

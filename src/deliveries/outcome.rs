@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::job::Attempting;
+use super::Attempting;
 use super::store::{self, NewAttempt};
 use crate::access::principal::{Actor, Tenant};
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::dead_letters::DeadLetterReason;
 use crate::dead_letters::store::{Failure, open_for_delivery, reopen, resolve};
@@ -17,6 +16,7 @@ use crate::events::{self, EventType};
 use crate::ids::{DeadLetterId, DeliveryId, EndpointId};
 use crate::jobs::queue::begin_finish;
 use crate::jobs::{ClaimedJob, Completion};
+use crate::state::AppState;
 use crate::store::{DbResult, Tx};
 use crate::webhooks::{Endpoint, EndpointKind, EndpointStatus};
 
@@ -143,7 +143,8 @@ pub(crate) async fn write_delivered(tx: &mut Tx, items: &[&Delivered]) -> DbResu
         }
     }
     for (t, ids) in &sent {
-        crate::messages::on_deliveries_sent(tx, t, ids).await?;
+        let fan_out = super::fanout::subscribers(tx, t).await?;
+        crate::messages::settle::on_deliveries_sent(tx, t, fan_out, ids).await?;
     }
     Ok(held)
 }
@@ -274,7 +275,8 @@ async fn settle_message(tx: &mut Tx, d: &Attempting, ep: &Endpoint, ok: bool) ->
     if ep.kind != EndpointKind::Channel {
         return Ok(());
     }
-    crate::messages::on_delivery_settled(tx, &d.tenant, &d.delivery.id, ok).await
+    let fan_out = super::fanout::subscribers(tx, &d.tenant).await?;
+    crate::messages::settle::on_delivery_settled(tx, &d.tenant, fan_out, &d.delivery.id, ok).await
 }
 
 /// Settles a delivery as dead: a dead letter (or, for a replay, its dead letter reopened).

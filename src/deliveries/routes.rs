@@ -6,11 +6,11 @@ use serde::Deserialize;
 use super::{AttemptOut, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Path, Query, Validate};
 use crate::ids::EndpointId;
+use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
     vec![

@@ -10,7 +10,7 @@ use crate::access::principal::Tenant;
 use crate::clock::{now_ms, rfc3339};
 use crate::ids::ExportId;
 use crate::jobs::queue::{begin_finish, complete};
-use crate::jobs::{Completion, Job, JobContext};
+use crate::jobs::{Completion, Job, JobContext, JobKind};
 use crate::store::Tx;
 
 pub struct BuildExport;
@@ -20,9 +20,13 @@ pub struct BuildPayload {
     pub export_id: ExportId,
 }
 
-impl Job for BuildExport {
+impl JobKind for BuildExport {
     const KIND: &'static str = "export.build";
     type Payload = BuildPayload;
+}
+
+impl Job for BuildExport {
+    type Kind = Self;
 
     async fn run(&self, cx: &JobContext<'_>, p: BuildPayload) -> anyhow::Result<()> {
         let (state, job) = (cx.app, cx.job);

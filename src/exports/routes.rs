@@ -10,13 +10,13 @@ use super::job::{BuildExport, BuildPayload};
 use super::{ExportIn, ExportOut, ExportStatus, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{Principal, Tenant};
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, OptionalJson, Path};
 use crate::ids::ExportId;
 use crate::jobs::queue::{NewJob, enqueue};
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -8,12 +8,12 @@ use serde_json::json;
 use super::{ErasureOut, SubjectExport, erase_by_id, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, Path};
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {

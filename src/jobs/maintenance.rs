@@ -3,7 +3,7 @@
 //! deletes a bounded batch, so a large backlog drains over several runs without long locks.
 
 use super::queue::complete;
-use super::{Completion, Job, JobContext, NoPayload};
+use super::{Completion, Job, JobContext, JobKind, NoPayload};
 use crate::clock::now_ms;
 use crate::store::Q;
 
@@ -12,9 +12,13 @@ const BATCH: i64 = 5_000;
 /// The periodic retention purge.
 pub struct Purge;
 
-impl Job for Purge {
+impl JobKind for Purge {
     const KIND: &'static str = "maintenance.purge";
     type Payload = NoPayload;
+}
+
+impl Job for Purge {
+    type Kind = Self;
 
     async fn run(&self, cx: &JobContext<'_>, _: NoPayload) -> anyhow::Result<()> {
         purge(cx).await

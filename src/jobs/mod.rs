@@ -17,6 +17,7 @@ pub mod queue;
 mod registry;
 pub mod retry;
 pub mod runner;
+pub mod witness;
 
 use std::future::Future;
 
@@ -24,29 +25,41 @@ pub use registry::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::ids::{JobId, LeaseToken, OrgId};
+use crate::state::AppState;
 
-/// Proof that the code holding it is the job layer (a job run, a background loop): only the
-/// runner makes one, and [`crate::access::principal::Tenant::for_background`] needs it, so no
-/// request handler can act for an org other than its principal's.
-#[derive(Clone)]
-pub struct Background(());
+pub use witness::Background;
 
-/// A kind of background job.
-pub trait Job: Send + Sync + 'static {
-    /// Its name in `jobs.kind`, under which the registry finds it.
+/// A kind of background job as whoever queues one sees it: its name and payload. Its handler
+/// ([`Job`]) may sit higher up, so that code queueing a job need not depend on the code that
+/// runs it (a delivery that emits an event queues deliveries).
+pub trait JobKind: 'static {
+    /// Its name in `jobs.kind`, under which the registry finds the handler.
     const KIND: &'static str;
     /// What it is given, stored as JSON in `jobs.payload`.
     type Payload: Serialize + DeserializeOwned + Send + Sync;
+}
+
+/// The handler of one [`JobKind`].
+pub trait Job: Send + Sync + 'static {
+    /// The kind it runs (often itself).
+    type Kind: JobKind;
 
     /// Runs one claimed job. It finishes the job itself (`queue::complete`,
     /// `queue::begin_finish`); an error or a panic counts as a failed attempt.
     fn run(
         &self,
         cx: &JobContext<'_>,
-        payload: Self::Payload,
+        payload: PayloadOf<Self>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The payload type of a handler's kind.
+pub type PayloadOf<J> = <<J as Job>::Kind as JobKind>::Payload;
+
+/// The name of a handler's kind.
+pub const fn kind_of<J: Job>() -> &'static str {
+    <J::Kind as JobKind>::KIND
 }
 
 /// What a running job may use.

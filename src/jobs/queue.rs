@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use super::{ClaimedJob, Completion, Job, JobStatus};
+use super::{ClaimedJob, Completion, JobKind, JobStatus};
 use crate::clock::now_ms;
 use crate::ids::{JobId, LeaseToken, OrgId, WorkerId};
 use crate::store::{Arg, Db, DbError, DbResult, Q, Table, Tx};
@@ -42,11 +42,11 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    /// A job of kind `J`, due now.
-    pub fn of<J: Job>(org: Option<&OrgId>, payload: &J::Payload) -> DbResult<NewJob> {
+    /// A job of kind `K`, due now.
+    pub fn of<K: JobKind>(org: Option<&OrgId>, payload: &K::Payload) -> DbResult<NewJob> {
         let payload = serde_json::to_value(payload)
             .map_err(|e| DbError::Other(sqlx::Error::Encode(Box::new(e))))?;
-        Ok(NewJob::raw(J::KIND, org, payload))
+        Ok(NewJob::raw(K::KIND, org, payload))
     }
 
     fn raw(kind: &'static str, org: Option<&OrgId>, payload: Value) -> NewJob {

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 use serde::Deserialize as _;
 
-use super::{Job, JobContext};
+use super::{Job, JobContext, PayloadOf, kind_of};
 
 /// A job with its payload type erased, as the runner calls it.
 trait Runnable: Send + Sync {
@@ -17,8 +17,9 @@ trait Runnable: Send + Sync {
 impl<J: Job> Runnable for J {
     fn run<'a>(&'a self, cx: &'a JobContext<'a>) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let payload = J::Payload::deserialize(&cx.job.payload)
-                .with_context(|| format!("the payload of a {} job does not parse", J::KIND))?;
+            let payload = PayloadOf::<J>::deserialize(&cx.job.payload).with_context(|| {
+                format!("the payload of a {} job does not parse", kind_of::<J>())
+            })?;
             Job::run(self, cx, payload).await
         })
     }
@@ -39,16 +40,16 @@ impl Registry {
 
     /// Adds a kind of job. Two jobs of one kind would be a programming error: the later wins.
     pub fn with<J: Job>(mut self, job: J) -> Registry {
-        self.jobs.insert(J::KIND, Arc::new(job));
+        self.jobs.insert(kind_of::<J>(), Arc::new(job));
         self
     }
 
-    /// Adds a kind of job that runs periodically, with `J::Payload::default()`.
+    /// Adds a kind of job that runs periodically, with a default payload.
     pub fn with_periodic<J: Job>(mut self, job: J) -> Registry
     where
-        J::Payload: Default,
+        PayloadOf<J>: Default,
     {
-        self.periodic.push(J::KIND);
+        self.periodic.push(kind_of::<J>());
         self.with(job)
     }
 

@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::queue::{self, NewJob, local_notify};
 use super::retry::{INTERNAL_JOB_ATTEMPTS, Policy};
 use super::{Background, ClaimedJob, Completion, JobContext, Loop, LoopContext, Registry};
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::ids::WorkerId;
+use crate::state::AppState;
 use crate::store::Q;
 
 /// How long an idle worker sleeps before looking again when nobody wakes it.
@@ -112,7 +112,7 @@ pub async fn run(state: AppState, registry: Registry, background: impl Loop) -> 
     let mut scheduler_behind = catch_up.subscribe();
     let scheduler = tokio::spawn(background.run(LoopContext {
         app: state.clone(),
-        background: Background(()),
+        background: Background::new(),
         catch_up,
     }));
 
@@ -280,7 +280,7 @@ async fn schedule_periodic(state: AppState, kinds: Vec<&'static str>) {
 async fn execute(state: &AppState, registry: &Registry, job: ClaimedJob) {
     let started = std::time::Instant::now();
     let kind = job.kind.clone();
-    let background = Background(());
+    let background = Background::new();
     let cx = JobContext {
         app: state,
         job: &job,

@@ -3,6 +3,7 @@
 //! channel. Every change emits its event in the same transaction.
 
 pub mod routes;
+pub mod settle;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -193,62 +194,9 @@ pub async fn create_outbound(
     msg.delivery_id = Some(delivery.clone());
     if dead {
         let error = "the channel endpoint is not active";
-        mark(tx, t, &[&delivery], false, Some(error)).await?;
+        let fan_out = subscribers(tx, t).await?;
+        settle::mark(tx, t, fan_out, &[&delivery], false, Some(error)).await?;
         msg.status = MessageStatus::Failed;
     }
     Ok(Ok(msg))
-}
-
-/// Settles the messages carried by `deliveries`, if any: `sent` or `failed`, each with its
-/// event.
-async fn mark(
-    tx: &mut Tx,
-    t: &Tenant,
-    deliveries: &[&DeliveryId],
-    ok: bool,
-    error: Option<&str>,
-) -> DbResult<()> {
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let status = if ok {
-        MessageStatus::Sent
-    } else {
-        MessageStatus::Failed
-    };
-    let fan_out = subscribers(tx, t).await?;
-    let settled = store::settle(tx, t, deliveries, status, error).await?;
-    if settled.is_empty() {
-        return Ok(());
-    }
-    let kind = if ok {
-        EventType::MessageSent
-    } else {
-        EventType::MessageFailed
-    };
-    metrics::counter!("rampart_messages_total", "status" => status.as_str())
-        .increment(settled.len() as u64);
-    let events = settled.iter().map(|m| (kind, m.event_data())).collect();
-    events::emit_many(tx, t, fan_out, events).await?;
-    Ok(())
-}
-
-/// Called when a delivery settles (delivered, or dead).
-pub async fn on_delivery_settled(
-    tx: &mut Tx,
-    t: &Tenant,
-    delivery_id: &DeliveryId,
-    ok: bool,
-) -> DbResult<()> {
-    let error = (!ok).then_some("the channel did not accept the message within its retry budget");
-    mark(tx, t, &[delivery_id], ok, error).await
-}
-
-/// Called when deliveries of one tenant were delivered (recorded in a batch).
-pub async fn on_deliveries_sent(
-    tx: &mut Tx,
-    t: &Tenant,
-    deliveries: &[&DeliveryId],
-) -> DbResult<()> {
-    mark(tx, t, deliveries, true, None).await
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::deep_health::{Alert, AlertName, alerts_of, figures};
-use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::jobs::queue::{NewJob, complete, enqueue};
-use crate::jobs::{Completion, Job, JobContext};
+use crate::jobs::{Completion, Job, JobContext, JobKind};
+use crate::state::AppState;
 use crate::store::Q;
 
 /// The state key of an alert: instance-level ones carry the instance id.
@@ -111,10 +111,14 @@ pub async fn watch(state: AppState) {
 /// The `alert.notify` job: one signed POST to the ops webhook, retried like any job.
 pub struct NotifyOps;
 
-impl Job for NotifyOps {
+impl JobKind for NotifyOps {
     const KIND: &'static str = "alert.notify";
     /// The Standard Webhooks body to send.
     type Payload = serde_json::Value;
+}
+
+impl Job for NotifyOps {
+    type Kind = Self;
 
     async fn run(&self, cx: &JobContext<'_>, payload: serde_json::Value) -> anyhow::Result<()> {
         notify(cx, payload).await

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
 use crate::clock::{self, now_ms};
 use crate::ids::WorkerId;
+use crate::state::AppState;
 use crate::store::{DbResult, Q};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

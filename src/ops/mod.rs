@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::access::secrets::constant_time_eq;
-use crate::app::AppState;
 use crate::http::ApiError;
 use crate::http::middleware::{Conventions, conventions};
+use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let conv = Arc::new(Conventions {

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use crate::access::grants::{Permission, Role, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::Rfc3339;
 use crate::events::EventType;
@@ -22,6 +21,7 @@ use crate::http::routes::{Billing, Idempotency, Profile, Route};
 use crate::http::{ApiError, ApiResult, Checks, Json, Validate};
 use crate::ids::{EndpointId, IncidentId};
 use crate::incidents::{self, Component, Impact, IncidentStatus};
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 use crate::webhooks::store as endpoints;
 use crate::webhooks::{EndpointStatus, Patch};

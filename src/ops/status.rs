@@ -14,14 +14,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::deep_health::{AlertName, Figures, alerts_of, figures};
-use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::http::middleware::{csp_nonce, html_csp};
 use crate::http::routes::{Profile, Route};
 use crate::ids::OrgId;
 use crate::incidents::{self, Component, Impact, Incident};
 use crate::jobs::queue::complete;
-use crate::jobs::{Completion, Job, JobContext, NoPayload};
+use crate::jobs::{Completion, Job, JobContext, JobKind, NoPayload};
+use crate::state::AppState;
 use crate::store::Q;
 
 const DAY_MS: i64 = 86_400_000;
@@ -258,9 +258,13 @@ async fn snapshot(state: &AppState, org: Option<&OrgId>) -> Snapshot {
 /// many workers run it).
 pub struct SampleHealth;
 
-impl Job for SampleHealth {
+impl JobKind for SampleHealth {
     const KIND: &'static str = "health.sample";
     type Payload = NoPayload;
+}
+
+impl Job for SampleHealth {
+    type Kind = Self;
 
     async fn run(&self, cx: &JobContext<'_>, _: NoPayload) -> anyhow::Result<()> {
         let state = cx.app;

@@ -9,11 +9,11 @@ use serde_json::json;
 use super::{ClientOrgIn, ClientOrgOut};
 use crate::access::grants::{Permission, Role, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Query, Validate};
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {

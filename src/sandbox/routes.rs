@@ -7,10 +7,10 @@ use super::{SandboxDeliveryOut, store};
 
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiResult, Query, Validate};
+use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
     vec![

@@ -9,7 +9,6 @@ use serde_json::json;
 use super::ScheduledStatus;
 use super::store::{self, Taken};
 use crate::access::principal::Tenant;
-use crate::app::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::dead_letters::DeadLetterReason;
 use crate::dead_letters::store::{Failure, open_for_scheduled, reopen, resolve};
@@ -20,6 +19,7 @@ use crate::jobs::queue::scheduler_notify;
 use crate::jobs::runner::CatchUp;
 use crate::jobs::{Background, Loop, LoopContext};
 use crate::messages::store::{Dispatched, insert_dispatched};
+use crate::state::AppState;
 use crate::store::{DbResult, Tx};
 use crate::webhooks::EndpointStatus;
 

@@ -9,12 +9,12 @@ use serde_json::Map;
 use super::{ScheduledIn, ScheduledOut, ScheduledStatus, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
 use crate::ids::ScheduledMessageId;
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 pub fn routes() -> Vec<Route> {

@@ -8,10 +8,14 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::deferred::PgBegin;
 use super::error::{DbError, DbResult};
-use super::query::{Dialect, Q};
-use super::tx::{PgBegin, Tx};
+use super::exec::Exec;
+use super::query::{Access, Dialect, Q};
+use super::row::Row;
+use super::tx::Tx;
 use super::{checkpoint, notify, writer};
+use crate::config::sqlite_path;
 
 /// The application database. Cheap to clone.
 #[derive(Clone)]
@@ -227,19 +231,6 @@ impl Db {
     }
 }
 
-/// The filesystem path of a `sqlite://` URL (`sqlite://rampart-data/rampart.db` is relative,
-/// `sqlite:///var/lib/rampart.db` absolute), or `None` for any other scheme.
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let rest = rest.split('?').next().unwrap_or(rest);
-    if rest.is_empty() {
-        return None;
-    }
-    Some(PathBuf::from(rest))
-}
-
 /// Creates the database file (and its directory) readable by this user only, before SQLite
 /// opens it: it holds personal data. SQLite gives the WAL and shared-memory files the
 /// database file's permissions. An existing file or directory is left as it is.
@@ -263,20 +254,60 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// On the pool, each query is its own transaction. On SQLite a declared read goes to the
+/// readers' pool and a write to the one writer connection.
+impl Exec for Db {
+    fn dialect(&self) -> Dialect {
+        Db::dialect(self)
+    }
 
-    #[test]
-    fn sqlite_urls_map_to_paths() {
-        assert_eq!(
-            sqlite_path("sqlite://rampart-data/rampart.db"),
-            Some(PathBuf::from("rampart-data/rampart.db"))
-        );
-        assert_eq!(
-            sqlite_path("sqlite:///var/lib/r.db?mode=rwc"),
-            Some(PathBuf::from("/var/lib/r.db"))
-        );
-        assert_eq!(sqlite_path("postgres://x/y"), None);
+    async fn query_rows(&mut self, q: Q) -> DbResult<Vec<Row>> {
+        Ok(match self {
+            Db::Sqlite { read, write, .. } => {
+                let rows = match q.access() {
+                    Access::Read => q.sqlite().fetch_all(&*read).await?,
+                    Access::Write => q.sqlite().fetch_all(write.acquire().await?.get()?).await?,
+                };
+                rows.into_iter().map(Row::Sqlite).collect()
+            }
+            Db::Postgres(p, _) => q
+                .postgres()
+                .fetch_all(&*p)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    async fn query_row(&mut self, q: Q) -> DbResult<Option<Row>> {
+        Ok(match self {
+            Db::Sqlite { read, write, .. } => {
+                let row = match q.access() {
+                    Access::Read => q.sqlite().fetch_optional(&*read).await?,
+                    Access::Write => {
+                        q.sqlite()
+                            .fetch_optional(write.acquire().await?.get()?)
+                            .await?
+                    }
+                };
+                row.map(Row::Sqlite)
+            }
+            Db::Postgres(p, _) => q.postgres().fetch_optional(&*p).await?.map(Row::Postgres),
+        })
+    }
+
+    async fn execute(&mut self, q: Q) -> DbResult<u64> {
+        Ok(match self {
+            Db::Sqlite { read, write, .. } => match q.access() {
+                Access::Read => q.sqlite().execute(&*read).await?.rows_affected(),
+                Access::Write => q
+                    .sqlite()
+                    .execute(write.acquire().await?.get()?)
+                    .await?
+                    .rows_affected(),
+            },
+            Db::Postgres(p, _) => q.postgres().execute(&*p).await?.rows_affected(),
+        })
     }
 }

@@ -13,8 +13,10 @@ pub mod batch;
 pub mod catalog;
 pub mod checkpoint;
 mod db;
+mod deferred;
 mod error;
 mod exec;
+mod fetch;
 pub mod foreign_text;
 pub mod migrate;
 pub mod notify;
@@ -26,13 +28,14 @@ mod sqlite_tx;
 mod tx;
 pub mod writer;
 
-pub use db::{ConnectOptions, Db, SqliteDurability, sqlite_path};
+pub use db::{ConnectOptions, Db, SqliteDurability};
+pub use deferred::Table;
 pub use error::{Constraint, DbError, DbResult};
 pub use exec::Exec;
 pub use query::{Access, Arg, Dialect, Q};
 pub(crate) use row::text_column;
 pub use row::{Col, JsonText, Record, Row};
-pub use tx::{Prefetched, Table, Tx};
+pub use tx::{Prefetched, Tx};
 
 /// Inserts many rows with multi-row `INSERT … VALUES (…), (…)` statements: one statement per
 /// chunk instead of one per row. `head` is `INSERT INTO t (a, b, c)`; every row has the same

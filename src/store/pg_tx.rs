@@ -12,11 +12,11 @@
 
 use sqlx::Postgres;
 
+use super::deferred::{Deferred, PgBegin};
 use super::error::{DbError, DbResult};
 use super::query::{Access, Q};
 use super::row::Row;
 use super::sql_text::merged;
-use super::tx::{Deferred, PgBegin};
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 

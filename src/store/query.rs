@@ -6,13 +6,6 @@
 //! decide anything: the declaration picks the SQLite pool (readers or the one writer) and
 //! whether a read may run before a Postgres `BEGIN` ([`crate::store::Db::begin_at_first_write`]).
 
-use sqlx::{AssertSqlSafe, Postgres, Sqlite};
-
-use super::error::{DbError, DbResult};
-use super::exec::Exec;
-use super::row::{Col, Record, Row};
-use super::sql_text;
-
 /// Which SQL dialect a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -167,83 +160,5 @@ impl Q {
             head.push('…');
         }
         head
-    }
-
-    pub(crate) fn postgres(
-        self,
-    ) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
-        let mut q = match self.text {
-            Text::Static(s) | Text::PerDialect(_, s) => sqlx::query(s),
-            Text::Generated(s) => sqlx::query(AssertSqlSafe(s)),
-        };
-        for a in self.args {
-            q = match a {
-                Arg::Int(v) => q.bind(v),
-                Arg::Text(v) => q.bind(v),
-                Arg::Bool(v) => q.bind(v),
-                Arg::Float(v) => q.bind(v),
-                Arg::Bytes(v) => q.bind(v),
-                Arg::TextList(v) => q.bind(v),
-            };
-        }
-        q
-    }
-
-    pub(crate) fn sqlite(
-        self,
-    ) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
-        sql_text::sqlite_query(std::slice::from_ref(&self))
-    }
-
-    /// Every row, decoded.
-    pub async fn fetch_all<T: Record>(self, ex: &mut impl Exec) -> DbResult<Vec<T>> {
-        ex.query_rows(self).await?.iter().map(Row::decode).collect()
-    }
-
-    /// The row, if there is one.
-    pub async fn fetch_optional<T: Record>(self, ex: &mut impl Exec) -> DbResult<Option<T>> {
-        ex.query_row(self)
-            .await?
-            .as_ref()
-            .map(Row::decode)
-            .transpose()
-    }
-
-    /// The row; [`DbError::NotFound`] if there is none.
-    pub async fn fetch_one<T: Record>(self, ex: &mut impl Exec) -> DbResult<T> {
-        self.fetch_optional(ex).await?.ok_or(DbError::NotFound)
-    }
-
-    /// The first column of the one row (`SELECT COUNT(*) …`).
-    pub async fn fetch_scalar<T: Col>(self, ex: &mut impl Exec) -> DbResult<T> {
-        ex.query_row(self)
-            .await?
-            .ok_or(DbError::NotFound)?
-            .get_index(0)
-    }
-
-    /// The first column of every row.
-    pub async fn fetch_column<T: Col>(self, ex: &mut impl Exec) -> DbResult<Vec<T>> {
-        ex.query_rows(self)
-            .await?
-            .iter()
-            .map(|r| r.get_index(0))
-            .collect()
-    }
-
-    /// Rows as they come, for code that reads columns it learns at run time (backups, test
-    /// assertions).
-    pub async fn fetch_rows(self, ex: &mut impl Exec) -> DbResult<Vec<Row>> {
-        ex.query_rows(self).await
-    }
-
-    /// The one row as it comes ([`DbError::NotFound`] if there is none): see [`Q::fetch_rows`].
-    pub async fn fetch_row(self, ex: &mut impl Exec) -> DbResult<Row> {
-        ex.query_row(self).await?.ok_or(DbError::NotFound)
-    }
-
-    /// How many rows the statement changed.
-    pub async fn execute(self, ex: &mut impl Exec) -> DbResult<u64> {
-        ex.execute(self).await
     }
 }

@@ -2,9 +2,9 @@
 //! input. Multi-row inserts (`VALUES (…), (…)` for a batch), deferred writes merged into one
 //! Postgres statement, and SQLite's anonymous placeholders.
 
-use sqlx::{AssertSqlSafe, Sqlite};
+use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
-use super::query::{Access, Arg, Dialect, Q};
+use super::query::{Access, Arg, Dialect, Q, Text};
 
 /// Rewrites `$n` placeholders as SQLite's anonymous `?`, returning the new text and, for each
 /// `?` in order, the index of its argument (a `$n` used twice is bound twice).
@@ -186,6 +186,35 @@ pub(crate) fn merged(run: Vec<Q>) -> Q {
     let mut q = Q::generated(text, Access::Write);
     q.args = args;
     q
+}
+
+/// The statement as each driver takes it.
+impl Q {
+    pub(crate) fn postgres(
+        self,
+    ) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+        let mut q = match self.text {
+            Text::Static(s) | Text::PerDialect(_, s) => sqlx::query(s),
+            Text::Generated(s) => sqlx::query(AssertSqlSafe(s)),
+        };
+        for a in self.args {
+            q = match a {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+                Arg::Float(v) => q.bind(v),
+                Arg::Bytes(v) => q.bind(v),
+                Arg::TextList(v) => q.bind(v),
+            };
+        }
+        q
+    }
+
+    pub(crate) fn sqlite(
+        self,
+    ) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
+        sqlite_query(std::slice::from_ref(&self))
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@
 
 use futures_util::TryStreamExt as _;
 
+use super::deferred::Deferred;
 use super::error::{DbError, DbResult};
 use super::query::Q;
 use super::row::Row;
 use super::sql_text::sqlite_query;
-use super::tx::Deferred;
 use super::writer::WriterConn;
 
 /// The connection a SQLite transaction runs on: the writer, or one of the readers' pool.

@@ -6,6 +6,7 @@
 //! ([`super::DbError::Deferred`]), and the two entry points say at the call whether a write
 //! may be merged with others into one Postgres statement.
 
+use super::deferred::{Deferred, PgBegin, Table};
 use super::error::DbResult;
 use super::exec::Exec;
 use super::notify;
@@ -15,46 +16,6 @@ use super::row::Row;
 use super::sql_text::insert_statements;
 use super::sqlite_tx::SqliteTx;
 use super::writer::WriterConn;
-
-/// The table a deferred write changes: it names the write in errors, and on Postgres two
-/// mergeable writes share a statement only if their tables differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Table(&'static str);
-
-impl Table {
-    pub const CONTACTS: Table = Table("contacts");
-    pub const MESSAGES: Table = Table("messages");
-    pub const EVENTS: Table = Table("events");
-    pub const DELIVERIES: Table = Table("deliveries");
-    pub const DELIVERY_ATTEMPTS: Table = Table("delivery_attempts");
-    pub const JOBS: Table = Table("jobs");
-    pub const WEBHOOK_ENDPOINTS: Table = Table("webhook_endpoints");
-
-    /// Another table (tests write scratch tables).
-    pub const fn named(name: &'static str) -> Table {
-        Table(name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.0
-    }
-}
-
-/// A write waiting to be sent.
-pub(crate) struct Deferred {
-    pub q: Q,
-    pub table: Table,
-    /// Declared by the caller: writes only `table`, reads nothing, returns nothing, so it may
-    /// share one Postgres statement with neighbours writing other tables.
-    pub mergeable: bool,
-}
-
-impl Deferred {
-    /// How an error names this write.
-    pub fn name(&self) -> String {
-        format!("{}: {}", self.table.as_str(), self.q.head())
-    }
-}
 
 /// An open transaction on either store. Dropped without `commit` it rolls back.
 pub struct Tx {
@@ -73,13 +34,6 @@ pub struct Prefetched(usize);
 pub(crate) enum TxInner {
     Sqlite(SqliteTx),
     Postgres(PgTx),
-}
-
-/// When a Postgres transaction sends its `BEGIN` (see [`super::Db::begin_at_first_write`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PgBegin {
-    AtFirstStatement,
-    AtFirstWrite,
 }
 
 impl Tx {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::limits::{Limit, LimitKind, Outcome};
+use super::limit::{Limit, LimitKind, Outcome};
 use crate::cache::FastHash;
 
 /// The most units one lease holds. Half a period of demand at 100k requests/s is about 2,500

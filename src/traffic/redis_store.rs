@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::limits::{Limit, LimitKind, Outcome};
+use super::limit::{Limit, LimitKind, Outcome, ceil_s};
 use crate::clock::now_ms;
 
 const BREAKER_THRESHOLD: u32 = 3;
@@ -247,7 +247,6 @@ impl RedisStore {
         if raw.len() != limits.len() * 5 {
             return Err("unexpected script reply".into());
         }
-        let ceil_s = |us: i64| (us.max(0) as u64).div_ceil(1_000_000);
         let outcomes = limits
             .iter()
             .zip(raw.chunks(5))

@@ -12,7 +12,6 @@ use super::{
 };
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
 use crate::events::{self, EventType, NoFanOut};
@@ -20,6 +19,7 @@ use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Json, OptionalJson, Path, Query, Validate};
 use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
 fn p(perm: Permission) -> Profile {

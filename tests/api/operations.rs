@@ -130,16 +130,9 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
     .await;
     /// A kind of job no worker here runs: it only waits in the queue.
     struct Noop;
-    impl rampart::jobs::Job for Noop {
+    impl rampart::jobs::JobKind for Noop {
         const KIND: &'static str = "test.noop";
         type Payload = rampart::jobs::NoPayload;
-        async fn run(
-            &self,
-            _: &rampart::jobs::JobContext<'_>,
-            _: rampart::jobs::NoPayload,
-        ) -> anyhow::Result<()> {
-            Ok(())
-        }
     }
     let mut tx = idle.state.db.begin().await.unwrap();
     for _ in 0..4 {
@@ -749,8 +742,9 @@ async fn backup_under_write_load_restores_consistently(store: Store) {
     let app = spawn_app(store).await;
     let (_, key) = populate(&app).await;
     let stop = tokio_util::sync::CancellationToken::new();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
-        let stop = stop.clone();
+        let (stop, written) = (stop.clone(), written.clone());
         let req = app.client.clone();
         let url = app.url("/v1/contacts");
         let key = key.clone();
@@ -764,20 +758,28 @@ async fn backup_under_write_load_restores_consistently(store: Store) {
                     .await
                     .unwrap();
                 i += 1;
+                written.store(i, std::sync::atomic::Ordering::Release);
             }
-            i
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let so_far = || written.load(std::sync::atomic::Ordering::Acquire);
+    let at_least = |n: usize| {
+        eventually(Duration::from_secs(20), move || async move {
+            (so_far() >= n).then_some(())
+        })
+    };
+    at_least(3).await.expect("the writer is writing");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("b.ndjson");
     rampart::ops::backup::backup(&app.state.db, &file, "test", &mut |_| {})
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The writer goes on after the snapshot too, so the backup saw writes on both sides of it.
+    at_least(so_far() + 3)
+        .await
+        .expect("writes go on after the backup");
     stop.cancel();
-    let written = writer.await.unwrap();
-    assert!(written > 5, "writes went on during the backup ({written})");
+    writer.await.unwrap();
     let db = TestDb::new(Store::Sqlite).await;
     let target = rampart::store::Db::connect(&db.url, &Default::default())
         .await
