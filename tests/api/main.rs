@@ -16,6 +16,7 @@ mod messaging;
 mod operations;
 mod receiver;
 mod traffic;
+mod webhook_urls;
 mod webhooks;
 
 use helpers::Store;
@@ -68,6 +69,7 @@ fn main() {
         ("matrix", matrix::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
+        ("webhook_urls", webhook_urls::scenarios()),
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
