@@ -2,7 +2,8 @@
 //! purpose. The header is pinned byte for byte to the one we issue (`{"alg":"HS256","typ":"JWT"}`),
 //! so `alg: none`, algorithm confusion, a missing `typ` and any `kid`/`jku`/`x5u`/`crit` are
 //! refused before any signature check. Issuer, audience, expiry and not-before are always
-//! checked. Refresh tokens are opaque random strings stored hashed.
+//! checked. Refresh tokens are opaque strings stored hashed: a login's first one is random,
+//! each later one derived from its predecessor under a key of its own.
 //!
 //! Written against RFC 7519/7515 directly rather than with a JWT crate: one algorithm, one key,
 //! ~100 lines, and no RSA/EC stack in the build (see docs/ARCHITECTURE.md).
@@ -109,6 +110,18 @@ pub fn new_refresh_token(keys: &Keys) -> (String, String) {
     (token, hash)
 }
 
+/// The refresh token that succeeds `previous` in its family, and its stored hash. Derived,
+/// not random, so that a retry of the same refresh within the reuse interval can be given the
+/// same token again without the token ever being stored (see `sessions::refresh`).
+pub fn successor_refresh_token(keys: &Keys, previous: &str) -> (String, String) {
+    let token = format!(
+        "rt_{}",
+        B64.encode(keys.refresh_successor(previous.as_bytes()))
+    );
+    let hash = sha256_hex(&token);
+    (token, hash)
+}
+
 pub fn sha256_hex(s: &str) -> String {
     crate::ids::hex(Sha256::digest(s.as_bytes()))
 }
@@ -140,6 +153,17 @@ mod tests {
     #[test]
     fn the_pinned_header_is_the_one_we_sign() {
         assert_eq!(B64.encode(HEADER), HEADER_B64);
+    }
+
+    #[test]
+    fn successors_are_fixed_by_their_predecessor_and_the_key() {
+        let k = keys();
+        let (a, ha) = successor_refresh_token(&k, "rt_one");
+        assert_eq!((a.clone(), ha), successor_refresh_token(&k, "rt_one"));
+        assert_ne!(a, successor_refresh_token(&k, "rt_two").0);
+        let other = Keys::from_master(b"fedcba9876543210fedcba9876543210");
+        assert_ne!(a, successor_refresh_token(&other, "rt_one").0);
+        assert!(a.starts_with("rt_") && a.len() == 3 + 43);
     }
 
     #[test]

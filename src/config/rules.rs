@@ -38,6 +38,12 @@ pub const RULES: &[Rule] = &[
               delivery could run twice in parallel.",
         check: job_lease_outlasts_a_delivery,
     },
+    Rule {
+        blame: "RAMPART_REFRESH_REUSE_INTERVAL",
+        doc: "`RAMPART_REFRESH_REUSE_INTERVAL` is at most 60 s: for that long a stolen, spent \
+              refresh token still works once its owner has refreshed.",
+        check: refresh_reuse_interval_is_short,
+    },
 ];
 
 /// The first rule broken, blaming its variable and where that variable's value came from.
@@ -80,6 +86,15 @@ fn job_lease_outlasts_a_delivery(c: &Config) -> Result<(), String> {
             "must exceed RAMPART_WEBHOOK_TIMEOUT ({} s) by more than 5 s, or a slow delivery could run twice in parallel",
             c.webhook_timeout.as_secs()
         ));
+    }
+    Ok(())
+}
+
+/// The reuse interval is a convenience for retries, not a session length: a longer one keeps
+/// a stolen, spent refresh token useful for longer.
+fn refresh_reuse_interval_is_short(c: &Config) -> Result<(), String> {
+    if c.refresh_reuse_interval > Duration::from_secs(60) {
+        return Err("must be at most 60s".into());
     }
     Ok(())
 }

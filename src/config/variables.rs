@@ -144,6 +144,11 @@ declare_config! {
     /// Refresh token lifetime.
     refresh_token_ttl: Duration = "RAMPART_REFRESH_TOKEN_TTL",
         Dur::any(), default "30d";
+    /// How long after a refresh its (now spent) token still gets the same new pair back, for a
+    /// client retrying a refresh whose answer it lost; after that, or for an older token, a
+    /// second use revokes the family. `0s`: every second use revokes it.
+    refresh_reuse_interval: Duration = "RAMPART_REFRESH_REUSE_INTERVAL",
+        Dur::any(), default "10s";
     /// How long idempotency records are kept.
     idempotency_ttl: Duration = "RAMPART_IDEMPOTENCY_TTL",
         Dur::any(), default "24h";

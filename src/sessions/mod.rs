@@ -1,7 +1,10 @@
 //! Sessions: a user's login, as a short-lived access token (a signed JWT) and a refresh token
 //! that rotates on every use (`/v1/auth/login|refresh|logout`). Presenting a spent refresh
-//! token revokes its whole family (RFC 6819 §5.2.2.3).
+//! token revokes its whole family (RFC 6819 §5.2.2.3), except as a retry within the reuse
+//! interval ([`refresh`]).
 
+pub mod pair;
+pub mod refresh;
 pub mod routes;
 pub mod store;
 

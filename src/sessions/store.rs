@@ -1,8 +1,9 @@
 //! Refresh tokens' SQL: stored as hashes, grouped in families (one per login).
 
+use crate::access::tokens::Claims;
 use crate::clock::now_ms;
 use crate::ids::{OrgId, RefreshFamilyId, RefreshTokenId, UserId};
-use crate::store::{DbResult, Exec, Q};
+use crate::store::{DbResult, Exec, JsonText, Q};
 
 /// A stored refresh token.
 #[derive(Debug, sqlx::FromRow)]
@@ -16,6 +17,7 @@ pub struct RefreshToken {
     pub revoked_at: Option<i64>,
 }
 
+/// A new refresh token of `family`, with the claims of the access token issued beside it.
 pub async fn insert(
     ex: &mut impl Exec,
     family: &RefreshFamilyId,
@@ -23,8 +25,10 @@ pub async fn insert(
     org: &OrgId,
     hash: &str,
     expires_at: i64,
+    access_claims: &Claims,
 ) -> DbResult<()> {
-    Q::write("INSERT INTO refresh_tokens (id, family_id, user_id, org_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+    let claims = serde_json::to_value(access_claims).unwrap_or_default();
+    Q::write("INSERT INTO refresh_tokens (id, family_id, user_id, org_id, token_hash, created_at, expires_at, access_claims) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(RefreshTokenId::new())
         .bind(family)
         .bind(user)
@@ -32,6 +36,7 @@ pub async fn insert(
         .bind(hash)
         .bind(now_ms())
         .bind(expires_at)
+        .bind(&claims)
         .execute(ex)
         .await?;
     Ok(())
@@ -64,4 +69,37 @@ pub async fn revoke_family(ex: &mut impl Exec, family: &RefreshFamilyId) -> DbRe
     .bind(now_ms())
     .execute(ex)
     .await
+}
+
+/// Whether a token is spent or revoked, read again after a spend that found it spent: the
+/// spend that beat this one may have committed after the first read.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Spent {
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn spent(ex: &mut impl Exec, id: &RefreshTokenId) -> DbResult<Option<Spent>> {
+    Q::read("SELECT used_at, revoked_at FROM refresh_tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// A token that succeeded another, with the claims of the access token issued beside it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Successor {
+    pub family_id: RefreshFamilyId,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub access_claims: Option<JsonText<Claims>>,
+}
+
+/// The token whose hash is `hash`, as a successor.
+pub async fn successor(ex: &mut impl Exec, hash: &str) -> DbResult<Option<Successor>> {
+    Q::read("SELECT family_id, expires_at, used_at, revoked_at, access_claims FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(ex)
+        .await
 }

@@ -15,6 +15,7 @@ mod matrix;
 mod messaging;
 mod operations;
 mod receiver;
+mod sessions;
 mod traffic;
 mod webhook_urls;
 mod webhooks;
@@ -66,6 +67,7 @@ fn main() {
     let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
         ("conventions", conventions::scenarios()),
         ("identity", identity::scenarios()),
+        ("sessions", sessions::scenarios()),
         ("matrix", matrix::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
