@@ -46,6 +46,7 @@ fn defaults_match_the_values_the_code_used_before_the_declaration() {
     assert_eq!(c.access_token_ttl, Duration::from_secs(900));
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
     assert_eq!(c.refresh_reuse_interval, Duration::from_secs(10));
+    assert_eq!(c.device_token_ttl, Duration::from_secs(90 * 86_400));
     assert_eq!(c.redis_timeout, Duration::from_millis(50));
     assert_eq!(c.redis_lease, Duration::from_millis(50));
     assert_eq!((c.alert_dlq_spike, c.alert_queue_backlog), (10, 1000));

@@ -1,15 +1,17 @@
 //! `POST /v1/auth/login|refresh|logout`.
 //!
 //! Login is limited per client address and per account; an unknown email and a wrong
-//! password get the same answer after the same work (a dummy hash is verified).
+//! password get the same answer after the same work (a dummy hash is verified). A live
+//! device token of the account (see [`super::device`]) lifts the per-account limit.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::device;
 use super::pair::{self, RefreshSecret};
-use super::{LoginIn, RefreshIn, TokenOut, store};
+use super::{LoginIn, LoginOut, RefreshIn, TokenOut, store};
 use crate::access::client_ip::ClientIp;
 use crate::access::password;
 use crate::access::principal::Actor;
@@ -26,10 +28,10 @@ use crate::users;
 pub fn routes() -> Vec<Route> {
     vec![
         Route::post("/v1/auth/login", Profile::public(), login)
-            .summary("Log in with email and password; returns an access and a refresh token")
+            .summary("Log in with email and password; returns an access and a refresh token, and a device token to present at this client's next login")
             .tag("auth")
             .body::<LoginIn>()
-            .returns::<TokenOut>(200),
+            .returns::<LoginOut>(200),
         Route::post("/v1/auth/refresh", Profile::public(), super::refresh::refresh)
             .summary("Exchange a refresh token for a new pair (the old one is spent; presented again within the reuse interval it gets the same pair)")
             .tag("auth")
@@ -83,15 +85,19 @@ async fn login(
 ) -> ApiResult<Response> {
     let email = users::normalise_email(&body.email);
     let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.0.0.to_string());
+    // Per address first: it also bounds the device-token lookups below.
     if let Some(res) = limited(&app, "login_ip", format!("login:ip:{ip}")).await {
         return Ok(res);
     }
-    if let Some(res) = limited(
-        &app,
-        "login_account",
-        format!("login:acct:{}", sha256_hex(&email)),
-    )
-    .await
+    let device = device::check(&mut app.db.clone(), body.device_token.as_deref(), &email).await?;
+    // A live device token of this account replaces the per-account limit with its own.
+    if device.trusted_hash().is_none()
+        && let Some(res) = limited(
+            &app,
+            "login_account",
+            format!("login:acct:{}", sha256_hex(&email)),
+        )
+        .await
     {
         return Ok(res);
     }
@@ -105,6 +111,12 @@ async fn login(
     let user = match user {
         Some(u) if ok && !u.disabled() => u,
         other => {
+            let device_locked = match device.trusted_hash() {
+                Some(h) => {
+                    store::device_failed(&mut app.db.clone(), h, device::FAILURE_LIMIT).await?
+                }
+                None => false,
+            };
             let memberships = match &other {
                 Some(u) => users::memberships(&mut app.db.clone(), &u.id).await?,
                 None => Vec::new(),
@@ -121,6 +133,8 @@ async fn login(
                     .details(json!({
                         "email_sha256": sha256_hex(&email),
                         "reason": "invalid_credentials",
+                        "device_token": device.label(),
+                        "device_token_locked": device_locked,
                     })),
             )
             .await;
@@ -154,14 +168,31 @@ async fn login(
         RefreshSecret::first(&app.keys),
     )
     .await?;
+    let (device_token, device_hash) = device::new_token(&app.keys);
+    let device_expires =
+        now_ms() + i64::try_from(app.config.device_token_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    store::device_issued(
+        &mut tx,
+        &user.id,
+        &device_hash,
+        device_expires,
+        device.trusted_hash(),
+        device::KEEP_PER_USER,
+    )
+    .await?;
     audit::record(
         &mut tx,
         &meta,
-        Entry::new(Some(&org), Actor::User(user.id.clone()), "auth.login"),
+        Entry::new(Some(&org), Actor::User(user.id.clone()), "auth.login")
+            .details(json!({ "device_token": device.label() })),
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(tokens).into_response())
+    Ok(axum::Json(LoginOut {
+        tokens,
+        device_token,
+    })
+    .into_response())
 }
 
 async fn logout(

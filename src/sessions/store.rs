@@ -103,3 +103,86 @@ pub async fn successor(ex: &mut impl Exec, hash: &str) -> DbResult<Option<Succes
         .fetch_optional(ex)
         .await
 }
+
+/// A device token that lets its client past the per-account login limit.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DeviceToken {
+    pub token_hash: String,
+    pub user_id: UserId,
+}
+
+/// The device token whose hash is `hash`, if it is live (unexpired, unlocked) and belongs to
+/// the user whose (normalised) email is `email`.
+pub async fn trusted_device(
+    ex: &mut impl Exec,
+    hash: &str,
+    email: &str,
+) -> DbResult<Option<DeviceToken>> {
+    Q::read(
+        "SELECT d.token_hash, d.user_id FROM device_tokens d JOIN users u ON u.id = d.user_id
+          WHERE d.token_hash = $1 AND u.email = $2 AND d.expires_at > $3 AND d.locked_at IS NULL",
+    )
+    .bind(hash)
+    .bind(email)
+    .bind(now_ms())
+    .fetch_optional(ex)
+    .await
+}
+
+/// Counts a failed login with the device token; at `limit` failures it is locked for good.
+/// Returns whether it is locked now. One statement: concurrent failures all count.
+pub async fn device_failed(ex: &mut impl Exec, hash: &str, limit: i64) -> DbResult<bool> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        locked_at: Option<i64>,
+    }
+    let row: Option<Locked> = Q::write(
+        "UPDATE device_tokens SET failures = failures + 1,
+                locked_at = CASE WHEN failures + 1 >= $2 THEN $3 ELSE locked_at END
+          WHERE token_hash = $1 RETURNING locked_at",
+    )
+    .bind(hash)
+    .bind(limit)
+    .bind(now_ms())
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.is_some_and(|r| r.locked_at.is_some()))
+}
+
+/// Stores a new device token of `user`; replaces `replacing` (the one the client presented)
+/// and forgets the user's expired tokens and all but the newest `keep`.
+pub async fn device_issued(
+    ex: &mut impl Exec,
+    user: &UserId,
+    hash: &str,
+    expires_at: i64,
+    replacing: Option<&str>,
+    keep: i64,
+) -> DbResult<()> {
+    let now = now_ms();
+    if let Some(old) = replacing {
+        Q::write("DELETE FROM device_tokens WHERE token_hash = $1 AND user_id = $2")
+            .bind(old)
+            .bind(user)
+            .execute(ex)
+            .await?;
+    }
+    Q::write("INSERT INTO device_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash)
+        .bind(user)
+        .bind(now)
+        .bind(expires_at)
+        .execute(ex)
+        .await?;
+    Q::write(
+        "DELETE FROM device_tokens WHERE user_id = $1 AND (expires_at <= $2 OR token_hash NOT IN (
+            SELECT token_hash FROM device_tokens WHERE user_id = $1
+             ORDER BY created_at DESC, token_hash LIMIT $3))",
+    )
+    .bind(user)
+    .bind(now)
+    .bind(keep)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

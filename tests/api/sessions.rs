@@ -1,5 +1,7 @@
-//! Issue 22, finding 6: a retried refresh is not a replay.
+//! Issue 22, findings 6 and 7: a retried refresh is not a replay, and an account under a
+//! distributed guessing attack still lets in the clients that signed in before.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,6 +12,9 @@ crate::scenarios![
     concurrent_refreshes_of_one_token_all_get_the_same_pair_and_the_family_lives,
     a_spent_refresh_token_presented_after_the_reuse_interval_revokes_the_family,
     a_token_older_than_the_immediately_previous_one_revokes_the_family_at_once,
+    a_device_token_lets_its_client_in_while_distributed_guessing_locks_the_account,
+    a_device_token_that_fails_too_often_is_locked,
+    an_expired_device_token_does_not_lift_the_account_limit,
 ];
 
 const PW: &str = "correct horse battery staple";
@@ -118,4 +123,155 @@ async fn a_token_older_than_the_immediately_previous_one_revokes_the_family_at_o
             .await
             .contains(&("auth.refresh_reuse".into(), "denied".into()))
     );
+}
+
+/// An app whose login limit is 3/min, behind a trusted proxy so each attempt can come from
+/// an address of its own (`X-Forwarded-For`).
+async fn limited_app(store: Store, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![
+        ("RAMPART_LOGIN_RATE_LIMIT", "3/min"),
+        ("RAMPART_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    env.extend_from_slice(extra);
+    spawn_app_with(store, &env).await
+}
+
+/// A fresh client address per attempt, so that only the per-account limit is in play.
+fn next_ip() -> String {
+    static N: AtomicU32 = AtomicU32::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
+}
+
+async fn attempt(
+    app: &TestApp,
+    email: &str,
+    pw: &str,
+    device: Option<&Value>,
+) -> reqwest::Response {
+    let mut body = json!({ "email": email, "password": pw });
+    if let Some(d) = device {
+        body["device_token"] = d.clone();
+    }
+    app.client
+        .post(app.url("/v1/auth/login"))
+        .header("x-forwarded-for", next_ip())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Guesses from new addresses until the account's limit refuses.
+async fn exhaust_account(app: &TestApp, email: &str) {
+    for _ in 0..10 {
+        let res = attempt(app, email, "wrong password!!", None).await;
+        match res.status().as_u16() {
+            401 => continue,
+            429 => return,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    panic!("the per-account limit never refused");
+}
+
+async fn a_device_token_lets_its_client_in_while_distributed_guessing_locks_the_account(
+    store: Store,
+) {
+    let app = limited_app(store, &[]).await;
+    let org = app.org("Acme").await;
+    app.user(&org, "ada@example.com", "admin", PW).await;
+    app.user(&org, "bob@example.com", "admin", PW).await;
+    let ada = json_of(attempt(&app, "ada@example.com", PW, None).await, 200).await;
+    let bob = json_of(attempt(&app, "bob@example.com", PW, None).await, 200).await;
+    let device = &ada["device_token"];
+    assert!(device.as_str().unwrap().starts_with("dt_"), "{ada}");
+    assert_ne!(ada["device_token"], bob["device_token"]);
+
+    // Distributed guessing: every attempt from a new address, until the account is locked.
+    exhaust_account(&app, "ada@example.com").await;
+    // Without a valid device token of this account, even the right password is refused.
+    let forged = json!(format!("dt_{}", "A".repeat(43)));
+    for d in [None, Some(&forged), Some(&bob["device_token"])] {
+        problem_of(
+            attempt(&app, "ada@example.com", PW, d).await,
+            429,
+            "rate_limited",
+        )
+        .await;
+    }
+    // With hers, a wrong password is still wrong...
+    problem_of(
+        attempt(&app, "ada@example.com", "wrong password!!", Some(device)).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    // ...and the right one signs her in, with a new device token that replaces the old one.
+    let again = json_of(
+        attempt(&app, "ada@example.com", PW, Some(device)).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        app.get_as("/v1/contacts", again["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    assert_ne!(again["device_token"], *device);
+    problem_of(
+        attempt(&app, "ada@example.com", PW, Some(device)).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    json_of(
+        attempt(&app, "ada@example.com", PW, Some(&again["device_token"])).await,
+        200,
+    )
+    .await;
+    let actions = app.audit_actions(&org).await;
+    assert!(actions.contains(&("auth.login".into(), "failure".into())));
+}
+
+async fn a_device_token_that_fails_too_often_is_locked(store: Store) {
+    let app = limited_app(store, &[]).await;
+    let org = app.org("Acme").await;
+    app.user(&org, "ada@example.com", "admin", PW).await;
+    let ada = json_of(attempt(&app, "ada@example.com", PW, None).await, 200).await;
+    let device = &ada["device_token"];
+    exhaust_account(&app, "ada@example.com").await;
+    // Its own budget: five wrong passwords (more than the account's three a minute)...
+    for _ in 0..5 {
+        problem_of(
+            attempt(&app, "ada@example.com", "wrong password!!", Some(device)).await,
+            401,
+            "unauthenticated",
+        )
+        .await;
+    }
+    // ...and then it lifts nothing, not even with the right password.
+    problem_of(
+        attempt(&app, "ada@example.com", PW, Some(device)).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+async fn an_expired_device_token_does_not_lift_the_account_limit(store: Store) {
+    let app = limited_app(store, &[("RAMPART_DEVICE_TOKEN_TTL", "1s")]).await;
+    let org = app.org("Acme").await;
+    app.user(&org, "ada@example.com", "admin", PW).await;
+    let ada = json_of(attempt(&app, "ada@example.com", PW, None).await, 200).await;
+    exhaust_account(&app, "ada@example.com").await;
+    // Time is the feature: the device token has to expire.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    problem_of(
+        attempt(&app, "ada@example.com", PW, Some(&ada["device_token"])).await,
+        429,
+        "rate_limited",
+    )
+    .await;
 }
