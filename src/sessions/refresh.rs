@@ -24,7 +24,7 @@ use crate::app::AppState;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::{ApiError, ApiResult, ErrorCode, Json};
-use crate::ids::OrgId;
+use crate::ids::{OrgId, RefreshFamilyId};
 use crate::store::Tx;
 use crate::users;
 
@@ -119,7 +119,7 @@ pub async fn refresh(
 async fn retry(
     app: &AppState,
     tx: &mut Tx,
-    family: &crate::ids::RefreshFamilyId,
+    family: &RefreshFamilyId,
     used_at: i64,
     next: RefreshSecret,
 ) -> ApiResult<Option<TokenOut>> {
