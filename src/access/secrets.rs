@@ -18,6 +18,7 @@ pub struct Keys {
     signing: hmac::Key,
     encryption: LessSafeKey,
     links: hmac::Key,
+    refresh_successor: hmac::Key,
     fingerprint: String,
     rng: SystemRandom,
 }
@@ -71,6 +72,10 @@ impl Keys {
                 UnboundKey::new(&CHACHA20_POLY1305, &enc).expect("32-byte key"),
             ),
             links: hmac::Key::new(hmac::HMAC_SHA256, &derive(master, "rampart/v1/links")),
+            refresh_successor: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &derive(master, "rampart/v1/refresh-successor"),
+            ),
             fingerprint: hex(&derive(master, "rampart/v1/fingerprint")),
             rng: SystemRandom::new(),
         }
@@ -117,6 +122,16 @@ impl Keys {
 
     pub fn verify_link(&self, data: &[u8], tag: &[u8]) -> bool {
         hmac::verify(&self.links, data, tag).is_ok()
+    }
+
+    /// The secret of the refresh token that succeeds `previous`: a PRF of the previous token
+    /// under a key of its own, so only a holder of `previous` (through the server) can obtain
+    /// it again, and nothing about it needs storing (see `sessions::refresh`).
+    pub fn refresh_successor(&self, previous: &[u8]) -> [u8; 32] {
+        let tag = hmac::sign(&self.refresh_successor, previous);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// Encrypts with ChaCha20-Poly1305; output is `v1.` + base64(nonce ‖ ciphertext ‖ tag).

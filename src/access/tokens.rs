@@ -1,7 +1,9 @@
 //! Access tokens: compact JWS (JWT) signed with HMAC-SHA256 under a key derived for this one
-//! purpose. The algorithm is pinned: the header must be exactly `HS256`/`JWT`, so `alg: none`
-//! and algorithm confusion are refused before any signature check. Issuer, audience, expiry
-//! and not-before are always checked. Refresh tokens are opaque random strings stored hashed.
+//! purpose. The header is pinned byte for byte to the one we issue (`{"alg":"HS256","typ":"JWT"}`),
+//! so `alg: none`, algorithm confusion, a missing `typ` and any `kid`/`jku`/`x5u`/`crit` are
+//! refused before any signature check. Issuer, audience, expiry and not-before are always
+//! checked. Refresh tokens are opaque strings stored hashed: a login's first one is random,
+//! each later one derived from its predecessor under a key of its own.
 //!
 //! Written against RFC 7519/7515 directly rather than with a JWT crate: one algorithm, one key,
 //! ~100 lines, and no RSA/EC stack in the build (see docs/ARCHITECTURE.md).
@@ -17,6 +19,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 pub const ISSUER: &str = "rampart";
 pub const AUDIENCE: &str = "rampart-api";
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+/// `HEADER` in base64url: the only first segment a token may have.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// Clock skew tolerated on `nbf`/`iat` between instances.
 const LEEWAY_S: i64 = 30;
 
@@ -40,7 +44,7 @@ pub struct Claims {
 pub enum TokenError {
     #[error("malformed token")]
     Malformed,
-    #[error("unsupported token algorithm")]
+    #[error("unsupported token header or algorithm")]
     Algorithm,
     #[error("bad signature")]
     Signature,
@@ -60,13 +64,6 @@ pub fn sign(keys: &Keys, claims: &Claims) -> String {
     format!("{signing_input}.{sig}")
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    alg: String,
-    typ: Option<String>,
-}
-
 pub fn verify(keys: &Keys, token: &str) -> Result<Claims, TokenError> {
     if token.len() > 4096 {
         return Err(TokenError::Malformed);
@@ -77,12 +74,9 @@ pub fn verify(keys: &Keys, token: &str) -> Result<Claims, TokenError> {
     else {
         return Err(TokenError::Malformed);
     };
-    let header: Header = B64
-        .decode(h)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
-    if header.alg != "HS256" || header.typ.as_deref().is_some_and(|t| t != "JWT") {
+    // Exactly the header we issue, compared before anything else is decoded: nothing in a
+    // header can choose a key or an algorithm.
+    if h != HEADER_B64 {
         return Err(TokenError::Algorithm);
     }
     let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
@@ -116,6 +110,18 @@ pub fn new_refresh_token(keys: &Keys) -> (String, String) {
     (token, hash)
 }
 
+/// The refresh token that succeeds `previous` in its family, and its stored hash. Derived,
+/// not random, so that a retry of the same refresh within the reuse interval can be given the
+/// same token again without the token ever being stored (see `sessions::refresh`).
+pub fn successor_refresh_token(keys: &Keys, previous: &str) -> (String, String) {
+    let token = format!(
+        "rt_{}",
+        B64.encode(keys.refresh_successor(previous.as_bytes()))
+    );
+    let hash = sha256_hex(&token);
+    (token, hash)
+}
+
 pub fn sha256_hex(s: &str) -> String {
     crate::ids::hex(Sha256::digest(s.as_bytes()))
 }
@@ -142,6 +148,22 @@ mod tests {
             exp: now + exp_in,
             jti: "j".into(),
         }
+    }
+
+    #[test]
+    fn the_pinned_header_is_the_one_we_sign() {
+        assert_eq!(B64.encode(HEADER), HEADER_B64);
+    }
+
+    #[test]
+    fn successors_are_fixed_by_their_predecessor_and_the_key() {
+        let k = keys();
+        let (a, ha) = successor_refresh_token(&k, "rt_one");
+        assert_eq!((a.clone(), ha), successor_refresh_token(&k, "rt_one"));
+        assert_ne!(a, successor_refresh_token(&k, "rt_two").0);
+        let other = Keys::from_master(b"fedcba9876543210fedcba9876543210");
+        assert_ne!(a, successor_refresh_token(&other, "rt_one").0);
+        assert!(a.starts_with("rt_") && a.len() == 3 + 43);
     }
 
     #[test]
@@ -190,6 +212,24 @@ mod tests {
         let mut c = claims(60);
         c.aud = "someone-else".into();
         assert_eq!(verify(&k, &sign(&k, &c)), Err(TokenError::Audience));
+        // Any header but the one we issue, even correctly signed: no `typ`, another order,
+        // a key id, extra spaces.
+        for header in [
+            r#"{"alg":"HS256"}"#,
+            r#"{"typ":"JWT","alg":"HS256"}"#,
+            r#"{"alg":"HS256","typ":"JWT","kid":"other"}"#,
+            r#"{"alg":"HS256","typ":"JWT","crit":["exp"]}"#,
+            r#"{"alg":"HS256", "typ":"JWT"}"#,
+            r#"{"alg":"HS256","typ":"jwt"}"#,
+        ] {
+            let input = format!("{}.{}", B64.encode(header), parts[1]);
+            let sig = B64.encode(k.sign(input.as_bytes()));
+            assert_eq!(
+                verify(&k, &format!("{input}.{sig}")),
+                Err(TokenError::Algorithm),
+                "{header}"
+            );
+        }
         assert_eq!(verify(&k, "a.b"), Err(TokenError::Malformed));
         assert_eq!(verify(&k, "a.b.c.d"), Err(TokenError::Malformed));
     }

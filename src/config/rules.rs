@@ -44,6 +44,12 @@ pub const RULES: &[Rule] = &[
               upload is the client's 408, not the server's 503.",
         check: a_stalled_body_times_out_before_the_request,
     },
+    Rule {
+        blame: "RAMPART_REFRESH_REUSE_INTERVAL",
+        doc: "`RAMPART_REFRESH_REUSE_INTERVAL` is at most 60 s: for that long a stolen, spent \
+              refresh token still works once its owner has refreshed.",
+        check: refresh_reuse_interval_is_short,
+    },
 ];
 
 /// The first rule broken, blaming its variable and where that variable's value came from.
@@ -96,6 +102,15 @@ fn a_stalled_body_times_out_before_the_request(c: &Config) -> Result<(), String>
             "must be below RAMPART_REQUEST_TIMEOUT ({} ms)",
             c.request_timeout.as_millis()
         ));
+    }
+    Ok(())
+}
+
+/// The reuse interval is a convenience for retries, not a session length: a longer one keeps
+/// a stolen, spent refresh token useful for longer.
+fn refresh_reuse_interval_is_short(c: &Config) -> Result<(), String> {
+    if c.refresh_reuse_interval > Duration::from_secs(60) {
+        return Err("must be at most 60s".into());
     }
     Ok(())
 }

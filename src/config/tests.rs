@@ -45,6 +45,8 @@ fn defaults_match_the_values_the_code_used_before_the_declaration() {
     assert_eq!(c.job_lease, Duration::from_secs(60));
     assert_eq!(c.access_token_ttl, Duration::from_secs(900));
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.refresh_reuse_interval, Duration::from_secs(10));
+    assert_eq!(c.device_token_ttl, Duration::from_secs(90 * 86_400));
     assert_eq!(c.redis_timeout, Duration::from_millis(50));
     assert_eq!(c.redis_lease, Duration::from_millis(50));
     assert_eq!((c.alert_dlq_spike, c.alert_queue_backlog), (10, 1000));
@@ -101,6 +103,12 @@ fn each_rule_across_variables_blames_the_variable_to_change() {
     assert_eq!(e.var, "RAMPART_JOB_LEASE (not set)");
     assert!(e.message.contains("(55 s) by more than 5 s"), "{e}");
     assert!(cfg(&[("RAMPART_WEBHOOK_TIMEOUT", "54s")]).is_ok());
+    let e = cfg(&[("RAMPART_REFRESH_REUSE_INTERVAL", "61s")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "RAMPART_REFRESH_REUSE_INTERVAL: must be at most 60s"
+    );
+    assert!(cfg(&[("RAMPART_REFRESH_REUSE_INTERVAL", "0s")]).is_ok());
     let tenant = "org_01hzy0k3t9v6d1q2w3e4r5t6y7";
     let c = cfg(&[("RAMPART_TENANT_ID", tenant)]).unwrap();
     assert!(c.single_tenant_enforce, "enforced by default with a tenant");

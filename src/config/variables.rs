@@ -46,7 +46,8 @@ declare_config! {
     /// Per-IP per-path limit on unauthenticated routes.
     public_rate_limit: Rate = "RAMPART_PUBLIC_RATE_LIMIT",
         RateKind, default "60/min";
-    /// Login attempts per IP and per account.
+    /// Login attempts per IP and per account (a client presenting a live device token of the
+    /// account is held to its own budget instead of the per-account one).
     login_rate_limit: Rate = "RAMPART_LOGIN_RATE_LIMIT",
         RateKind, default "10/min";
     /// CIDRs whose `X-Forwarded-For` is believed (rightmost untrusted hop).
@@ -147,6 +148,15 @@ declare_config! {
     /// Refresh token lifetime.
     refresh_token_ttl: Duration = "RAMPART_REFRESH_TOKEN_TTL",
         Dur::any(), default "30d";
+    /// How long after a refresh its (now spent) token still gets the same new pair back, for a
+    /// client retrying a refresh whose answer it lost; after that, or for an older token, a
+    /// second use revokes the family. `0s`: every second use revokes it.
+    refresh_reuse_interval: Duration = "RAMPART_REFRESH_REUSE_INTERVAL",
+        Dur::any(), default "10s";
+    /// Lifetime of a device token (returned by a successful login; presented at the next one,
+    /// it lets that client sign in while the account's login limit is exhausted).
+    device_token_ttl: Duration = "RAMPART_DEVICE_TOKEN_TTL",
+        Dur::positive(), default "90d";
     /// How long idempotency records are kept.
     idempotency_ttl: Duration = "RAMPART_IDEMPOTENCY_TTL",
         Dur::any(), default "24h";

@@ -2,6 +2,7 @@
 //! drops forbidden addresses, so the address checked is the address connected to.
 
 pub mod client;
+pub mod preflight;
 pub mod ssrf;
 
 /// Makes rustls use ring, the one crypto provider compiled in (for reqwest and sqlx alike).

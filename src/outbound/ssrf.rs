@@ -101,6 +101,12 @@ impl Policy {
         self.allow_private || !is_forbidden(ip) || self.host_allowed(host) || self.ip_allowed(ip)
     }
 
+    /// Whether a name that resolved to `addrs` can be reached at all: the guard at connect
+    /// time drops the refused addresses and uses the rest.
+    pub fn permits_any(&self, host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> bool {
+        addrs.into_iter().any(|ip| self.permits(host, ip))
+    }
+
     /// Whether plain `http` may be used for `host` (only where private targets are allowed).
     pub fn permits_plain_http(&self, host: &str) -> bool {
         self.allow_private

@@ -1,7 +1,12 @@
 //! Sessions: a user's login, as a short-lived access token (a signed JWT) and a refresh token
 //! that rotates on every use (`/v1/auth/login|refresh|logout`). Presenting a spent refresh
-//! token revokes its whole family (RFC 6819 §5.2.2.3).
+//! token revokes its whole family (RFC 6819 §5.2.2.3), except as a retry within the reuse
+//! interval ([`refresh`]). A login also returns a device token that lets the same client sign
+//! in while the account's login limit is exhausted ([`device`]).
 
+pub mod device;
+pub mod pair;
+pub mod refresh;
 pub mod routes;
 pub mod store;
 
@@ -20,6 +25,10 @@ pub struct LoginIn {
     pub password: String,
     /// Which org to act in, for a user who belongs to several.
     pub org_id: Option<OrgId>,
+    /// The `device_token` this client got from its last successful login for this account:
+    /// with it the login is not refused by the per-account limit (docs/SECURITY.md).
+    #[schema(min_length = 1, max_length = 256)]
+    pub device_token: Option<String>,
 }
 
 impl Validate for LoginIn {
@@ -27,6 +36,9 @@ impl Validate for LoginIn {
         let mut c = Checks::new();
         c.len("email", &self.email, 1, 254);
         c.len("password", &self.password, 1, 1024);
+        if let Some(d) = &self.device_token {
+            c.len("device_token", d, 1, 256);
+        }
         c.finish()
     }
 }
@@ -56,4 +68,14 @@ pub struct TokenOut {
     pub expires_in: u64,
     pub org_id: OrgId,
     pub role: Role,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginOut {
+    #[serde(flatten)]
+    pub tokens: TokenOut,
+    /// Keep it with this client and send it as `device_token` at its next login for this
+    /// account: it replaces the presented one, and lets the client sign in while others
+    /// exhaust the account's login limit. Not a credential on its own.
+    pub device_token: String,
 }

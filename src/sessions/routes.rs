@@ -1,38 +1,39 @@
 //! `POST /v1/auth/login|refresh|logout`.
 //!
 //! Login is limited per client address and per account; an unknown email and a wrong
-//! password get the same answer after the same work (a dummy hash is verified).
+//! password get the same answer after the same work (a dummy hash is verified). A live
+//! device token of the account (see [`super::device`]) lifts the per-account limit.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{LoginIn, RefreshIn, TokenOut, store};
+use super::device;
+use super::pair::{self, RefreshSecret};
+use super::{LoginIn, LoginOut, RefreshIn, TokenOut, store};
 use crate::access::client_ip::ClientIp;
-use crate::access::grants::Role;
 use crate::access::password;
 use crate::access::principal::Actor;
-use crate::access::tokens::{self, Claims, sha256_hex};
+use crate::access::tokens::sha256_hex;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json};
-use crate::ids::{OrgId, RefreshFamilyId, TokenId, UserId};
+use crate::ids::RefreshFamilyId;
 use crate::state::AppState;
-use crate::store::Tx;
 use crate::traffic::limits::{Limit, LimitKind};
 use crate::users;
 
 pub fn routes() -> Vec<Route> {
     vec![
         Route::post("/v1/auth/login", Profile::public(), login)
-            .summary("Log in with email and password; returns an access and a refresh token")
+            .summary("Log in with email and password; returns an access and a refresh token, and a device token to present at this client's next login")
             .tag("auth")
             .body::<LoginIn>()
-            .returns::<TokenOut>(200),
-        Route::post("/v1/auth/refresh", Profile::public(), refresh)
-            .summary("Exchange a refresh token for a new pair (the old one is spent)")
+            .returns::<LoginOut>(200),
+        Route::post("/v1/auth/refresh", Profile::public(), super::refresh::refresh)
+            .summary("Exchange a refresh token for a new pair (the old one is spent; presented again within the reuse interval it gets the same pair)")
             .tag("auth")
             .body::<RefreshIn>()
             .returns::<TokenOut>(200),
@@ -51,6 +52,31 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
+/// Checks one login limit; the 429 answer if it refuses.
+async fn limited(app: &AppState, name: &'static str, id: String) -> Option<Response> {
+    let decision = app
+        .limiter
+        .check(
+            &[Limit {
+                name,
+                id: id.into(),
+                rate: app.config.login_rate_limit,
+                kind: LimitKind::Rate,
+            }],
+            now_ms(),
+        )
+        .await;
+    let o = decision.refusal()?;
+    let mut res = ApiError::TooManyRequests {
+        code: ErrorCode::RateLimited,
+        detail: format!("too many login attempts; retry in {} s", o.retry_after_s),
+        retry_after_s: o.retry_after_s,
+    }
+    .into_response();
+    crate::traffic::headers::apply(res.headers_mut(), &decision);
+    Some(res)
+}
+
 async fn login(
     State(app): State<AppState>,
     meta: RequestMeta,
@@ -59,35 +85,20 @@ async fn login(
 ) -> ApiResult<Response> {
     let email = users::normalise_email(&body.email);
     let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.0.0.to_string());
-    let rate = app.config.login_rate_limit;
-    let decision = app
-        .limiter
-        .check(
-            &[
-                Limit {
-                    name: "login_ip",
-                    id: format!("login:ip:{ip}").into(),
-                    rate,
-                    kind: LimitKind::Rate,
-                },
-                Limit {
-                    name: "login_account",
-                    id: format!("login:acct:{}", sha256_hex(&email)).into(),
-                    rate,
-                    kind: LimitKind::Rate,
-                },
-            ],
-            crate::clock::now_ms(),
+    // Per address first: it also bounds the device-token lookups below.
+    if let Some(res) = limited(&app, "login_ip", format!("login:ip:{ip}")).await {
+        return Ok(res);
+    }
+    let device = device::check(&mut app.db.clone(), body.device_token.as_deref(), &email).await?;
+    // A live device token of this account replaces the per-account limit with its own.
+    if device.trusted_hash().is_none()
+        && let Some(res) = limited(
+            &app,
+            "login_account",
+            format!("login:acct:{}", sha256_hex(&email)),
         )
-        .await;
-    if let Some(o) = decision.refusal() {
-        let mut res = ApiError::TooManyRequests {
-            code: ErrorCode::RateLimited,
-            detail: format!("too many login attempts; retry in {} s", o.retry_after_s),
-            retry_after_s: o.retry_after_s,
-        }
-        .into_response();
-        crate::traffic::headers::apply(res.headers_mut(), &decision);
+        .await
+    {
         return Ok(res);
     }
 
@@ -100,6 +111,12 @@ async fn login(
     let user = match user {
         Some(u) if ok && !u.disabled() => u,
         other => {
+            let device_locked = match device.trusted_hash() {
+                Some(h) => {
+                    store::device_failed(&mut app.db.clone(), h, device::FAILURE_LIMIT).await?
+                }
+                None => false,
+            };
             let memberships = match &other {
                 Some(u) => users::memberships(&mut app.db.clone(), &u.id).await?,
                 None => Vec::new(),
@@ -113,7 +130,12 @@ async fn login(
                 &meta,
                 Entry::new(org.as_ref(), actor, "auth.login")
                     .outcome(Outcome::Failure)
-                    .details(json!({ "email_sha256": sha256_hex(&email), "reason": "invalid_credentials" })),
+                    .details(json!({
+                        "email_sha256": sha256_hex(&email),
+                        "reason": "invalid_credentials",
+                        "device_token": device.label(),
+                        "device_token_locked": device_locked,
+                    })),
             )
             .await;
             return Err(invalid_credentials());
@@ -136,111 +158,41 @@ async fn login(
         return Err(invalid_credentials());
     };
     let mut tx = app.db.begin().await?;
-    let out = issue(&app, &mut tx, &user.id, &org, role, None).await?;
+    let tokens = pair::issue(
+        &app,
+        &mut tx,
+        &user.id,
+        &org,
+        role,
+        &RefreshFamilyId::new(),
+        RefreshSecret::first(&app.keys),
+    )
+    .await?;
+    let (device_token, device_hash) = device::new_token(&app.keys);
+    let device_expires =
+        now_ms() + i64::try_from(app.config.device_token_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    store::device_issued(
+        &mut tx,
+        &user.id,
+        &device_hash,
+        device_expires,
+        device.trusted_hash(),
+        device::KEEP_PER_USER,
+    )
+    .await?;
     audit::record(
         &mut tx,
         &meta,
-        Entry::new(Some(&org), Actor::User(user.id.clone()), "auth.login"),
+        Entry::new(Some(&org), Actor::User(user.id.clone()), "auth.login")
+            .details(json!({ "device_token": device.label() })),
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(out).into_response())
-}
-
-/// Issues an access token and a refresh token (a new family unless `family` is given).
-async fn issue(
-    app: &AppState,
-    tx: &mut Tx,
-    user: &UserId,
-    org: &OrgId,
-    role: Role,
-    family: Option<&RefreshFamilyId>,
-) -> ApiResult<TokenOut> {
-    let now = now_ms();
-    let family = family.cloned().unwrap_or_default();
-    let (refresh, hash) = tokens::new_refresh_token(&app.keys);
-    let expires_at =
-        now + i64::try_from(app.config.refresh_token_ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    store::insert(tx, &family, user, org, &hash, expires_at).await?;
-    let ttl = app.config.access_token_ttl.as_secs();
-    let claims = Claims {
-        iss: tokens::ISSUER.into(),
-        aud: tokens::AUDIENCE.into(),
-        sub: user.to_string(),
-        org: org.to_string(),
-        role: role.as_str().into(),
-        sid: family.to_string(),
-        iat: now / 1000,
-        nbf: now / 1000,
-        exp: now / 1000 + i64::try_from(ttl).unwrap_or(900),
-        jti: TokenId::new().to_string(),
-    };
-    Ok(TokenOut {
-        access_token: tokens::sign(&app.keys, &claims),
-        refresh_token: refresh,
-        token_type: "Bearer",
-        expires_in: ttl,
-        org_id: org.clone(),
-        role,
+    Ok(axum::Json(LoginOut {
+        tokens,
+        device_token,
     })
-}
-
-fn refused() -> ApiError {
-    ApiError::Unauthenticated(
-        ErrorCode::Unauthenticated,
-        "the refresh token is not valid".into(),
-    )
-}
-
-async fn refresh(
-    State(app): State<AppState>,
-    meta: RequestMeta,
-    Json(body): Json<RefreshIn>,
-) -> ApiResult<axum::Json<TokenOut>> {
-    let hash = sha256_hex(&body.refresh_token);
-    let mut tx = app.db.begin().await?;
-    let Some(token) = store::by_hash(&mut tx, &hash).await? else {
-        return Err(refused());
-    };
-    if token.revoked_at.is_some() || token.expires_at <= now_ms() {
-        return Err(refused());
-    }
-    // Spend it; if it was already spent, this is a replay: burn the family.
-    if !store::spend(&mut tx, &token.id).await? {
-        store::revoke_family(&mut tx, &token.family_id).await?;
-        audit::record(
-            &mut tx,
-            &meta,
-            Entry::new(
-                Some(&token.org_id),
-                Actor::User(token.user_id.clone()),
-                "auth.refresh_reuse",
-            )
-            .outcome(Outcome::Denied)
-            .target("token_family", token.family_id.as_str())
-            .details(json!({ "effect": "family revoked" })),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::warn!(user = %token.user_id, "refresh token reuse: family revoked");
-        return Err(refused());
-    }
-    let Some(role) = users::role_in(&mut tx, &token.org_id, &token.user_id).await? else {
-        store::revoke_family(&mut tx, &token.family_id).await?;
-        tx.commit().await?;
-        return Err(refused());
-    };
-    let out = issue(
-        &app,
-        &mut tx,
-        &token.user_id,
-        &token.org_id,
-        role,
-        Some(&token.family_id),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(axum::Json(out))
+    .into_response())
 }
 
 async fn logout(

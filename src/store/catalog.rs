@@ -29,6 +29,7 @@ pub const TABLES: &[Table] = &[
     t("settings", "key"),
     t("api_keys", "id"),
     t("refresh_tokens", "id"),
+    t("device_tokens", "token_hash"),
     t("audit_heads", "chain"),
     t("audit_logs", "id"),
     t("contacts", "id"),

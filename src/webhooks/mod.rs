@@ -6,6 +6,7 @@
 pub mod routes;
 pub mod signing;
 pub mod store;
+pub mod target;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,6 @@ use crate::events::is_valid_pattern;
 use crate::http::validate::nullable;
 use crate::http::{ApiError, Checks, Validate};
 use crate::ids::{EndpointId, OrgId};
-use crate::outbound::ssrf::Policy;
 use crate::store::JsonText;
 
 crate::text_enum::text_enum! {
@@ -98,35 +98,6 @@ pub fn retry_bounds() -> std::ops::RangeInclusive<i64> {
     0..=i64::from(crate::jobs::retry::MAX_RETRIES)
 }
 
-/// Checks a target URL: scheme, credentials, length, and (for literal addresses) the SSRF
-/// policy. Host names are checked again at delivery, on the addresses they resolve to.
-pub fn check_url(url: &str, policy: &Policy) -> Result<(), String> {
-    if url.len() > 2048 {
-        return Err("must be at most 2048 characters".into());
-    }
-    let u = reqwest::Url::parse(url).map_err(|_| "must be an absolute URL".to_owned())?;
-    let host = u.host_str().ok_or("must have a host")?.to_owned();
-    match u.scheme() {
-        "https" => {}
-        "http" if policy.permits_plain_http(&host) => {}
-        "http" => return Err("must use https".into()),
-        _ => return Err("must be an https URL".into()),
-    }
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err("must not contain credentials".into());
-    }
-    if u.fragment().is_some() {
-        return Err("must not contain a fragment".into());
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>()
-        && !policy.permits(&host, ip)
-    {
-        return Err("points to a private, loopback, link-local or reserved address".into());
-    }
-    Ok(())
-}
-
 /// A new endpoint, validated.
 pub struct NewEndpoint<'a> {
     pub id: &'a EndpointId,
@@ -153,7 +124,7 @@ pub struct Patch {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
-    /// https URL (plain http only where private targets are allowed).
+    /// https URL (plain http only where private targets are allowed), stored normalised.
     #[schema(max_length = 2048)]
     pub url: String,
     /// Event types or wildcards (`message.*`, `*`); ignored for channel endpoints.

@@ -6,9 +6,10 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::target::TargetUrl;
 use super::{
     EndpointIn, EndpointKind, EndpointOut, EndpointPatchIn, EndpointSecretOut, EndpointStatus,
-    NewEndpoint, Patch, check_url, signing, store,
+    NewEndpoint, Patch, signing, store,
 };
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
@@ -21,6 +22,16 @@ use crate::http::{ApiError, ApiResult, Json, OptionalJson, Path, Query, Validate
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
+
+/// The body's `url`, checked and normalised (a 422 naming `url` otherwise).
+async fn target(app: &AppState, raw: &str) -> ApiResult<TargetUrl> {
+    let policy = app.webhooks.policy();
+    let url = TargetUrl::parse(raw, policy).map_err(|m| ApiError::field("url", m))?;
+    url.check_resolution(policy)
+        .await
+        .map_err(|m| ApiError::field("url", m))?;
+    Ok(url)
+}
 
 fn p(perm: Permission) -> Profile {
     let prof = Profile::api(Scope::Webhooks, perm);
@@ -77,7 +88,7 @@ async fn create_webhook(
     idem: Idem,
     Json(body): Json<EndpointIn>,
 ) -> ApiResult<Response> {
-    check_url(&body.url, app.webhooks.policy()).map_err(|m| ApiError::field("url", m))?;
+    let url = target(&app, &body.url).await?;
     let t = pr.tenant();
     let kind = body.kind.unwrap_or(EndpointKind::Events);
     let id = EndpointId::new();
@@ -95,7 +106,7 @@ async fn create_webhook(
         &NewEndpoint {
             id: &id,
             kind,
-            url: &body.url,
+            url: url.as_str(),
             description: body.description.as_deref(),
             events: &body.events,
             max_retries: body
@@ -170,16 +181,17 @@ async fn update_webhook(
     Path(id): Path<EndpointId>,
     Json(body): Json<EndpointPatchIn>,
 ) -> ApiResult<Response> {
-    if let Some(u) = &body.url {
-        check_url(u, app.webhooks.policy()).map_err(|m| ApiError::field("url", m))?;
-    }
+    let url = match &body.url {
+        Some(u) => Some(target(&app, u).await?),
+        None => None,
+    };
     let t = pr.tenant();
     let mut tx = app.db.begin().await?;
     let before = store::get(&mut tx, &t, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let patch = Patch {
-        url: body.url.clone(),
+        url: url.map(|u| u.as_str().to_owned()),
         description: body.description.clone(),
         events: body.events.clone(),
         max_retries: body.max_retries,

@@ -16,7 +16,9 @@ mod matrix;
 mod messaging;
 mod operations;
 mod receiver;
+mod sessions;
 mod traffic;
+mod webhook_urls;
 mod webhooks;
 
 use helpers::Store;
@@ -66,9 +68,11 @@ fn main() {
     let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
         ("conventions", conventions::scenarios()),
         ("identity", identity::scenarios()),
+        ("sessions", sessions::scenarios()),
         ("matrix", matrix::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
+        ("webhook_urls", webhook_urls::scenarios()),
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),

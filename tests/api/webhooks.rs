@@ -397,10 +397,18 @@ async fn ssrf_guard_at_creation_and_at_connect_time(store: Store) {
     )
     .await;
 
-    // A name is accepted, but resolving to loopback it is refused when connecting.
+    // A name that resolves to loopback is refused at creation (tests/api/webhook_urls.rs) and
+    // again when connecting: here it was configured while it still resolved to a public
+    // address (DNS rebinding), which an instance allowing private targets stands in for.
     let rx = Receiver::start().await;
     let url = format!("https://localhost:{}/hook", rx.addr.port());
-    let (ep, _) = endpoint(&app, &key, &url, json!({ "max_retries": 0 })).await;
+    let maker = spawn_on(
+        app.db.clone(),
+        &[],
+        rampart::app::ServeOptions { no_worker: true },
+    )
+    .await;
+    let (ep, _) = endpoint(&maker, &key, &url, json!({ "max_retries": 0 })).await;
     contact(&app, &key).await;
     let log = eventually(Duration::from_secs(10), || async {
         let log = get_json(&app, &format!("/v1/webhooks/{ep}/deliveries"), &key).await;
