@@ -24,8 +24,9 @@ const POLL: Duration = Duration::from_millis(500);
 const MAX_BATCH: usize = 100;
 /// How often a worker looks for jobs whose lease expired (leases last a minute by default).
 const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
-/// After a wake-up, how long a worker lets more jobs arrive before claiming: under load one
-/// claim then takes many jobs instead of one transaction per enqueued job.
+/// After a wake-up under load, how long a worker lets more jobs arrive before claiming: one
+/// claim then takes many jobs instead of one transaction per enqueued job. An idle worker
+/// (its last claim took at most one job) claims at once, so a lone job waits for nothing.
 const GATHER: Duration = Duration::from_millis(2);
 
 /// Tells the job loop when a background loop (the scheduler) is working through a backlog,
@@ -120,6 +121,7 @@ pub async fn run(state: AppState, registry: Registry, background: impl Loop) -> 
     let mut running: JoinSet<()> = JoinSet::new();
     let mut failures = 0u32;
     let mut last_takeover: Option<std::time::Instant> = None;
+    let mut last_claimed = 0usize;
     loop {
         if stop.is_cancelled() {
             break;
@@ -153,6 +155,7 @@ pub async fn run(state: AppState, registry: Registry, background: impl Loop) -> 
                 Ok(jobs) => {
                     failures = 0;
                     claimed_all = jobs.len() == free;
+                    last_claimed = jobs.len();
                     for job in jobs {
                         let permit = permits.clone().acquire_owned().await?;
                         let state = state.clone();
@@ -187,7 +190,11 @@ pub async fn run(state: AppState, registry: Registry, background: impl Loop) -> 
         }
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = &mut notified => tokio::time::sleep(GATHER).await,
+            _ = &mut notified => {
+                if last_claimed > 1 {
+                    tokio::time::sleep(GATHER).await;
+                }
+            }
             _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
             Some(_) = running.join_next(), if permits.available_permits() == 0 => {}
         }
