@@ -28,7 +28,7 @@ use crate::store::{DbError, migrate};
 /// Every route of the public listener. The only source of routes: see [`Route`].
 pub fn all_routes() -> Vec<Route> {
     let mut r = Vec::new();
-    r.extend(crate::meta::routes());
+    r.extend(crate::http::meta::routes());
     r.extend(crate::sessions::routes::routes());
     r.extend(crate::api_keys::routes::routes());
     r.extend(crate::audit::routes::routes());
@@ -48,7 +48,7 @@ pub fn all_routes() -> Vec<Route> {
     r.extend(crate::exports::routes::routes());
     r.extend(crate::partners::routes::routes());
     #[cfg(feature = "bench-routes")]
-    r.extend(crate::bench_routes::routes());
+    r.extend(crate::http::bench_routes::routes());
     r
 }
 

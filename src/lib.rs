@@ -1,17 +1,13 @@
 //! Rampart: a hardened, self-hostable API runtime for multi-tenant messaging SaaS.
-#![forbid(unsafe_code)]
 
 pub mod access;
 pub mod api_keys;
 pub mod app;
 pub mod audit;
-#[cfg(feature = "bench-routes")]
-pub mod bench_routes;
 pub mod billing;
 pub mod branding;
 pub mod cache;
 pub mod cli;
-pub mod cli_support;
 pub mod clock;
 pub mod config;
 pub mod contacts;
@@ -26,7 +22,6 @@ pub mod ids;
 pub mod incidents;
 pub mod jobs;
 pub mod messages;
-pub mod meta;
 pub mod ops;
 pub mod orgs;
 pub mod outbound;

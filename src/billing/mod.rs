@@ -8,6 +8,7 @@
 pub mod plans;
 pub mod routes;
 pub mod store;
+pub mod stripe;
 
 use serde::Serialize;
 

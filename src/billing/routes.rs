@@ -4,10 +4,11 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::store::apply_stripe;
+use super::stripe::{BillingEventIn, EventOutcome, StripeEventType};
 use super::{SubStatus, Subscription, Tier};
 use crate::access::principal::Actor;
 use crate::audit::{self, Entry, RequestMeta};
@@ -17,7 +18,7 @@ use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode};
 use crate::ids::OrgId;
 use crate::state::AppState;
-use crate::store::Q;
+use crate::store::Tx;
 
 pub const TOLERANCE_S: i64 = 300;
 
@@ -33,68 +34,6 @@ pub fn routes() -> Vec<Route> {
         .body::<BillingEventIn>()
         .returns::<BillingEventOut>(200),
     ]
-}
-
-/// The parts of a Stripe event Rampart reads.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct BillingEventIn {
-    /// `evt_…`, used to apply each event once.
-    pub id: String,
-    /// customer.subscription.created, .updated or .deleted (others are acknowledged and ignored).
-    #[serde(rename = "type")]
-    pub type_: StripeEventType,
-    /// Unix seconds.
-    pub created: i64,
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-}
-
-/// The kinds of Stripe event Rampart applies; any other is acknowledged and ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(from = "String", into = "String")]
-pub enum StripeEventType {
-    SubscriptionCreated,
-    SubscriptionUpdated,
-    SubscriptionDeleted,
-    /// Recorded as received, changes nothing.
-    Other(String),
-}
-
-impl From<String> for StripeEventType {
-    fn from(s: String) -> Self {
-        match s.as_str() {
-            "customer.subscription.created" => StripeEventType::SubscriptionCreated,
-            "customer.subscription.updated" => StripeEventType::SubscriptionUpdated,
-            "customer.subscription.deleted" => StripeEventType::SubscriptionDeleted,
-            _ => StripeEventType::Other(s),
-        }
-    }
-}
-
-impl From<StripeEventType> for String {
-    fn from(t: StripeEventType) -> String {
-        t.as_str().to_owned()
-    }
-}
-
-impl StripeEventType {
-    fn as_str(&self) -> &str {
-        match self {
-            StripeEventType::SubscriptionCreated => "customer.subscription.created",
-            StripeEventType::SubscriptionUpdated => "customer.subscription.updated",
-            StripeEventType::SubscriptionDeleted => "customer.subscription.deleted",
-            StripeEventType::Other(s) => s,
-        }
-    }
-}
-
-crate::text_enum::text_enum! {
-    /// What became of a received event.
-    pub enum EventOutcome {
-        Received = "received",
-        Applied = "applied",
-        Ignored = "ignored",
-    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -175,44 +114,11 @@ async fn receive_billing_event(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<BillingEventOut>> {
-    let Some(secret) = &app.config.billing_webhook_secret else {
-        return Err(ApiError::Invalid(
-            ErrorCode::InvalidSignature,
-            "billing events are not configured on this deployment".into(),
-        ));
-    };
-    let sig = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::Invalid(
-                ErrorCode::InvalidSignature,
-                "the Stripe-Signature header is missing".into(),
-            )
-        })?;
-    verify_signature(secret.expose(), sig, &body, now_ms() / 1000)
-        .map_err(|m| ApiError::Invalid(ErrorCode::InvalidSignature, m.into()))?;
-    let event: BillingEventIn = crate::http::extract::parse_json(&body)?;
-    if event.id.is_empty() || event.id.len() > 255 {
-        return Err(ApiError::field("id", "must be 1-255 characters"));
-    }
-
+    let event = verified_event(&app, &headers, &body)?;
     let obj = &event.data["object"];
     let org = obj["metadata"]["org_id"].as_str().and_then(OrgId::parse);
     let mut tx = app.db.begin().await?;
-    let fresh: Option<(String,)> = Q::write(
-        "INSERT INTO billing_events (id, type, org_id, outcome, event_created_at, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(&event.id)
-    .bind(event.type_.as_str())
-    .bind(org.as_ref())
-    .bind(EventOutcome::Received)
-    .bind(event.created.saturating_mul(1000))
-    .bind(now_ms())
-    .fetch_optional(&mut tx)
-    .await?;
-    if fresh.is_none() {
+    if !super::store::record_received(&mut tx, &event, org.as_ref()).await? {
         return Ok(axum::Json(BillingEventOut {
             received: true,
             applied: false,
@@ -220,42 +126,8 @@ async fn receive_billing_event(
             note: Some("event already processed".into()),
         }));
     }
-
-    let outcome: Result<(OrgId, SubStatus, Tier), &str> = async {
-        if matches!(event.type_, StripeEventType::Other(_)) {
-            return Err("not a subscription event");
-        }
-        let org = org
-            .clone()
-            .ok_or("the subscription has no metadata.org_id naming an org")?;
-        if crate::orgs::get(&mut tx, &org)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            return Err("metadata.org_id names no org of this deployment");
-        }
-        let status = if event.type_ == StripeEventType::SubscriptionDeleted {
-            SubStatus::Canceled
-        } else {
-            map_status(obj["status"].as_str().unwrap_or(""))
-        };
-        let current = super::store::subscription(&mut tx, &org)
-            .await
-            .ok()
-            .flatten();
-        let tier = obj["items"]["data"][0]["price"]["lookup_key"]
-            .as_str()
-            .and_then(Tier::parse)
-            .or(current.map(|c| c.tier))
-            .unwrap_or(Tier::Standard);
-        Ok((org, status, tier))
-    }
-    .await;
-
     let event_ms = event.created.saturating_mul(1000);
-    let (applied, note) = match outcome {
+    let (applied, note) = match subscription_change(&mut tx, &event, org).await {
         Err(why) => (false, Some(why.to_owned())),
         Ok((org, status, tier)) => {
             let sub = Subscription { status, tier };
@@ -275,15 +147,12 @@ async fn receive_billing_event(
             }
         }
     };
-    Q::write("UPDATE billing_events SET outcome = $2 WHERE id = $1")
-        .bind(&event.id)
-        .bind(if applied {
-            EventOutcome::Applied
-        } else {
-            EventOutcome::Ignored
-        })
-        .execute(&mut tx)
-        .await?;
+    let outcome = if applied {
+        EventOutcome::Applied
+    } else {
+        EventOutcome::Ignored
+    };
+    super::store::set_outcome(&mut tx, &event.id, outcome).await?;
     tx.commit().await?;
     if let Some(n) = &note {
         tracing::info!(event_id = %event.id, note = %n, "billing event not applied");
@@ -294,6 +163,60 @@ async fn receive_billing_event(
         duplicate: false,
         note,
     }))
+}
+
+/// The event, once its Stripe signature verifies (before its body is even parsed).
+fn verified_event(app: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<BillingEventIn> {
+    let Some(secret) = &app.config.billing_webhook_secret else {
+        return Err(ApiError::Invalid(
+            ErrorCode::InvalidSignature,
+            "billing events are not configured on this deployment".into(),
+        ));
+    };
+    let sig = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::Invalid(
+                ErrorCode::InvalidSignature,
+                "the Stripe-Signature header is missing".into(),
+            )
+        })?;
+    verify_signature(secret.expose(), sig, body, now_ms() / 1000)
+        .map_err(|m| ApiError::Invalid(ErrorCode::InvalidSignature, m.into()))?;
+    let event: BillingEventIn = crate::http::extract::parse_json(body)?;
+    if event.id.is_empty() || event.id.len() > 255 {
+        return Err(ApiError::field("id", "must be 1-255 characters"));
+    }
+    Ok(event)
+}
+
+/// The subscription an event sets, or why it sets none.
+async fn subscription_change(
+    tx: &mut Tx,
+    event: &BillingEventIn,
+    org: Option<OrgId>,
+) -> Result<(OrgId, SubStatus, Tier), &'static str> {
+    if matches!(event.type_, StripeEventType::Other(_)) {
+        return Err("not a subscription event");
+    }
+    let org = org.ok_or("the subscription has no metadata.org_id naming an org")?;
+    if crate::orgs::get(tx, &org).await.ok().flatten().is_none() {
+        return Err("metadata.org_id names no org of this deployment");
+    }
+    let obj = &event.data["object"];
+    let status = if event.type_ == StripeEventType::SubscriptionDeleted {
+        SubStatus::Canceled
+    } else {
+        map_status(obj["status"].as_str().unwrap_or(""))
+    };
+    let current = super::store::subscription(tx, &org).await.ok().flatten();
+    let tier = obj["items"]["data"][0]["price"]["lookup_key"]
+        .as_str()
+        .and_then(Tier::parse)
+        .or(current.map(|c| c.tier))
+        .unwrap_or(Tier::Standard);
+    Ok((org, status, tier))
 }
 
 #[cfg(test)]

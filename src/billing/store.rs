@@ -4,7 +4,7 @@ use super::{PlanOverride, SubStatus, Subscription, Tier};
 use crate::clock::now_ms;
 use crate::config::Rate;
 use crate::ids::OrgId;
-use crate::store::{Db, DbResult, Exec, Q};
+use crate::store::{Db, DbResult, Exec, Q, Tx};
 
 /// Where a subscription change came from.
 #[derive(Debug, Clone, Copy)]
@@ -113,4 +113,39 @@ pub(super) async fn plan_row(db: &Db, org: &OrgId) -> DbResult<Option<PlanRow>> 
         .bind(org)
         .fetch_optional(&mut db.clone())
         .await
+}
+
+/// Records a Stripe event as received; false if it was received before (Stripe retries).
+pub async fn record_received(
+    tx: &mut Tx,
+    event: &super::stripe::BillingEventIn,
+    org: Option<&OrgId>,
+) -> DbResult<bool> {
+    let fresh: Option<(String,)> = Q::write(
+        "INSERT INTO billing_events (id, type, org_id, outcome, event_created_at, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(&event.id)
+    .bind(event.type_.as_str())
+    .bind(org)
+    .bind(super::stripe::EventOutcome::Received)
+    .bind(event.created.saturating_mul(1000))
+    .bind(now_ms())
+    .fetch_optional(tx)
+    .await?;
+    Ok(fresh.is_some())
+}
+
+/// What became of a received event.
+pub async fn set_outcome(
+    tx: &mut Tx,
+    id: &str,
+    outcome: super::stripe::EventOutcome,
+) -> DbResult<()> {
+    Q::write("UPDATE billing_events SET outcome = $2 WHERE id = $1")
+        .bind(id)
+        .bind(outcome)
+        .execute(tx)
+        .await?;
+    Ok(())
 }

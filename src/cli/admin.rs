@@ -107,7 +107,7 @@ fn usage(flag: &str, message: impl Into<String>) -> anyhow::Error {
 }
 
 pub(super) async fn open(config: &Config) -> anyhow::Result<Db> {
-    crate::cli_support::open_db(config).await
+    super::support::open_db(config).await
 }
 
 async fn existing_org(db: &Db, id: &str) -> anyhow::Result<OrgId> {

@@ -17,7 +17,7 @@ pub async fn verify(config: Config, org: Option<String>, json: bool) -> anyhow::
         ),
         None => None,
     };
-    let db = crate::cli_support::open_db(&config).await?;
+    let db = super::support::open_db(&config).await?;
     let (checked, broken) = crate::audit::verify(&mut db.clone(), chain.as_deref()).await?;
     if json {
         println!(

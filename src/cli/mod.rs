@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod migrate;
 mod serve;
+mod support;
 
 use std::process::ExitCode;
 
@@ -232,7 +233,7 @@ pub(crate) fn output(json: bool, value: serde_json::Value, text: String) {
 }
 
 async fn backup(config: Config, out: std::path::PathBuf, json: bool) -> anyhow::Result<ExitCode> {
-    let db = crate::cli_support::open_db(&config).await?;
+    let db = support::open_db(&config).await?;
     let summary = crate::ops::backup::backup(&db, &out, &config.build_id, &mut |m| {
         eprintln!("backup: {m}")
     })

@@ -80,8 +80,13 @@ pub fn with_deadline(req: Request, timeout: Duration) -> Request {
 /// The whole body, within the request's limits.
 pub async fn read(req: Request) -> Result<Bytes, ApiError> {
     let limits = req.extensions().get::<BodyLimits>().copied();
+    read_body(req.into_body(), limits).await
+}
+
+/// The whole of `body`, within `limits` (those of its request).
+pub async fn read_body(body: Body, limits: Option<BodyLimits>) -> Result<Bytes, ApiError> {
     let max = limits.map_or(usize::MAX, |l| l.max_bytes);
-    axum::body::to_bytes(req.into_body(), max)
+    axum::body::to_bytes(body, max)
         .await
         .map_err(|e| read_failure(&e, limits))
 }

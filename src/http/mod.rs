@@ -1,5 +1,7 @@
 //! HTTP conventions shared by every route.
 
+#[cfg(feature = "bench-routes")]
+pub mod bench_routes;
 pub mod body;
 pub mod docs;
 pub mod edge;
@@ -8,6 +10,7 @@ mod error_code;
 pub mod extract;
 mod head_refusal;
 mod json_text;
+pub mod meta;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;

@@ -13,6 +13,7 @@ use super::device;
 use super::pair::{self, RefreshSecret};
 use super::{LoginIn, LoginOut, RefreshIn, TokenOut, store};
 use crate::access::client_ip::ClientIp;
+use crate::access::grants::Role;
 use crate::access::password;
 use crate::access::principal::Actor;
 use crate::access::tokens::sha256_hex;
@@ -20,7 +21,7 @@ use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json};
-use crate::ids::RefreshFamilyId;
+use crate::ids::{OrgId, RefreshFamilyId};
 use crate::state::AppState;
 use crate::traffic::limits::{Limit, LimitKind};
 use crate::users;
@@ -110,53 +111,10 @@ async fn login(
     .await;
     let user = match user {
         Some(u) if ok && !u.disabled() => u,
-        other => {
-            let device_locked = match device.trusted_hash() {
-                Some(h) => {
-                    store::device_failed(&mut app.db.clone(), h, device::FAILURE_LIMIT).await?
-                }
-                None => false,
-            };
-            let memberships = match &other {
-                Some(u) => users::memberships(&mut app.db.clone(), &u.id).await?,
-                None => Vec::new(),
-            };
-            let org = memberships.first().map(|m| m.0.clone());
-            let actor = other
-                .as_ref()
-                .map_or(Actor::Anonymous, |u| Actor::User(u.id.clone()));
-            audit::record_alone(
-                &app.db,
-                &meta,
-                Entry::new(org.as_ref(), actor, "auth.login")
-                    .outcome(Outcome::Failure)
-                    .details(json!({
-                        "email_sha256": sha256_hex(&email),
-                        "reason": "invalid_credentials",
-                        "device_token": device.label(),
-                        "device_token_locked": device_locked,
-                    })),
-            )
-            .await;
-            return Err(invalid_credentials());
-        }
+        other => return Err(refuse_login(&app, &meta, &email, other.as_ref(), &device).await?),
     };
-
     let memberships = users::memberships(&mut app.db.clone(), &user.id).await?;
-    let chosen = match &body.org_id {
-        Some(o) => memberships.iter().find(|(id, _)| id == o).cloned(),
-        None if memberships.len() == 1 => memberships.first().cloned(),
-        None if memberships.is_empty() => None,
-        None => {
-            return Err(ApiError::field(
-                "org_id",
-                "this user belongs to several orgs; name the one to log in to",
-            ));
-        }
-    };
-    let Some((org, role)) = chosen else {
-        return Err(invalid_credentials());
-    };
+    let (org, role) = chosen_org(&memberships, body.org_id.as_ref())?;
     let mut tx = app.db.begin().await?;
     let tokens = pair::issue(
         &app,
@@ -193,6 +151,57 @@ async fn login(
         device_token,
     })
     .into_response())
+}
+
+/// Records a failed login (and counts it against a trusted device token) and says why, in
+/// words that do not tell an unknown email from a wrong password.
+async fn refuse_login(
+    app: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    user: Option<&users::User>,
+    device: &device::Device,
+) -> ApiResult<ApiError> {
+    let device_locked = match device.trusted_hash() {
+        Some(h) => store::device_failed(&mut app.db.clone(), h, device::FAILURE_LIMIT).await?,
+        None => false,
+    };
+    let memberships = match user {
+        Some(u) => users::memberships(&mut app.db.clone(), &u.id).await?,
+        None => Vec::new(),
+    };
+    let org = memberships.first().map(|m| m.0.clone());
+    let actor = user.map_or(Actor::Anonymous, |u| Actor::User(u.id.clone()));
+    audit::record_alone(
+        &app.db,
+        meta,
+        Entry::new(org.as_ref(), actor, "auth.login")
+            .outcome(Outcome::Failure)
+            .details(json!({
+                "email_sha256": sha256_hex(email),
+                "reason": "invalid_credentials",
+                "device_token": device.label(),
+                "device_token_locked": device_locked,
+            })),
+    )
+    .await;
+    Ok(invalid_credentials())
+}
+
+/// The org a login is for: the one named, or the user's only one.
+fn chosen_org(memberships: &[(OrgId, Role)], named: Option<&OrgId>) -> ApiResult<(OrgId, Role)> {
+    let chosen = match named {
+        Some(o) => memberships.iter().find(|(id, _)| id == o).cloned(),
+        None if memberships.len() == 1 => memberships.first().cloned(),
+        None if memberships.is_empty() => None,
+        None => {
+            return Err(ApiError::field(
+                "org_id",
+                "this user belongs to several orgs; name the one to log in to",
+            ));
+        }
+    };
+    chosen.ok_or_else(invalid_credentials)
 }
 
 async fn logout(

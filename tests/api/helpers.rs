@@ -1,4 +1,7 @@
-#![allow(dead_code)]
+#![expect(
+    dead_code,
+    reason = "each test module uses a different part of the helpers"
+)]
 //! Spawning the real application on port 0 against a fresh store, and talking to it.
 
 use std::collections::HashMap;

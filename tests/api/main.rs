@@ -3,6 +3,10 @@
 //!
 //! A custom harness (libtest-mimic) so that the Postgres half shows up as `ignored` with a
 //! banner when no Postgres is configured, rather than silently passing.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails by panicking, helpers included"
+)]
 
 mod helpers;
 

@@ -7,17 +7,18 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::client_ip::ClientIp;
-use super::grants::Role;
-use super::principal::{Actor, Environment, LimitIds, Principal, PrincipalKind};
-use super::tokens;
+mod idempotent;
+
+use crate::access::client_ip::ClientIp;
+use crate::access::grants::Role;
+use crate::access::principal::{Actor, Environment, LimitIds, Principal, PrincipalKind};
+use crate::access::tokens;
 use crate::api_keys::{ApiKey, KeyRefusal, looks_like_key};
 use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::billing::plans::{Plan, plan_limits};
@@ -28,7 +29,6 @@ use crate::http::{ApiError, ErrorCode};
 use crate::ids::{OrgId, UserId};
 use crate::state::AppState;
 use crate::traffic::headers;
-use crate::traffic::idempotency::{self, Begin, Completed};
 use crate::traffic::limits::{Decision, Limit, LimitKind};
 
 /// The guard's state: the app and the profile of the route it protects.
@@ -175,7 +175,7 @@ pub async fn guard(State(g): State<GuardState>, req: Request, next: Next) -> Res
     } else {
         parts.extensions.insert(principal.clone());
         // Boxed, like the refusals: the common request carries no room for their futures.
-        Box::pin(idempotent(app, profile, &principal, parts, body, next)).await
+        Box::pin(idempotent::run(app, profile, &principal, parts, body, next)).await
     };
     match decision {
         Some(d) => with_limit_headers(res, &d),
@@ -423,86 +423,4 @@ async fn deny(app: &AppState, meta: &RequestMeta, route: &str, r: Refusal) -> Re
         .await;
     }
     r.error.into_response()
-}
-
-/// Runs the handler under an `Idempotency-Key` claim (see [`crate::traffic::idempotency`]).
-async fn idempotent(
-    app: &AppState,
-    profile: &Profile,
-    p: &Principal,
-    parts: axum::http::request::Parts,
-    body: Body,
-    next: Next,
-) -> Response {
-    let key = match parts.headers.get(&idempotency::HEADER) {
-        None if profile.idempotency == Idempotency::Required => {
-            return ApiError::Invalid(
-                ErrorCode::IdempotencyKeyRequired,
-                "this route requires an Idempotency-Key header".into(),
-            )
-            .into_response();
-        }
-        None => return next.run(Request::from_parts(parts, body)).await,
-        Some(v) => match idempotency::parse_key(v) {
-            Ok(k) => k,
-            Err(e) => return e.into_response(),
-        },
-    };
-    let bytes = match axum::body::to_bytes(body, app.config.body_limit).await {
-        Ok(b) => b,
-        Err(_) => return ApiError::PayloadTooLarge(app.config.body_limit).into_response(),
-    };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
-    let fp = idempotency::fingerprint(parts.method.as_str(), &path, &bytes);
-    let ttl = i64::try_from(app.config.idempotency_ttl.as_millis()).unwrap_or(86_400_000);
-    let lock = i64::try_from(app.config.request_timeout.as_millis()).unwrap_or(30_000) + 5_000;
-    let claim = match idempotency::begin(&app.db, &p.tenant(), &key, &fp, ttl, lock).await {
-        Ok(Begin::Claimed(c)) => c,
-        Ok(Begin::Replay { status, body }) => return idempotency::replay(status, body),
-        Ok(Begin::Reused) => {
-            return ApiError::Rule {
-                code: crate::http::ErrorCode::IdempotencyKeyReused,
-                field: "Idempotency-Key",
-                detail: "this Idempotency-Key was used with a different request".into(),
-            }
-            .into_response();
-        }
-        Ok(Begin::InFlight) => {
-            return ApiError::Conflict(
-                ErrorCode::IdempotencyInFlight,
-                "a request with this Idempotency-Key is still running; retry shortly".into(),
-            )
-            .into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let mut parts = parts;
-    parts.extensions.insert(claim.clone());
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    if res.extensions().get::<Completed>().is_some() {
-        return res;
-    }
-    if res.status().is_success() {
-        // A handler with nothing to commit: record its response now.
-        let (rparts, rbody) = res.into_parts();
-        let bytes = axum::body::to_bytes(rbody, usize::MAX)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Err(e) =
-            idempotency::complete_detached(&app.db, &claim, rparts.status.as_u16(), &text).await
-        {
-            tracing::warn!(error = %e, "could not record an idempotent response");
-        }
-        return Response::from_parts(rparts, Body::from(bytes));
-    }
-    if let Err(e) = idempotency::release(&app.db, &claim).await {
-        tracing::warn!(error = %e, "could not release an idempotency claim");
-    }
-    res
 }
