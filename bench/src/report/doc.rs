@@ -57,11 +57,35 @@ pub async fn write(suite: &Suite) -> anyhow::Result<()> {
             writeln!(doc, "\n{}", section.trim_end())?;
         }
     }
+    // Hand-written analysis (profiles, breakdowns, history) follows the measured sections.
+    for note in notes(&suite.results)? {
+        writeln!(doc, "\n{}", note.trim_end())?;
+    }
     if let Some(dir) = suite.doc.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&suite.doc, doc)?;
     Ok(())
+}
+
+/// The `.md` files of `bench/notes/` (beside `bench/results/`), by name.
+fn notes(results: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let Some(dir) = results.parent().map(|b| b.join("notes")) else {
+        return Ok(Vec::new());
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut paths: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| Ok(std::fs::read_to_string(p)?))
+        .collect()
 }
 
 fn command_line(program: &str, args: &[&str]) -> Option<String> {
