@@ -227,6 +227,24 @@ pub async fn run(state: AppState, registry: Registry, background: impl Loop) -> 
     Ok(())
 }
 
+/// Runs every due job, and every job those enqueue that is due at once, until none is left;
+/// returns how many ran. For tests and one-off tools that need the queue's work done now
+/// rather than by a running worker: a job retried or scheduled for later is left for later.
+pub async fn drain(state: &AppState, registry: &Registry) -> anyhow::Result<usize> {
+    let worker = WorkerId::new();
+    let lease_ms = i64::try_from(state.config.job_lease.as_millis()).unwrap_or(60_000);
+    let mut ran = 0;
+    loop {
+        let jobs = queue::claim(&state.db, &worker, MAX_BATCH as i64, lease_ms, false).await?;
+        if jobs.is_empty() {
+            return Ok(ran);
+        }
+        ran += jobs.len();
+        futures_util::future::join_all(jobs.into_iter().map(|job| execute(state, registry, job)))
+            .await;
+    }
+}
+
 /// Wakes this process's workers and scheduler on Postgres `NOTIFY rampart_jobs` and
 /// `rampart_scheduled` (sent at commit by any instance), reconnecting as needed.
 async fn listen(pool: sqlx::PgPool, stop: CancellationToken) {

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rampart::app::{App, AppState, ServeOptions};
+use rampart::app::{App, ServeOptions};
 use rampart::config::Config;
+use rampart::state::AppState;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -141,12 +142,21 @@ pub struct TestApp {
     pub state: AppState,
     pub env: HashMap<String, String>,
     pub db: std::sync::Arc<TestDb>,
+    /// The job handlers [`TestApp::drain_jobs`] runs, built on first use.
+    jobs: std::sync::OnceLock<rampart::jobs::Registry>,
     token: CancellationToken,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub async fn spawn_app(store: Store) -> TestApp {
     spawn_app_with(store, &[]).await
+}
+
+/// An instance without its in-process worker: background work runs only when the test calls
+/// [`TestApp::drain_jobs`].
+pub async fn spawn_quiet(store: Store, extra: &[(&str, &str)]) -> TestApp {
+    let db = std::sync::Arc::new(TestDb::new(store).await);
+    spawn_on(db, extra, ServeOptions { no_worker: true }).await
 }
 
 pub async fn spawn_app_with(store: Store, extra: &[(&str, &str)]) -> TestApp {
@@ -183,6 +193,7 @@ pub async fn spawn_on(
         state,
         env,
         db,
+        jobs: std::sync::OnceLock::new(),
         token,
         handle: Some(handle),
     }
@@ -233,6 +244,18 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// Runs every due job (and those they enqueue) to completion, here and now: how a test
+    /// waits for background work when time is not what it tests. Spawn the app with
+    /// `ServeOptions { no_worker: true }` (see [`spawn_quiet`]) so no worker races it.
+    pub async fn drain_jobs(&self) -> usize {
+        let jobs = self
+            .jobs
+            .get_or_init(|| rampart::app::job_registry(&self.state));
+        rampart::jobs::runner::drain(&self.state, jobs)
+            .await
+            .expect("the jobs run")
     }
 
     /// Stops the instance and waits for it to finish draining.

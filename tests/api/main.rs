@@ -8,6 +8,7 @@
     reason = "a test fails by panicking, helpers included"
 )]
 
+mod fixture;
 mod helpers;
 
 mod cli;
