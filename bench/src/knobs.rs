@@ -110,8 +110,8 @@ impl Knobs {
             webhook_connections: count("BENCH_WEBHOOK_CONNECTIONS", 32)?,
             webhook_stores: list(
                 "BENCH_WEBHOOK_STORES",
-                "sqlite postgres postgres-notls",
-                &["sqlite", "postgres", "postgres-notls"],
+                "sqlite sqlite-normal postgres postgres-notls",
+                &["sqlite", "sqlite-normal", "postgres", "postgres-notls"],
             )?,
             webhook_cases: list(
                 "BENCH_WEBHOOK_CASES",
