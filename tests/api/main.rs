@@ -13,6 +13,7 @@ mod helpers;
 mod cli;
 mod conventions;
 mod enterprise;
+mod error_codes;
 mod faults;
 mod hostile;
 mod identity;
@@ -81,6 +82,7 @@ fn main() {
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
         ("hostile", hostile::scenarios()),
+        ("error_codes", error_codes::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
