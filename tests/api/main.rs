@@ -17,6 +17,7 @@ mod error_codes;
 mod faults;
 mod hostile;
 mod identity;
+mod isolation;
 mod matrix;
 mod messaging;
 mod operations;
@@ -131,7 +132,12 @@ fn main() {
     let postgres_only = faults::postgres_only()
         .into_iter()
         .map(|t| ("faults", t))
-        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)));
+        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)))
+        .chain(
+            isolation::postgres_only()
+                .into_iter()
+                .map(|t| ("isolation", t)),
+        );
     for (module, (name, f)) in postgres_only {
         trials.push(
             Trial::test(format!("postgres::{module}::{name}"), move || {
