@@ -145,7 +145,7 @@ async fn not_replayable(app: &TestApp, key: &str) -> String {
     )
     .await;
     contact(app, key).await;
-    let dead = eventually(Duration::from_secs(15), || async {
+    let dead = eventually(Duration::from_secs(30), || async {
         let list = json_of(app.get_as("/v1/dead-letters?status=open", key).await, 200).await;
         list["data"][0]["id"].as_str().map(str::to_owned)
     })
