@@ -31,7 +31,7 @@ pub fn postgres_only() -> Vec<(&'static str, crate::Plain)> {
 }
 
 /// A TCP proxy that can cut every connection and refuse new ones, then let them through again.
-struct Outage {
+pub struct Outage {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
     cut: Arc<Mutex<CancellationToken>>,
@@ -64,14 +64,14 @@ impl Outage {
         Outage { addr, up, cut }
     }
 
-    fn down(&self) {
+    pub fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         let mut cut = self.cut.lock().unwrap();
         cut.cancel();
         *cut = CancellationToken::new();
     }
 
-    fn restore(&self) {
+    pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }
@@ -86,7 +86,7 @@ async fn create_contact(app: &TestApp, key: &str, external_key: &str) -> reqwest
 }
 
 /// A server whose Postgres goes through the proxy ([`Outage`]).
-async fn spawn_behind_outage() -> (TestApp, Outage) {
+pub async fn spawn_behind_outage() -> (TestApp, Outage) {
     let db = TestDb::new(Store::Postgres).await;
     let mut url = reqwest::Url::parse(&db.url).unwrap();
     let upstream: SocketAddr =

@@ -14,9 +14,11 @@ mod helpers;
 mod cli;
 mod conventions;
 mod enterprise;
+mod error_codes;
 mod faults;
 mod hostile;
 mod identity;
+mod isolation;
 mod matrix;
 mod messaging;
 mod operations;
@@ -82,6 +84,7 @@ fn main() {
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
         ("hostile", hostile::scenarios()),
+        ("error_codes", error_codes::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -130,7 +133,12 @@ fn main() {
     let postgres_only = faults::postgres_only()
         .into_iter()
         .map(|t| ("faults", t))
-        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)));
+        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)))
+        .chain(
+            isolation::postgres_only()
+                .into_iter()
+                .map(|t| ("isolation", t)),
+        );
     for (module, (name, f)) in postgres_only {
         trials.push(
             Trial::test(format!("postgres::{module}::{name}"), move || {

@@ -3,7 +3,7 @@
 
 mod edges;
 mod generated;
-mod raw;
+pub mod raw;
 mod restore;
 
 pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
