@@ -99,8 +99,8 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("temp_store", "memory");
-            // No test before acquire: a connection to a file in this process has no other end
-            // to lose, and the test is a round trip to the connection's thread per query.
+            // No test before acquire nor on release: a connection to a file in this process has
+            // no other end to lose, and each test is a round trip to the connection's thread.
             let write_timeout = opts.acquire_timeout.max(Duration::from_secs(10));
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -115,6 +115,7 @@ impl Db {
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(2))
                 .test_before_acquire(false)
+                .test_on_release(false)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(base.read_only(true))
                 .await?;
@@ -133,6 +134,9 @@ impl Db {
                 // query, which doubled the cost of a single read. Only a connection that sat
                 // idle (a restart or a proxy may have cut it meanwhile) is pinged now.
                 .test_before_acquire(false)
+                // Nor on release (vendor/README.md): the next statement drains whatever a
+                // cancelled one left, and a connection with a queued ROLLBACK is still pinged.
+                .test_on_release(false)
                 .before_acquire(|conn, meta| {
                     Box::pin(async move {
                         if meta.idle_for < PING_IF_IDLE_FOR {
@@ -285,13 +289,12 @@ impl Exec for Db {
                 };
                 rows.into_iter().map(Row::Sqlite).collect()
             }
-            Db::Postgres(p, _) => q
-                .postgres()
-                .fetch_all(&*p)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect(),
+            Db::Postgres(p, _) => {
+                let mut conn = p.acquire().await?;
+                let rows = q.postgres().fetch_all(&mut *conn).await;
+                retire_if_lost(&mut conn, &rows);
+                rows?.into_iter().map(Row::Postgres).collect()
+            }
         })
     }
 
@@ -308,7 +311,12 @@ impl Exec for Db {
                 };
                 row.map(Row::Sqlite)
             }
-            Db::Postgres(p, _) => q.postgres().fetch_optional(&*p).await?.map(Row::Postgres),
+            Db::Postgres(p, _) => {
+                let mut conn = p.acquire().await?;
+                let row = q.postgres().fetch_optional(&mut *conn).await;
+                retire_if_lost(&mut conn, &row);
+                row?.map(Row::Postgres)
+            }
         })
     }
 
@@ -322,7 +330,25 @@ impl Exec for Db {
                     .await?
                     .rows_affected(),
             },
-            Db::Postgres(p, _) => q.postgres().execute(&*p).await?.rows_affected(),
+            Db::Postgres(p, _) => {
+                let mut conn = p.acquire().await?;
+                let done = q.postgres().execute(&mut *conn).await;
+                retire_if_lost(&mut conn, &done);
+                done?.rows_affected()
+            }
         })
+    }
+}
+
+/// Closes a pooled Postgres connection whose statement failed because the connection broke,
+/// rather than handing it to the next caller.
+pub(super) fn retire_if_lost<T>(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
+    result: &Result<T, sqlx::Error>,
+) {
+    if let Err(e) = result
+        && super::error::connection_lost(e)
+    {
+        conn.close_on_drop();
     }
 }

@@ -94,6 +94,19 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// Whether `e` means the connection itself is broken, not just its statement: a pooled
+/// connection that saw it must be closed, not handed to the next caller (the pool no longer
+/// pings connections it gets back, see vendor/README.md).
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// SQLite BUSY/LOCKED and Postgres connection/admin-shutdown classes: transient.
 fn is_busy(code: Option<&str>) -> bool {
     matches!(code, Some("5" | "6" | "517" | "57P01" | "57P02" | "57P03"))

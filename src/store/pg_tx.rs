@@ -82,22 +82,32 @@ impl PgTx {
 
     pub async fn fetch_all(&mut self, q: Q) -> DbResult<Vec<Row>> {
         let conn = self.ready(q.access()).await?;
-        Ok(q.postgres()
-            .fetch_all(conn)
-            .await?
-            .into_iter()
-            .map(Row::Postgres)
-            .collect())
+        let rows = q.postgres().fetch_all(conn).await;
+        self.retire_if_lost(&rows);
+        Ok(rows?.into_iter().map(Row::Postgres).collect())
     }
 
     pub async fn fetch_optional(&mut self, q: Q) -> DbResult<Option<Row>> {
         let conn = self.ready(q.access()).await?;
-        Ok(q.postgres().fetch_optional(conn).await?.map(Row::Postgres))
+        let row = q.postgres().fetch_optional(conn).await;
+        self.retire_if_lost(&row);
+        Ok(row?.map(Row::Postgres))
     }
 
     pub async fn execute(&mut self, q: Q) -> DbResult<u64> {
         let conn = self.ready(q.access()).await?;
-        Ok(q.postgres().execute(conn).await?.rows_affected())
+        let done = q.postgres().execute(conn).await;
+        self.retire_if_lost(&done);
+        Ok(done?.rows_affected())
+    }
+
+    /// A connection not yet in a transaction whose statement failed because the connection
+    /// broke is closed when dropped. (One in a transaction is: the `ROLLBACK` its drop queues
+    /// goes through the pool's ping, which fails.)
+    fn retire_if_lost<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        if let PgConn::Idle(c) = &mut self.conn {
+            super::db::retire_if_lost(c, result);
+        }
     }
 
     fn conn(&mut self) -> DbResult<&mut sqlx::PgConnection> {
@@ -140,10 +150,9 @@ impl PgTx {
             if self.begin == PgBegin::AtFirstWrite && todo.len() <= 1 {
                 // Never begun: nothing to do, or one statement that is atomic on its own.
                 if let Some(Outgoing { q, writes }) = todo.pop() {
-                    q.postgres()
-                        .execute(&mut **c)
-                        .await
-                        .map_err(|e| name_failed_write(e, &writes))?;
+                    let done = q.postgres().execute(&mut **c).await;
+                    super::db::retire_if_lost(c, &done);
+                    done.map_err(|e| name_failed_write(e, &writes))?;
                 }
                 return Ok(());
             }

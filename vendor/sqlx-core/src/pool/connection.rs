@@ -203,6 +203,23 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             return;
         }
 
+        // Rampart patch (vendor/README.md): with nothing to await on release, hand the
+        // connection back here rather than from a spawned task.
+        let options = &self.pool.options;
+        if !options.test_on_release
+            && options.after_release.is_none()
+            && options.min_connections == 0
+            && !self.pool.is_closed()
+            && self.live.as_ref().is_some_and(|live| {
+                !is_beyond_max_lifetime(live, options) && !live.raw.should_flush()
+            })
+        {
+            if let Some(live) = self.live.take() {
+                live.float(self.pool.clone()).release();
+            }
+            return;
+        }
+
         // We still need to spawn a task to maintain `min_connections`.
         if self.live.is_some() || self.pool.options.min_connections > 0 {
             crate::rt::spawn(self.return_to_pool());
@@ -311,6 +328,12 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // returned to the pool; also of course, if it was dropped due to an error
         // this is simply a band-aid as SQLx-next connections should be able
         // to recover from cancellations
+        // Rampart patch (vendor/README.md): a queued write (a transaction's rollback) still
+        // goes through the ping, which flushes it and waits for its answer.
+        if !self.guard.pool.options.test_on_release && !self.raw.should_flush() {
+            self.release();
+            return true;
+        }
         if let Err(error) = self.raw.ping().await {
             tracing::warn!(
                 %error,

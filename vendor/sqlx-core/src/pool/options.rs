@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 /// the perspectives of both API designer and consumer.
 pub struct PoolOptions<DB: Database> {
     pub(crate) test_before_acquire: bool,
+    // Rampart patch (vendor/README.md): whether a released connection is pinged.
+    pub(crate) test_on_release: bool,
     pub(crate) after_connect: Option<
         Arc<
             dyn Fn(&mut DB::Connection, PoolConnectionMetadata) -> BoxFuture<'_, Result<(), Error>>
@@ -94,6 +96,7 @@ impl<DB: Database> Clone for PoolOptions<DB> {
     fn clone(&self) -> Self {
         PoolOptions {
             test_before_acquire: self.test_before_acquire,
+            test_on_release: self.test_on_release,
             after_connect: self.after_connect.clone(),
             before_acquire: self.before_acquire.clone(),
             after_release: self.after_release.clone(),
@@ -147,6 +150,7 @@ impl<DB: Database> PoolOptions<DB> {
             before_acquire: None,
             after_release: None,
             test_before_acquire: true,
+            test_on_release: true,
             // A production application will want to set a higher limit than this.
             max_connections: 10,
             min_connections: 0,
@@ -313,6 +317,17 @@ impl<DB: Database> PoolOptions<DB> {
     /// Defaults to `true`.
     pub fn test_before_acquire(mut self, test: bool) -> Self {
         self.test_before_acquire = test;
+        self
+    }
+
+    /// Rampart patch (vendor/README.md): if `false`, a connection handed back with nothing
+    /// queued to send is returned to the idle queue at once, without the ping (a round trip to
+    /// the server, or to a SQLite connection's thread) and the spawned task that `true` (the
+    /// default) costs per release. One with a queued write (a dropped transaction's
+    /// `ROLLBACK`) is still pinged, which sends it. Postgres and SQLite connections drain
+    /// whatever a cancelled query left unread before their next statement.
+    pub fn test_on_release(mut self, test: bool) -> Self {
+        self.test_on_release = test;
         self
     }
 
