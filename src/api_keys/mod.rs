@@ -183,10 +183,24 @@ pub fn check(key: &ApiKey, hash: &[u8], now: i64) -> Result<(), KeyRefusal> {
     }
 }
 
+/// The form of a key's `rate_limit` and `quota` the document states (a subset of what
+/// `Rate::parse` reads, which also allows spaces): a count that fits, a slash and a unit.
+pub const RATE_PATTERN: &str = "^[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)$";
+
+fn rate_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::http::text::or_null(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .max_length(Some(16))
+            .pattern(Some(RATE_PATTERN))
+            .into(),
+    )
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIn {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::http::text::line::<1, 100>)]
     pub name: String,
     /// Areas the key may reach: messages, contacts, conversations, scheduled_messages,
     /// webhooks, dead_letters, audit_logs, exports, gdpr.
@@ -198,21 +212,18 @@ pub struct KeyIn {
     /// live (default) or test.
     pub environment: Option<Environment>,
     /// Requests per period, e.g. `10/s`.
-    #[schema(pattern = "^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")]
+    #[schema(schema_with = rate_schema)]
     pub rate_limit: Option<String>,
     /// Requests per period, e.g. `10000/day`.
-    #[schema(pattern = "^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")]
+    #[schema(schema_with = rate_schema)]
     pub quota: Option<String>,
-    /// The key stops working then.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    /// The key stops working then (in the future).
     pub expires_at: Option<Rfc3339>,
 }
 
 impl Validate for KeyIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.len("name", &self.name, 1, 100);
-        c.printable("name", &self.name);
         c.check(
             !self.scopes.is_empty(),
             "scopes",

@@ -28,6 +28,7 @@ pub fn routes() -> Vec<Route> {
             Profile::public(),
             receive_billing_event,
         )
+        .error(ErrorCode::InvalidSignature, "billing events are not configured on this deployment (`RAMPART_BILLING_WEBHOOK_SECRET` is unset: every event is refused), or `Stripe-Signature` is missing, stale or does not verify")
         .summary("Receive a Stripe subscription event (verified with Stripe-Signature)")
         .tag("billing")
         .body::<BillingEventIn>()
@@ -39,9 +40,11 @@ pub fn routes() -> Vec<Route> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BillingEventIn {
     /// `evt_…`, used to apply each event once.
+    #[schema(schema_with = crate::http::text::line::<1, 255>)]
     pub id: String,
     /// customer.subscription.created, .updated or .deleted (others are acknowledged and ignored).
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::http::text::line::<1, 255>)]
     pub type_: StripeEventType,
     /// Unix seconds.
     pub created: i64,
@@ -192,7 +195,7 @@ async fn receive_billing_event(
         })?;
     verify_signature(secret.expose(), sig, &body, now_ms() / 1000)
         .map_err(|m| ApiError::Invalid(ErrorCode::InvalidSignature, m.into()))?;
-    let event: BillingEventIn = crate::http::extract::parse_json(&body)?;
+    let event: BillingEventIn = crate::http::extract::parse_checked_json(&body)?;
     if event.id.is_empty() || event.id.len() > 255 {
         return Err(ApiError::field("id", "must be 1-255 characters"));
     }

@@ -1,5 +1,6 @@
 //! Extractors whose rejections are problems: [`Json`] (strict: content type, syntax → 400,
-//! fields → 422 with paths, then [`Validate`]), [`Query`] and [`Path`].
+//! fields → 422 with paths, then the published schema, then [`Validate`]), [`Query`] and
+//! [`Path`].
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -16,7 +17,7 @@ pub struct Json<T>(pub T);
 impl<S, T> FromRequest<S> for Json<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Validate + utoipa::ToSchema + 'static,
 {
     type Rejection = ApiError;
 
@@ -39,9 +40,20 @@ where
         }
         let bytes = super::body::read(req).await?;
         let value = parse_json::<T>(&bytes)?;
-        value.validate()?;
+        let schema_errors = super::schema_check::field_errors::<T>(&bytes)?;
+        super::schema_check::merge(value.validate(), schema_errors)?;
         Ok(Json(value))
     }
+}
+
+/// Parses a JSON body as [`parse_json`] does, then checks it against `T`'s published schema.
+pub fn parse_checked_json<T>(bytes: &[u8]) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + utoipa::ToSchema + 'static,
+{
+    let value = parse_json::<T>(bytes)?;
+    super::schema_check::merge(Ok(()), super::schema_check::field_errors::<T>(bytes)?)?;
+    Ok(value)
 }
 
 /// Parses a JSON body: malformed → 400 `bad_request`; anything but an object, a NUL anywhere,
@@ -154,7 +166,7 @@ pub struct OptionalJson<T>(pub T);
 impl<S, T> FromRequest<S> for OptionalJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Validate + Default,
+    T: DeserializeOwned + Validate + Default + utoipa::ToSchema + 'static,
 {
     type Rejection = ApiError;
 

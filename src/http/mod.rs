@@ -13,8 +13,10 @@ pub mod openapi;
 pub mod pagination;
 pub mod request_id;
 pub mod routes;
+pub mod schema_check;
 pub mod serde_message;
 pub mod serve;
+pub mod text;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, ErrorCode};

@@ -14,7 +14,7 @@ use crate::orgs::Org;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientOrgIn {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::http::text::label::<1, 200>)]
     pub name: String,
 }
 

@@ -60,12 +60,12 @@ pub struct ScheduledIn {
     pub conversation_id: Option<ConversationId>,
     /// Scheduling to a contact is refused (422 unsupported_target): start a conversation.
     pub contact_id: Option<ContactId>,
-    #[schema(min_length = 1, max_length = 4096)]
+    /// 1-4096 characters, not blank.
+    #[schema(schema_with = crate::http::text::text::<1, 4096>)]
     pub body: String,
     /// In the future, at most 366 days ahead.
-    #[schema(value_type = String, format = DateTime)]
     pub send_at: Rfc3339,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::messages::metadata_schema)]
     pub metadata: Option<Map<String, Value>>,
 }
 
