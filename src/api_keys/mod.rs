@@ -183,6 +183,22 @@ pub fn check(key: &ApiKey, hash: &[u8], now: i64) -> Result<(), KeyRefusal> {
     }
 }
 
+/// A scope an API key may hold, as the document states it: derived from
+/// [`Scope::key_grantable`], so a user-only scope is not offered.
+pub struct GrantableScope;
+
+impl utoipa::PartialSchema for GrantableScope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let scopes = Scope::ALL.into_iter().filter(|s| s.key_grantable());
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(scopes.map(Scope::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GrantableScope {}
+
 /// The form of a key's `rate_limit` and `quota` the document states (a subset of what
 /// `Rate::parse` reads, which also allows spaces): a count that fits, a slash and a unit.
 pub const RATE_PATTERN: &str = "^[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)$";
@@ -204,7 +220,7 @@ pub struct KeyIn {
     pub name: String,
     /// Areas the key may reach: messages, contacts, conversations, scheduled_messages,
     /// webhooks, dead_letters, audit_logs, exports, gdpr.
-    #[schema(min_items = 1)]
+    #[schema(value_type = Vec<GrantableScope>, min_items = 1)]
     pub scopes: Vec<Scope>,
     /// Verbs: read, write, delete.
     #[schema(min_items = 1)]

@@ -8,9 +8,9 @@ use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{ActorKind, Principal};
 use crate::app::AppState;
 use crate::clock::{Rfc3339, rfc3339};
-use crate::http::text::Line;
 use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
+use crate::http::text::Line;
 use crate::http::{ApiError, ApiResult, Query, Validate};
 use crate::ids::AuditEntryId;
 

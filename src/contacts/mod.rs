@@ -72,7 +72,10 @@ pub struct ContactIn {
 pub const ATTRIBUTES_MAX_KEYS: usize = 50;
 
 fn attributes_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    crate::http::validate::object_schema(ATTRIBUTES_MAX_KEYS, "Up to 50 keys of 1-100 characters, 16 KiB as JSON.")
+    crate::http::validate::object_schema(
+        ATTRIBUTES_MAX_KEYS,
+        "Up to 50 keys of 1-100 characters, 16 KiB as JSON.",
+    )
 }
 
 /// The rules of a contact's personal fields, on create and on update.

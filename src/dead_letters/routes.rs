@@ -49,7 +49,10 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::DeadLetters, Permission::Write).audited(),
             replay_dead_letter,
         )
-        .error(ErrorCode::NotReplayable, "the dead letter is not open, or its endpoint is not active")
+        .error(
+            ErrorCode::NotReplayable,
+            "the dead letter is not open, or its endpoint is not active",
+        )
         .path::<DeadLetterId>()
         .summary("Replay one dead letter; it is resolved when the replay succeeds")
         .tag("dead letters")

@@ -10,10 +10,10 @@ use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
+use crate::contacts::ExternalKey;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
 use crate::http::routes::{Billing, Profile, Route};
-use crate::contacts::ExternalKey;
 use crate::http::{ApiError, ApiResult, Path};
 use crate::traffic::idempotency::Idem;
 

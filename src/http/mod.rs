@@ -7,6 +7,7 @@ pub mod error;
 mod error_code;
 pub mod extract;
 mod head_refusal;
+mod json_keys;
 mod json_text;
 pub mod middleware;
 pub mod openapi;

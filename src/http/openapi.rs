@@ -26,35 +26,68 @@ fn error_responses(route: &Route) -> BTreeMap<u16, Vec<(ErrorCode, &'static str)
     let p = &route.profile;
     let d = &route.docs;
     let mut out: Vec<(ErrorCode, &'static str)> = vec![
-        (E::BadRequest, "malformed percent-encoding, or NUL, in the path or query"),
+        (
+            E::BadRequest,
+            "malformed percent-encoding, or NUL, in the path or query",
+        ),
         (E::UriTooLong, "the path and query exceed 8 KiB"),
         (E::HeadersTooLarge, "the request headers are too large"),
-        (E::PayloadTooLarge, "a declared Content-Length over the body limit"),
+        (
+            E::PayloadTooLarge,
+            "a declared Content-Length over the body limit",
+        ),
         (E::InternalError, "unexpected; quote the request id"),
-        (E::RequestTimeout, "the request took longer than the server allows"),
-        (E::ServiceUnavailable, "a dependency is unavailable; retry later"),
+        (
+            E::RequestTimeout,
+            "the request took longer than the server allows",
+        ),
+        (
+            E::ServiceUnavailable,
+            "a dependency is unavailable; retry later",
+        ),
     ];
     if d.query.is_some() {
         out.push((E::BadRequest, "a query parameter is unknown or invalid"));
     }
     if !path_params(route.path).is_empty() {
-        out.push((E::NotFound, "no such object in this org (also a malformed id)"));
+        out.push((
+            E::NotFound,
+            "no such object in this org (also a malformed id)",
+        ));
     }
     if !p.auth.is_empty() {
-        out.push((E::Unauthenticated, "no credentials, or an invalid or expired token"));
+        out.push((
+            E::Unauthenticated,
+            "no credentials, or an invalid or expired token",
+        ));
         if p.auth.contains(&AuthKind::ApiKey) {
             out.push((E::InvalidApiKey, "the API key is unknown or malformed"));
             out.push((E::ApiKeyRevoked, "the API key was revoked"));
             out.push((E::ApiKeyExpired, "the API key has expired"));
         }
         out.push((E::TenantMismatch, "the identity belongs to another tenant"));
-        out.push((E::InsufficientScope, "the credential lacks the route's scope"));
-        out.push((E::InsufficientPermission, "the credential lacks the route's permission"));
-        out.push((E::InsufficientRole, "the user's role is below what the route needs"));
+        out.push((
+            E::InsufficientScope,
+            "the credential lacks the route's scope",
+        ));
+        out.push((
+            E::InsufficientPermission,
+            "the credential lacks the route's permission",
+        ));
+        out.push((
+            E::InsufficientRole,
+            "the user's role is below what the route needs",
+        ));
         out.push((E::NotFound, "no such object in this org"));
         if p.billing != Billing::None {
-            out.push((E::SubscriptionInactive, "the org's subscription is not active"));
-            out.push((E::TierInsufficient, "the org's plan tier does not include this route"));
+            out.push((
+                E::SubscriptionInactive,
+                "the org's subscription is not active",
+            ));
+            out.push((
+                E::TierInsufficient,
+                "the org's plan tier does not include this route",
+            ));
         }
     }
     match p.rate_limit {
@@ -62,7 +95,10 @@ fn error_responses(route: &Route) -> BTreeMap<u16, Vec<(ErrorCode, &'static str)
         RateClass::PublicIp => out.push((E::RateLimited, "too many requests from this address")),
         RateClass::Principal => {
             out.push((E::RateLimited, "too many requests; see Retry-After"));
-            out.push((E::QuotaExceeded, "the period's quota is used up; see Retry-After"));
+            out.push((
+                E::QuotaExceeded,
+                "the period's quota is used up; see Retry-After",
+            ));
         }
     }
     if p.idempotency != Idempotency::None {
@@ -70,18 +106,30 @@ fn error_responses(route: &Route) -> BTreeMap<u16, Vec<(ErrorCode, &'static str)
         if p.idempotency == Idempotency::Required {
             out.push((E::IdempotencyKeyRequired, "no Idempotency-Key"));
         }
-        out.push((E::IdempotencyInFlight, "a request with this key is still running"));
-        out.push((E::IdempotencyKeyReused, "this key was used with another request"));
+        out.push((
+            E::IdempotencyInFlight,
+            "a request with this key is still running",
+        ));
+        out.push((
+            E::IdempotencyKeyReused,
+            "this key was used with another request",
+        ));
     }
     if route.method != axum::http::Method::GET {
-        out.push((E::Conflict, "it conflicts with an existing object or a concurrent write"));
+        out.push((
+            E::Conflict,
+            "it conflicts with an existing object or a concurrent write",
+        ));
     }
     if d.body.is_some() {
         out.push((E::BadRequest, "the body is not valid JSON"));
         out.push((E::BodyTimeout, "the body did not arrive in time"));
         out.push((E::PayloadTooLarge, "the body exceeds the size limit"));
         out.push((E::UnsupportedMediaType, "the body is not application/json"));
-        out.push((E::ValidationFailed, "the body is not an object, or a field is invalid (errors[] names it)"));
+        out.push((
+            E::ValidationFailed,
+            "the body is not an object, or a field is invalid (errors[] names it)",
+        ));
     }
     out.extend(d.errors.iter().copied());
     let mut by_status: BTreeMap<u16, Vec<(ErrorCode, &'static str)>> = BTreeMap::new();

@@ -7,8 +7,8 @@
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::error::ApiError;
 use super::validate::Validate;
@@ -158,7 +158,9 @@ fn is_documented_cursor(c: &str) -> bool {
     (1..=8).contains(&prefix.len())
         && prefix.bytes().all(|b| b.is_ascii_lowercase())
         && body.len() == 26
-        && body.bytes().all(|b| b"0123456789abcdefghjkmnpqrstvwxyz".contains(&b))
+        && body
+            .bytes()
+            .all(|b| b"0123456789abcdefghjkmnpqrstvwxyz".contains(&b))
 }
 
 /// One page of results.
@@ -222,7 +224,10 @@ mod tests {
         assert_eq!(p.limit, LIMIT_DEFAULT);
         // The base64 form earlier versions returned still reads.
         let legacy = B64.encode("v1:con_01abc");
-        assert_eq!(Cursor::parse(&legacy).unwrap().0.as_deref(), Some("con_01abc"));
+        assert_eq!(
+            Cursor::parse(&legacy).unwrap().0.as_deref(),
+            Some("con_01abc")
+        );
         assert_eq!(Cursor::parse("").unwrap().0, None);
         for bad in ["garbage!", "con_short", "CON_01jd5m0k9q8x7v6t5s4r3p2n1m"] {
             assert!(Cursor::parse(bad).is_err(), "{bad}");

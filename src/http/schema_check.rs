@@ -50,7 +50,9 @@ fn validator<T: utoipa::ToSchema + 'static>() -> Result<Arc<jsonschema::Validato
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(false)
         .build(&standalone_schema::<T>())
-        .map_err(|e| ApiError::internal_msg(format!("the schema of a body does not compile: {e}")))?;
+        .map_err(|e| {
+            ApiError::internal_msg(format!("the schema of a body does not compile: {e}"))
+        })?;
     let compiled = Arc::new(compiled);
     if let Ok(mut m) = validators().write() {
         m.insert(id, compiled.clone());
@@ -98,12 +100,11 @@ fn message(kind: &jsonschema::error::ValidationErrorKind) -> String {
 }
 
 /// Each field of the JSON `body` that breaks `T`'s published schema.
-pub fn field_errors<T: utoipa::ToSchema + 'static>(body: &[u8]) -> Result<Vec<FieldError>, ApiError> {
+pub fn field_errors<T: utoipa::ToSchema + 'static>(
+    body: &Value,
+) -> Result<Vec<FieldError>, ApiError> {
     let v = validator::<T>()?;
-    // Parsed before, so this cannot fail.
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::bad_request("the body is not valid JSON"))?;
-    Ok(v.iter_errors(&json)
+    Ok(v.iter_errors(body)
         .map(|e| FieldError {
             field: field_name(e.instance_path().as_str()),
             message: message(e.kind()),

@@ -33,7 +33,8 @@ pub fn label_pattern() -> String {
 
 /// Free text (a message body): anything but NUL, and not blank.
 pub fn text_pattern() -> String {
-    format!(r"^[^\u0000]*[^{CONTROL}{SPACE}][^\u0000]*$")
+    // Blank is Rust's white space: the SPACE class and the five ASCII controls \t to \r, U+0085.
+    format!(r"^[^\u0000]*[^\u0000\u0009-\u000d\u0085{SPACE}][^\u0000]*$")
 }
 
 /// Whether `s` is one line in the sense of [`line_pattern`].
@@ -69,7 +70,8 @@ fn bounded(min: usize, max: usize, pattern: String) -> RefOr<Schema> {
 pub fn or_null(schema: RefOr<Schema>) -> RefOr<Schema> {
     match schema {
         RefOr::T(Schema::Object(mut o)) => {
-            o.schema_type = utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]);
+            o.schema_type =
+                utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]);
             RefOr::T(Schema::Object(o))
         }
         other => other,
@@ -164,8 +166,29 @@ mod tests {
     use super::*;
 
     const SAMPLES: &[&str] = &[
-        "", "a", " a", "a ", "a b", "a\tb", "a\nb", "\n", " ", "\u{a0}x", "x\u{3000}", "\u{85}",
-        "\u{feff}", "é", "🙂", "a\u{7f}", "a\u{9f}b", "a\u{a0}b", "\u{1c}", "a\r\n", "x\u{2028}", "\0", "a\0b",
+        "",
+        "a",
+        " a",
+        "a ",
+        "a b",
+        "a\tb",
+        "a\nb",
+        "\n",
+        " ",
+        "\u{a0}x",
+        "x\u{3000}",
+        "\u{85}",
+        "\u{feff}",
+        "é",
+        "🙂",
+        "a\u{7f}",
+        "a\u{9f}b",
+        "a\u{a0}b",
+        "\u{1c}",
+        "a\r\n",
+        "x\u{2028}",
+        "\0",
+        "a\0b",
     ];
 
     #[test]

@@ -143,8 +143,7 @@ pub fn check_object(
             format!("must be at most {max_bytes} bytes as JSON (is {size})"),
         );
     }
-    if v
-        .keys()
+    if v.keys()
         .any(|k| k.is_empty() || k.chars().count() > OBJECT_KEY_MAX)
     {
         c.fail(field, "keys must be 1-100 characters");
@@ -186,9 +185,29 @@ pub fn phone_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema
 }
 
 /// The https URLs the document states for a URL field: a lowercase host name (no IP address,
-/// no punycode label), an optional port, and a path, query and fragment of URL characters. A
+/// no punycode label), an optional port (1-65535), and a path, query and fragment of URL characters. A
 /// subset of what the URL parser takes, so every URL of this form parses.
-pub const HTTPS_URL_PATTERN: &str = "^https://([a-z0-9]+(-[a-z0-9]+)*\\.){0,9}[a-z][a-z0-9]*(-[a-z0-9]+)*(:[1-9][0-9]{0,3})?([/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#%-]*)?$";
+pub const HTTPS_URL_PATTERN: &str = "^https://([a-z0-9]+(-[a-z0-9]+)*\\.){0,9}[a-z][a-z0-9]*(-[a-z0-9]+)*(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#%-]*)?$";
+
+/// The URLs the document states for a webhook target: like [`HTTPS_URL_PATTERN`] without a
+/// fragment, and plain `http` and IPv4 addresses are stated too, since a deployment that allows private targets
+/// takes them (one that does not refuses them with 422, as the field's description says).
+pub const WEBHOOK_URL_PATTERN: &str = "^https?://(([a-z0-9]+(-[a-z0-9]+)*\\.){0,9}[a-z][a-z0-9]*(-[a-z0-9]+)*|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?][A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$";
+
+/// The schema of a webhook URL field (`schema_with`).
+pub fn webhook_url() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(URL_MAX))
+        .pattern(Some(WEBHOOK_URL_PATTERN))
+        .examples(["https://example.com/hooks/rampart"])
+        .into()
+}
+
+/// [`webhook_url`], or `null`.
+pub fn webhook_url_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    super::text::or_null(webhook_url())
+}
 
 /// The longest URL accepted.
 pub const URL_MAX: usize = 2048;
@@ -241,17 +260,66 @@ mod tests {
     fn the_email_and_phone_patterns_agree_with_the_checks() {
         let email = regex::Regex::new(&email_pattern()).unwrap();
         for e in [
-            "a@b.c", "ada@example.com", "a@b@c.d", "@b.c", "a@.b", "a@b.", "a@bc", "a b@c.d",
-            "a@b\u{a0}.c", "é@ü.fr", "a@b.c\u{7}", "a@b..c", "a@b.c\n",
+            "a@b.c",
+            "ada@example.com",
+            "a@b@c.d",
+            "@b.c",
+            "a@.b",
+            "a@b.",
+            "a@bc",
+            "a b@c.d",
+            "a@b\u{a0}.c",
+            "é@ü.fr",
+            "a@b.c\u{7}",
+            "a@b..c",
+            "a@b.c\n",
         ] {
             let mut c = Checks::new();
             c.email("e", e);
             assert_eq!(email.is_match(e), c.is_empty(), "{e:?}");
         }
+        // Every URL of the documented forms parses, with the parts the checks look at.
+        let https = regex::Regex::new(HTTPS_URL_PATTERN).unwrap();
+        let webhook = regex::Regex::new(WEBHOOK_URL_PATTERN).unwrap();
+        for u in [
+            "https://example.com/h",
+            "https://a-b.example.com:65535/x?y=1",
+            "http://127.0.0.1:9/h",
+            "https://localhost:40123/hook",
+            "https://1.2.3.4/",
+            "https://a.1/",
+            "https://xn--a.com/",
+            "https://a.b/#frag",
+            "https://a.b:65536/",
+            "https://a.b:0/",
+            "https://u:p@a.b/",
+        ] {
+            for re in [&https, &webhook] {
+                if re.is_match(u) {
+                    let p = reqwest::Url::parse(u).unwrap();
+                    assert!(p.host_str().is_some() && p.username().is_empty(), "{u}");
+                    assert!(p.port() != Some(0), "{u}");
+                }
+            }
+            if webhook.is_match(u) {
+                assert!(reqwest::Url::parse(u).unwrap().fragment().is_none(), "{u}");
+            }
+        }
+        assert!(webhook.is_match("http://127.0.0.1:40123/hook"));
+        assert!(https.is_match("https://cdn.example.com/logo.png"));
         let phone = regex::Regex::new(PHONE_PATTERN).unwrap();
         for p in [
-            "+14155550123", "123", "12", "+1-2-3", "(1) 2 3", "++123", "1a23", "+", "1 2",
-            "12345678901234567890123456789012", "123456789012345678901234567890123",
+            "+14155550123",
+            "123",
+            "12",
+            "+1-2-3",
+            "(1) 2 3",
+            "++123",
+            "1a23",
+            "+",
+            "1 2",
+            "12345678901234567890123456789012",
+            "123456789012345678901234567890123",
         ] {
             let mut c = Checks::new();
             check_phone(&mut c, "p", p);

@@ -25,8 +25,14 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Messages, Permission::Write).idempotency(Idempotency::Required),
             send_message,
         )
-        .error(ErrorCode::ConversationNotFound, "no such conversation in this org")
-        .error(ErrorCode::ChannelNotConfigured, "the org has no active channel endpoint")
+        .error(
+            ErrorCode::ConversationNotFound,
+            "no such conversation in this org",
+        )
+        .error(
+            ErrorCode::ChannelNotConfigured,
+            "the org has no active channel endpoint",
+        )
         .summary("Send a message through the org's channel endpoint (Idempotency-Key required)")
         .tag("messages")
         .body::<MessageIn>()
@@ -54,7 +60,10 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Messages, Permission::Write),
             receive_message,
         )
-        .error(ErrorCode::ConversationNotFound, "no such conversation in this org")
+        .error(
+            ErrorCode::ConversationNotFound,
+            "no such conversation in this org",
+        )
         .summary("Report a message received on the channel (emits message.received)")
         .tag("messages")
         .body::<MessageIn>()

@@ -73,7 +73,7 @@ impl ComponentStatus {
 pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/status", Profile::public(), get_status_page)
-        .query::<StatusQuery>()
+            .query::<StatusQuery>()
             .summary("The public status page (HTML, works without JavaScript)")
             .tag("status")
             .content_type("text/html"),

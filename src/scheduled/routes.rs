@@ -25,9 +25,18 @@ pub fn routes() -> Vec<Route> {
             p(Permission::Write),
             create_scheduled_message,
         )
-        .error(ErrorCode::ConversationNotFound, "no such conversation in this org")
-        .error(ErrorCode::SendAtNotInFuture, "`send_at` is not in the future")
-        .error(ErrorCode::UnsupportedTarget, "a contact was named instead of a conversation")
+        .error(
+            ErrorCode::ConversationNotFound,
+            "no such conversation in this org",
+        )
+        .error(
+            ErrorCode::SendAtNotInFuture,
+            "`send_at` is not in the future",
+        )
+        .error(
+            ErrorCode::UnsupportedTarget,
+            "a contact was named instead of a conversation",
+        )
         .summary(
             "Schedule a message on a conversation (send_at in the future, at most 366 days ahead)",
         )
@@ -57,7 +66,10 @@ pub fn routes() -> Vec<Route> {
             p(Permission::Delete),
             cancel_scheduled_message,
         )
-        .error(ErrorCode::NotCancelable, "the scheduled message is no longer pending")
+        .error(
+            ErrorCode::NotCancelable,
+            "the scheduled message is no longer pending",
+        )
         .path::<ScheduledMessageId>()
         .summary("Cancel a pending scheduled message (409 not_cancelable otherwise)")
         .tag("scheduled messages")

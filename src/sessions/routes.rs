@@ -27,13 +27,19 @@ use crate::users;
 pub fn routes() -> Vec<Route> {
     vec![
         Route::post("/v1/auth/login", Profile::public(), login)
-        .error(ErrorCode::Unauthenticated, "the email or password is wrong, or the user is not a member of the org named")
+            .error(
+                ErrorCode::Unauthenticated,
+                "the email or password is wrong, or the user is not a member of the org named",
+            )
             .summary("Log in with email and password; returns an access and a refresh token")
             .tag("auth")
             .body::<LoginIn>()
             .returns::<TokenOut>(200),
         Route::post("/v1/auth/refresh", Profile::public(), refresh)
-        .error(ErrorCode::Unauthenticated, "the refresh token is unknown, spent, revoked or expired")
+            .error(
+                ErrorCode::Unauthenticated,
+                "the refresh token is unknown, spent, revoked or expired",
+            )
             .summary("Exchange a refresh token for a new pair (the old one is spent)")
             .tag("auth")
             .body::<RefreshIn>()

@@ -82,7 +82,8 @@ pub fn parse_key(raw: &HeaderValue) -> Result<String, ApiError> {
     } else {
         s.to_owned()
     };
-    if key.is_empty() || key.len() > KEY_MAX_LEN || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if key.is_empty() || key.len() > KEY_MAX_LEN || !key.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
         return Err(bad());
     }
     Ok(key)

@@ -154,7 +154,7 @@ pub struct Patch {
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
     /// https URL (plain http only where private targets are allowed).
-    #[schema(schema_with = crate::http::validate::https_url)]
+    #[schema(schema_with = crate::http::validate::webhook_url)]
     pub url: String,
     /// Event types or wildcards (`message.*`, `*`); at least one unless `kind` is `channel`
     /// (ignored there).
@@ -250,7 +250,7 @@ impl From<SettableStatus> for EndpointStatus {
 #[derive(Debug, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatchIn {
-    #[schema(schema_with = crate::http::validate::https_url_or_null)]
+    #[schema(schema_with = crate::http::validate::webhook_url_or_null)]
     pub url: Option<String>,
     #[schema(value_type = Option<Vec<crate::events::EventPattern>>, min_items = 1, max_items = 50)]
     pub events: Option<Vec<String>>,

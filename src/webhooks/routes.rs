@@ -39,23 +39,23 @@ pub fn routes() -> Vec<Route> {
             .body::<EndpointIn>()
             .returns::<EndpointSecretOut>(201),
         Route::get("/v1/webhooks", p(Permission::Read), list_webhooks)
-        .query::<ListQuery>()
+            .query::<ListQuery>()
             .summary("List endpoints")
             .tag("webhooks")
             .returns_list::<EndpointOut>(),
         Route::get("/v1/webhooks/{id}", p(Permission::Read), get_webhook)
-        .path::<EndpointId>()
+            .path::<EndpointId>()
             .summary("Get an endpoint")
             .tag("webhooks")
             .returns::<EndpointOut>(200),
         Route::patch("/v1/webhooks/{id}", p(Permission::Write), update_webhook)
-        .path::<EndpointId>()
+            .path::<EndpointId>()
             .summary("Update an endpoint; `status: active` re-enables a failed or disabled one")
             .tag("webhooks")
             .body::<EndpointPatchIn>()
             .returns::<EndpointOut>(200),
         Route::delete("/v1/webhooks/{id}", p(Permission::Delete), delete_webhook)
-        .path::<EndpointId>()
+            .path::<EndpointId>()
             .summary("Delete an endpoint (nothing more is delivered to it)")
             .tag("webhooks")
             .no_content(),
@@ -69,8 +69,8 @@ pub fn routes() -> Vec<Route> {
         .tag("webhooks")
         .returns::<EndpointSecretOut>(200),
         Route::post("/v1/webhooks/{id}/test", p(Permission::Write), test_webhook)
-        .path::<EndpointId>()
-        .optional_body::<TestIn>()
+            .path::<EndpointId>()
+            .optional_body::<TestIn>()
             .summary("Send a test.ping event to this endpoint")
             .tag("webhooks")
             .returns::<TestOut>(202),

@@ -13,6 +13,7 @@ mod faults;
 mod identity;
 mod matrix;
 mod messaging;
+mod openapi_contract;
 mod operations;
 mod receiver;
 mod traffic;
@@ -71,6 +72,7 @@ fn main() {
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
+        ("openapi_contract", openapi_contract::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -107,6 +109,7 @@ fn main() {
         ("conventions", conventions::plain()),
         ("webhooks", webhooks::plain()),
         ("operations", operations::plain()),
+        ("openapi_contract", openapi_contract::plain()),
     ];
     for (module, list) in plain {
         for (name, f) in list {
