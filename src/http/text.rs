@@ -193,7 +193,8 @@ mod tests {
 
     #[test]
     fn the_patterns_agree_with_the_checks() {
-        let rules: [(String, fn(&str) -> bool); 4] = [
+        type Rule = (String, fn(&str) -> bool);
+        let rules: [Rule; 4] = [
             (line_pattern(), is_line),
             (trimmed_pattern(), is_trimmed),
             (label_pattern(), is_label),
