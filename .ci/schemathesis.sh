@@ -39,6 +39,7 @@ fi
 SERVER_PID=""
 PG_DB=""
 PG_ADMIN="${RAMPART_TEST_POSTGRES_URL%/*}/postgres"
+export PGOPTIONS="--client-min-messages=warning"
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
     if [ -n "$PG_DB" ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true; fi
@@ -100,12 +101,14 @@ for line in open(sys.argv[1]):
     # A channel endpoint, so that messages can be sent (never delivered: no worker runs). The
     # hooks create the objects schema-valid requests refer to (see schemathesis_hooks.py).
     post /v1/webhooks "$key" '{"url":"http://127.0.0.1:9/channel","kind":"channel"}' >/dev/null
-    export RAMPART_ST_BASE="$base" RAMPART_ST_SEED_KEY="$key"
+    export ST_RAMPART_BASE="$base"
 
     for who in api_key user_token; do
         if [ "$who" = api_key ]; then credential="$key"; else credential="$token"; fi
         log "$store, $who: $EXAMPLES examples per operation"
+        # The hooks create objects with the credential under test: the user run may revoke keys.
         if ! (cd "$ROOT/.ci" && PYTHONPATH="$ROOT/.ci" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+            ST_RAMPART_CREDENTIAL="$credential" \
             "$VENV/bin/st" --config-file "$ROOT/.ci/schemathesis.toml" run "$base/openapi.json" \
             --header "Authorization: Bearer $credential" \
             --checks not_a_server_error,status_code_conformance,response_schema_conformance,positive_data_acceptance \

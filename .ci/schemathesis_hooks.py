@@ -22,13 +22,13 @@ import uuid
 import requests
 import schemathesis
 
-BASE = os.environ["RAMPART_ST_BASE"]
-SEED_KEY = os.environ["RAMPART_ST_SEED_KEY"]
+BASE = os.environ["ST_RAMPART_BASE"]
+CREDENTIAL = os.environ["ST_RAMPART_CREDENTIAL"]
 
 
 def _create(path, body):
     r = requests.post(
-        BASE + path, json=body, headers={"Authorization": "Bearer " + SEED_KEY}, timeout=30
+        BASE + path, json=body, headers={"Authorization": "Bearer " + CREDENTIAL}, timeout=30
     )
     r.raise_for_status()
     return r.json()["id"]
