@@ -311,9 +311,13 @@ pub struct KeyOut {
     pub rate_limit: Option<String>,
     pub quota: Option<String>,
     pub status: KeyStatus,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub expires_at: Option<String>,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub revoked_at: Option<String>,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub last_used_at: Option<String>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

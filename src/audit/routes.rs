@@ -79,6 +79,7 @@ pub struct AuditLogOut {
     pub user_agent: Option<String>,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
     /// Position in the org's hash chain.
     pub seq: i64,

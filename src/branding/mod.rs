@@ -69,5 +69,6 @@ pub struct BrandingOut {
     pub logo_url: Option<String>,
     /// The white-labelled status page of this org.
     pub status_page_url: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub updated_at: Option<String>,
 }

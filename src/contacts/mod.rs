@@ -162,7 +162,9 @@ pub struct ContactOut {
     pub attributes: Map<String, Value>,
     /// false for sandbox (test-mode) data.
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
 }
 

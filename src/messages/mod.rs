@@ -121,8 +121,11 @@ pub struct MessageOut {
     pub scheduled_message_id: Option<ScheduledMessageId>,
     pub error: Option<String>,
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub sent_at: Option<String>,
 }
 

@@ -33,6 +33,7 @@ pub struct ClientOrgOut {
     pub object: &'static str,
     pub name: String,
     pub parent_org_id: Option<OrgId>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

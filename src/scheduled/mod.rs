@@ -90,14 +90,18 @@ pub struct ScheduledOut {
     pub body: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub send_at: String,
     pub status: ScheduledStatus,
     /// The message it became, once dispatched.
     pub message_id: Option<MessageId>,
     pub last_error: Option<String>,
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub dispatched_at: Option<String>,
 }
 

@@ -296,8 +296,11 @@ pub struct EndpointOut {
     pub status_reason: Option<String>,
     pub livemode: bool,
     /// While a rotated-out secret still signs.
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub previous_secret_expires_at: Option<String>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
 }
 

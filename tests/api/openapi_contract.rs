@@ -18,6 +18,7 @@ crate::plain_tests![
     every_list_states_its_limit_bounds_and_cursor,
     enums_are_published_as_the_words_the_api_uses,
     public_routes_state_the_refusals_of_their_handlers,
+    every_time_in_a_response_is_a_date_time,
 ];
 
 fn document() -> Value {
@@ -205,6 +206,55 @@ async fn public_routes_state_the_refusals_of_their_handlers() {
             "{status}"
         );
     }
+}
+
+/// Every `*_at` property in `s` whose schema is not a `date-time` (or `null`), by path.
+fn untyped_times(doc: &Value, s: &Value, path: &str, depth: usize, out: &mut Vec<String>) {
+    let s = resolve(doc, s);
+    if depth > 8 {
+        return;
+    }
+    for k in ["oneOf", "anyOf", "allOf"] {
+        for sub in s[k].as_array().into_iter().flatten() {
+            untyped_times(doc, sub, path, depth + 1, out);
+        }
+    }
+    for (k, v) in s["properties"].as_object().into_iter().flatten() {
+        let at = format!("{path}.{k}");
+        if k.ends_with("_at") {
+            let v = resolve(doc, v);
+            let alternatives: Vec<&Value> = match v["oneOf"].as_array() {
+                Some(a) => a.iter().map(|x| resolve(doc, x)).collect(),
+                None => vec![v],
+            };
+            let ok = alternatives
+                .iter()
+                .all(|a| a["format"] == "date-time" || a["type"] == "null");
+            if !ok {
+                out.push(at.clone());
+            }
+        }
+        untyped_times(doc, v, &at, depth + 1, out);
+    }
+    if !s["items"].is_null() {
+        untyped_times(doc, &s["items"], &format!("{path}[]"), depth + 1, out);
+    }
+}
+
+async fn every_time_in_a_response_is_a_date_time() {
+    let doc = document();
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                let schema = &r["content"]["application/json"]["schema"];
+                if status.starts_with('2') && !schema.is_null() {
+                    untyped_times(&doc, schema, &format!("{method} {path}"), 0, &mut out);
+                }
+            }
+        }
+    }
+    assert!(out.is_empty(), "times without format date-time: {out:#?}");
 }
 
 async fn an_integral_number_written_with_a_fraction_is_an_integer(store: Store) {
