@@ -287,7 +287,7 @@ pub fn document(routes: &[Route], version: &str) -> Value {
         "info": {
             "title": "Rampart API",
             "version": version,
-            "description": "Hardened API runtime for multi-tenant messaging. Errors are RFC 9457 problem documents with a stable `code` (see x-rampart-error-codes).",
+            "description": "Hardened API runtime for multi-tenant messaging. Errors are RFC 9457 problem documents with a stable `code` (see x-rampart-error-codes). No string in a request may hold NUL (U+0000): in a path or query it is 400, in a body 422 naming the field. Request bodies are checked against the schemas below, so every bound they state is enforced; numbers are JSON numbers (an integer may be written `3.0`), and a key given twice in one object is 422.",
         },
         "paths": paths,
         "components": {
