@@ -10,6 +10,7 @@ crate::scenarios![
     an_integral_number_written_with_a_fraction_is_an_integer,
     every_string_the_server_takes_is_bounded_and_over_long_is_refused,
     a_key_given_twice_in_a_body_is_refused,
+    length_bounds_count_characters_not_bytes,
 ];
 
 crate::plain_tests![
@@ -353,4 +354,38 @@ async fn a_key_given_twice_in_a_body_is_refused(store: Store) {
         .unwrap();
     let p = problem_of(res, 422, "validation_failed").await;
     assert_eq!(p["errors"][0]["field"], "external_key", "{p}");
+}
+
+async fn length_bounds_count_characters_not_bytes(store: Store) {
+    let app = spawn_app(store).await;
+    let org = app.org("Acme").await;
+    let key = app.full_key(&org).await;
+    // 254 characters (more bytes): the documented maxLength counts characters, and so does
+    // the server.
+    let email = format!("{}@example.fr", "é".repeat(254 - "@example.fr".len()));
+    assert_eq!(email.chars().count(), 254);
+    let c = json_of(
+        app.post_as(
+            "/v1/contacts",
+            &key,
+            &json!({ "external_key": "k", "email": email, "attributes": { "ü".repeat(100): 1 } }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(c["email"], email);
+    let too_long = format!("{}@example.fr", "é".repeat(255 - "@example.fr".len()));
+    let p = problem_of(
+        app.post_as(
+            "/v1/contacts",
+            &key,
+            &json!({ "external_key": "k2", "email": too_long }),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "email", "{p}");
 }
