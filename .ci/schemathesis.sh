@@ -109,7 +109,8 @@ for line in open(sys.argv[1]):
         if [ "$who" = api_key ]; then credential="$key"; else credential="$token"; fi
         log "$store, $who: $EXAMPLES examples per operation"
         # The hooks create objects with the credential under test: the user run may revoke keys.
-        if ! (cd "$ROOT/.ci" && PYTHONPATH="$ROOT/.ci" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+        # Run from the scratch directory: schemathesis and hypothesis keep caches in the cwd.
+        if ! (cd "$WORK" && PYTHONPATH="$ROOT/.ci" SCHEMATHESIS_HOOKS=schemathesis_hooks \
             ST_RAMPART_CREDENTIAL="$credential" \
             "$VENV/bin/st" --config-file "$ROOT/.ci/schemathesis.toml" run "$base/openapi.json" \
             --header "Authorization: Bearer $credential" \
