@@ -10,7 +10,9 @@ no schema can: state. They touch schema-valid (positive) requests only, and only
   id of the right shape that names nothing is a 422 rule (SPEC §4), and a scheduled message
   names a conversation rather than a contact (422 `unsupported_target`);
 - times that must lie in the future (`send_at`, `expires_at`) are moved there;
-- an events endpoint subscribes to at least one event (a channel endpoint needs none).
+- an events endpoint subscribes to at least one event (a channel endpoint needs none);
+- a message to send has an active channel endpoint to go through (the fuzzer deletes and
+  pauses endpoints; without one, sending is 422 `channel_not_configured`).
 
 Negative requests go out exactly as generated.
 """
@@ -27,11 +29,36 @@ CREDENTIAL = os.environ["ST_RAMPART_CREDENTIAL"]
 
 
 def _create(path, body):
-    r = requests.post(
-        BASE + path, json=body, headers={"Authorization": "Bearer " + CREDENTIAL}, timeout=30
-    )
+    r = requests.post(BASE + path, json=body, headers=_auth(), timeout=30)
     r.raise_for_status()
     return r.json()["id"]
+
+
+def _auth():
+    return {"Authorization": "Bearer " + CREDENTIAL}
+
+
+def _ensure_channel():
+    """The org's one channel endpoint, re-enabled, or a new one (never delivered to: the
+    server under test runs no worker)."""
+    cursor = ""
+    while True:
+        r = requests.get(
+            BASE + "/v1/webhooks", params={"limit": 100, "cursor": cursor}, headers=_auth(), timeout=30
+        )
+        r.raise_for_status()
+        page = r.json()
+        for ep in page["data"]:
+            if ep["kind"] == "channel":
+                if ep["status"] != "active":
+                    requests.patch(
+                        BASE + "/v1/webhooks/" + ep["id"], json={"status": "active"}, headers=_auth(), timeout=30
+                    ).raise_for_status()
+                return
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    _create("/v1/webhooks", {"url": "http://127.0.0.1:9/channel", "kind": "channel"})
 
 
 def _contact():
@@ -64,6 +91,8 @@ def before_call(context, case, kwargs):
     if not isinstance(body, dict):
         return
     path, method = case.operation.path, case.method.upper()
+    if method == "POST" and path == "/v1/messages":
+        _ensure_channel()
     if method == "POST" and path in ("/v1/messages", "/v1/messages/inbound"):
         if "conversation_id" in body:
             body["conversation_id"] = _conversation()

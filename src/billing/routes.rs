@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::body::RawBody;
-use crate::http::routes::{Profile, Route};
+use crate::http::routes::{Header, Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode};
 use crate::ids::OrgId;
 use crate::store::Q;
@@ -29,11 +29,29 @@ pub fn routes() -> Vec<Route> {
             receive_billing_event,
         )
         .error(ErrorCode::InvalidSignature, "billing events are not configured on this deployment (`RAMPART_BILLING_WEBHOOK_SECRET` is unset: every event is refused), or `Stripe-Signature` is missing, stale or does not verify")
+        .header(Header {
+            name: "Stripe-Signature",
+            required: true,
+            description: "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` (more `v1=` \
+                entries allowed), within five minutes of now",
+            schema: signature_schema,
+        })
         .summary("Receive a Stripe subscription event (verified with Stripe-Signature)")
         .tag("billing")
         .body::<BillingEventIn>()
         .returns::<BillingEventOut>(200),
     ]
+}
+
+/// The form of `Stripe-Signature` the document states: a timestamp and SHA-256 signatures.
+pub const SIGNATURE_PATTERN: &str = "^t=[0-9]{1,12}(,v1=[0-9a-f]{64}){1,8}$";
+
+fn signature_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(SIGNATURE_PATTERN))
+        .max_length(Some(1024))
+        .into()
 }
 
 /// The parts of a Stripe event Rampart reads.

@@ -167,6 +167,13 @@ fn operation(route: &Route, components: &mut Vec<(String, Value)>) -> Value {
     if let Some(query) = &route.docs.query {
         params.extend(query());
     }
+    for h in &route.docs.headers {
+        params.push(json!({
+            "name": h.name, "in": "header", "required": h.required,
+            "description": h.description,
+            "schema": serde_json::to_value((h.schema)()).unwrap_or(Value::Null),
+        }));
+    }
     if p.idempotency != Idempotency::None {
         params.push(json!({
             "name": "Idempotency-Key", "in": "header",

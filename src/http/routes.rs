@@ -189,6 +189,17 @@ pub struct Docs {
     pub path: Option<SchemaFn>,
     /// Error codes this route answers beyond what its profile, body and parameters imply.
     pub errors: Vec<(ErrorCode, &'static str)>,
+    /// Request headers the handler reads (besides credentials and `Idempotency-Key`).
+    pub headers: Vec<Header>,
+}
+
+/// A request header a handler reads, as the document states it.
+#[derive(Clone)]
+pub struct Header {
+    pub name: &'static str,
+    pub required: bool,
+    pub description: &'static str,
+    pub schema: fn() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
 }
 
 /// Produces the parameter objects of a query struct.
@@ -350,6 +361,12 @@ impl Route {
     /// prefix and pattern).
     pub fn path<T: utoipa::PartialSchema + 'static>(mut self) -> Route {
         self.docs.path = Some(inline_schema_fn::<T>());
+        self
+    }
+
+    /// A request header the handler reads.
+    pub fn header(mut self, h: Header) -> Route {
+        self.docs.headers.push(h);
         self
     }
 

@@ -191,6 +191,15 @@ async fn public_routes_state_the_refusals_of_their_handlers() {
         billing.contains("invalid_signature") && billing.contains("not configured"),
         "{billing}"
     );
+    let signature = doc["paths"]["/v1/billing/events"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Stripe-Signature")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(signature["in"], "header", "{signature}");
+    assert_eq!(signature["required"], true, "{signature}");
     let key = doc["paths"]["/v1/messages"]["post"]["parameters"]
         .as_array()
         .unwrap()
