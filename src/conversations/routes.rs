@@ -80,6 +80,7 @@ pub struct ListQuery {
     limit: Option<Limit>,
     #[param(inline)]
     cursor: Option<Cursor>,
+    /// Only this contact's conversations.
     #[param(inline)]
     contact_id: Option<ContactId>,
 }

@@ -79,14 +79,19 @@ pub struct ListQuery {
     limit: Option<Limit>,
     #[param(inline)]
     cursor: Option<Cursor>,
+    /// Only dead letters in this state.
     #[param(inline)]
     status: Option<DeadLetterStatus>,
+    /// Only this endpoint's.
     #[param(inline)]
     endpoint_id: Option<EndpointId>,
+    /// Only this event type.
     #[param(inline)]
     event_type: Option<EventType>,
+    /// Created at or after this time.
     #[param(inline)]
     since: Option<Rfc3339>,
+    /// Created before this time.
     #[param(inline)]
     until: Option<Rfc3339>,
 }

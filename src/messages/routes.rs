@@ -131,6 +131,7 @@ pub struct ListQuery {
     limit: Option<Limit>,
     #[param(inline)]
     cursor: Option<Cursor>,
+    /// Only this conversation's messages.
     #[param(inline)]
     conversation_id: Option<ConversationId>,
 }

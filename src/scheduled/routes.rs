@@ -128,6 +128,7 @@ pub struct ListQuery {
     limit: Option<Limit>,
     #[param(inline)]
     cursor: Option<Cursor>,
+    /// Only scheduled messages in this state.
     #[param(inline)]
     status: Option<ScheduledStatus>,
 }
