@@ -51,6 +51,21 @@ impl<'de> serde::Deserialize<'de> for Rfc3339 {
     }
 }
 
+/// Documented as what it parses: an RFC 3339 `date-time`.
+impl utoipa::PartialSchema for Rfc3339 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::DateTime,
+            )))
+            .examples(["2026-01-31T12:00:00Z"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Rfc3339 {}
+
 impl serde::Serialize for Rfc3339 {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&rfc3339(self.0))

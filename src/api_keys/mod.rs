@@ -183,14 +183,44 @@ pub fn check(key: &ApiKey, hash: &[u8], now: i64) -> Result<(), KeyRefusal> {
     }
 }
 
+/// A scope an API key may hold, as the document states it: derived from
+/// [`Scope::key_grantable`], so a user-only scope is not offered.
+pub struct GrantableScope;
+
+impl utoipa::PartialSchema for GrantableScope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let scopes = Scope::ALL.into_iter().filter(|s| s.key_grantable());
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(scopes.map(Scope::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GrantableScope {}
+
+/// The form of a key's `rate_limit` and `quota` the document states (a subset of what
+/// `Rate::parse` reads, which also allows spaces): a count that fits, a slash and a unit.
+pub const RATE_PATTERN: &str = "^[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)$";
+
+fn rate_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::http::text::or_null(
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .max_length(Some(16))
+            .pattern(Some(RATE_PATTERN))
+            .into(),
+    )
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIn {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::http::text::line::<1, 100>)]
     pub name: String,
     /// Areas the key may reach: messages, contacts, conversations, scheduled_messages,
     /// webhooks, dead_letters, audit_logs, exports, gdpr.
-    #[schema(min_items = 1)]
+    #[schema(value_type = Vec<GrantableScope>, min_items = 1)]
     pub scopes: Vec<Scope>,
     /// Verbs: read, write, delete.
     #[schema(min_items = 1)]
@@ -198,21 +228,18 @@ pub struct KeyIn {
     /// live (default) or test.
     pub environment: Option<Environment>,
     /// Requests per period, e.g. `10/s`.
-    #[schema(pattern = "^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")]
+    #[schema(schema_with = rate_schema)]
     pub rate_limit: Option<String>,
     /// Requests per period, e.g. `10000/day`.
-    #[schema(pattern = "^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")]
+    #[schema(schema_with = rate_schema)]
     pub quota: Option<String>,
-    /// The key stops working then.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    /// The key stops working then (in the future).
     pub expires_at: Option<Rfc3339>,
 }
 
 impl Validate for KeyIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.len("name", &self.name, 1, 100);
-        c.printable("name", &self.name);
         c.check(
             !self.scopes.is_empty(),
             "scopes",
@@ -284,9 +311,13 @@ pub struct KeyOut {
     pub rate_limit: Option<String>,
     pub quota: Option<String>,
     pub status: KeyStatus,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub expires_at: Option<String>,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub revoked_at: Option<String>,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub last_used_at: Option<String>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

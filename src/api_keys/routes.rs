@@ -17,7 +17,7 @@ use crate::clock::Rfc3339;
 use crate::config::Rate;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{
     ApiError, ApiResult, Checks, ErrorCode, Json, OptionalJson, Path, Query, Validate,
@@ -44,6 +44,7 @@ pub fn routes() -> Vec<Route> {
             Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None),
             list_keys,
         )
+        .query::<ListQuery>()
         .summary("List the org's API keys (never their secrets)")
         .tag("developer")
         .returns_list::<KeyOut>(),
@@ -52,6 +53,7 @@ pub fn routes() -> Vec<Route> {
             Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None),
             get_key,
         )
+        .path::<ApiKeyId>()
         .summary("Get an API key")
         .tag("developer")
         .returns::<KeyOut>(200),
@@ -60,6 +62,7 @@ pub fn routes() -> Vec<Route> {
             profile(Permission::Delete),
             revoke_key,
         )
+        .path::<ApiKeyId>()
         .summary("Revoke an API key (effective on every instance within a second)")
         .tag("developer")
         .returns::<KeyOut>(200),
@@ -68,9 +71,10 @@ pub fn routes() -> Vec<Route> {
             profile(Permission::Write),
             rotate_key,
         )
+        .path::<ApiKeyId>()
+        .optional_body::<RotateIn>()
         .summary("Replace an API key's secret; the old one may work for a grace period")
         .tag("developer")
-        .body::<RotateIn>()
         .returns::<KeySecretOut>(200),
     ]
 }
@@ -134,11 +138,14 @@ async fn create_key(
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
 }
 impl Validate for ListQuery {}
 

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{ActorKind, Principal};
-use crate::clock::{parse_rfc3339, rfc3339};
-use crate::http::pagination::{Page, PageQuery};
+use crate::clock::{Rfc3339, rfc3339};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
+use crate::http::text::Line;
 use crate::http::{ApiError, ApiResult, Query, Validate};
 use crate::ids::AuditEntryId;
 use crate::state::AppState;
@@ -23,27 +24,30 @@ pub fn routes() -> Vec<Route> {
                 .live_only(),
             list_audit_logs,
         )
+        .query::<AuditQuery>()
         .summary("List the org's audit log, newest first (admins and keys with audit_logs:read)")
         .tag("audit")
-        .returns_list::<AuditLogOut>()
-        .param("action", "string", "only this action, e.g. api_key.revoked")
-        .param("actor", "string", "only this actor id (usr_…, key_…)")
-        .param(
-            "since",
-            "string",
-            "RFC 3339 time: only entries at or after it",
-        ),
+        .returns_list::<AuditLogOut>(),
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-    action: Option<String>,
-    actor: Option<String>,
-    since: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+    /// Only this action, e.g. `api_key.revoked`.
+    #[param(inline)]
+    action: Option<Line<1, 100>>,
+    /// Only this actor id (`usr_…`, `key_…`).
+    #[param(inline)]
+    actor: Option<Line<1, 100>>,
+    /// Only entries at or after this time.
+    #[param(inline)]
+    since: Option<Rfc3339>,
 }
 
 impl Validate for AuditQuery {}
@@ -75,6 +79,7 @@ pub struct AuditLogOut {
     pub user_agent: Option<String>,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
     /// Position in the org's hash chain.
     pub seq: i64,
@@ -119,16 +124,10 @@ async fn list_audit_logs(
         cursor: q.cursor,
     }
     .parse()?;
-    let since_ms = match q.since.as_deref() {
-        None => None,
-        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
-            ApiError::bad_request("since must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
-        })?),
-    };
     let filter = super::Filter {
-        action: q.action,
-        actor_id: q.actor,
-        since_ms,
+        action: q.action.map(Line::into_string),
+        actor_id: q.actor.map(Line::into_string),
+        since_ms: q.since.map(Rfc3339::ms),
     };
     let rows = super::list(
         &mut app.db.clone(),

@@ -14,7 +14,7 @@ use crate::access::principal::Actor;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::now_ms;
 use crate::http::body::RawBody;
-use crate::http::routes::{Profile, Route};
+use crate::http::routes::{Header, Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode};
 use crate::ids::OrgId;
 use crate::state::AppState;
@@ -29,11 +29,30 @@ pub fn routes() -> Vec<Route> {
             Profile::public(),
             receive_billing_event,
         )
+        .error(ErrorCode::InvalidSignature, "billing events are not configured on this deployment (`RAMPART_BILLING_WEBHOOK_SECRET` is unset: every event is refused), or `Stripe-Signature` is missing, stale or does not verify")
+        .header(Header {
+            name: "Stripe-Signature",
+            required: true,
+            description: "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` (more `v1=` \
+                entries allowed), within five minutes of now",
+            schema: signature_schema,
+        })
         .summary("Receive a Stripe subscription event (verified with Stripe-Signature)")
         .tag("billing")
         .body::<BillingEventIn>()
         .returns::<BillingEventOut>(200),
     ]
+}
+
+/// The form of `Stripe-Signature` the document states: a timestamp and SHA-256 signatures.
+pub const SIGNATURE_PATTERN: &str = "^t=[0-9]{1,12}(,v1=[0-9a-f]{64}){1,8}$";
+
+fn signature_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(SIGNATURE_PATTERN))
+        .max_length(Some(1024))
+        .into()
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -184,7 +203,7 @@ fn verified_event(app: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult
         })?;
     verify_signature(secret.expose(), sig, body, now_ms() / 1000)
         .map_err(|m| ApiError::Invalid(ErrorCode::InvalidSignature, m.into()))?;
-    let event: BillingEventIn = crate::http::extract::parse_json(body)?;
+    let event: BillingEventIn = crate::http::extract::parse_checked_json(body)?;
     if event.id.is_empty() || event.id.len() > 255 {
         return Err(ApiError::field("id", "must be 1-255 characters"));
     }

@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BillingEventIn {
     /// `evt_…`, used to apply each event once.
+    #[schema(schema_with = crate::http::text::line::<1, 255>)]
     pub id: String,
     /// customer.subscription.created, .updated or .deleted (others are acknowledged and ignored).
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::http::text::line::<1, 255>)]
     pub type_: StripeEventType,
     /// Unix seconds.
     pub created: i64,

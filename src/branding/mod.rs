@@ -20,7 +20,7 @@ pub struct Branding {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrandingIn {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::http::text::line::<1, 100>)]
     pub name: String,
     /// `#rrggbb`
     #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
@@ -29,7 +29,7 @@ pub struct BrandingIn {
     #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
     pub accent_color: Option<String>,
     /// An https URL of an image.
-    #[schema(max_length = 2048)]
+    #[schema(schema_with = crate::http::validate::https_url_or_null)]
     pub logo_url: Option<String>,
 }
 
@@ -40,8 +40,6 @@ fn is_color(s: &str) -> bool {
 impl Validate for BrandingIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.len("name", &self.name, 1, 100);
-        c.printable("name", &self.name);
         for (f, v) in [
             ("primary_color", &self.primary_color),
             ("accent_color", &self.accent_color),
@@ -71,5 +69,6 @@ pub struct BrandingOut {
     pub logo_url: Option<String>,
     /// The white-labelled status page of this org.
     pub status_page_url: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub updated_at: Option<String>,
 }

@@ -13,6 +13,9 @@ use crate::http::{ApiError, Checks, Validate};
 use crate::ids::ContactId;
 use crate::store::JsonText;
 
+/// Your identifier for a contact: 1-255 characters on one line, unique per org.
+pub type ExternalKey = crate::http::text::Line<1, 255>;
+
 /// A contact as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Contact {
@@ -50,18 +53,29 @@ pub struct ContactPatch {
 #[serde(deny_unknown_fields)]
 pub struct ContactIn {
     /// Your identifier for this person; unique per org.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(schema_with = crate::http::text::trimmed::<1, 255>)]
     pub external_key: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::http::text::line_or_null::<1, 200>)]
     pub name: Option<String>,
-    #[schema(max_length = 254)]
+    #[schema(schema_with = crate::http::validate::email_or_null)]
     pub email: Option<String>,
-    /// E.164, e.g. +14155550123.
-    #[schema(max_length = 16)]
+    /// Digits, spaces, dashes and parentheses, e.g. +14155550123.
+    #[schema(schema_with = crate::http::validate::phone_or_null)]
     pub phone: Option<String>,
-    /// Up to 50 keys, 16 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
+    /// Up to 50 keys of 1-100 characters, 16 KiB as JSON.
+    #[schema(schema_with = attributes_schema)]
     pub attributes: Option<Map<String, Value>>,
+}
+
+/// The limits of `attributes`: at most 50 keys of 1-100 characters (16 KiB as JSON, which a
+/// schema cannot say; the handler checks it).
+pub const ATTRIBUTES_MAX_KEYS: usize = 50;
+
+fn attributes_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::http::validate::object_schema(
+        ATTRIBUTES_MAX_KEYS,
+        "Up to 50 keys of 1-100 characters, 16 KiB as JSON.",
+    )
 }
 
 /// The rules of a contact's personal fields, on create and on update.
@@ -86,13 +100,10 @@ pub fn check_contact_fields(
 impl Validate for ContactIn {
     fn validate(&self) -> Result<(), ApiError> {
         let mut c = Checks::new();
-        c.len("external_key", &self.external_key, 1, 255);
-        c.printable("external_key", &self.external_key);
-        c.check(
-            self.external_key.trim() == self.external_key,
-            "external_key",
-            "must not start or end with whitespace",
-        );
+        // Also in the schema; checked here too so that every field's error is reported at once.
+        if let Err(m) = ExternalKey::parse(&self.external_key) {
+            c.fail("external_key", m);
+        }
         check_contact_fields(
             &mut c,
             self.name.as_deref(),
@@ -100,7 +111,7 @@ impl Validate for ContactIn {
             self.phone.as_deref(),
         );
         if let Some(a) = &self.attributes {
-            check_object(&mut c, "attributes", a, 50, 16 * 1024);
+            check_object(&mut c, "attributes", a, ATTRIBUTES_MAX_KEYS, 16 * 1024);
         }
         c.finish()
     }
@@ -110,16 +121,16 @@ impl Validate for ContactIn {
 #[serde(deny_unknown_fields)]
 pub struct ContactPatchIn {
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::http::text::line_or_null::<1, 200>)]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 254)]
+    #[schema(schema_with = crate::http::validate::email_or_null)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 16)]
+    #[schema(schema_with = crate::http::validate::phone_or_null)]
     pub phone: Option<Option<String>>,
     /// Replaces all attributes.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = attributes_schema)]
     pub attributes: Option<Map<String, Value>>,
 }
 
@@ -133,7 +144,7 @@ impl Validate for ContactPatchIn {
             self.phone.clone().flatten().as_deref(),
         );
         if let Some(a) = &self.attributes {
-            check_object(&mut c, "attributes", a, 50, 16 * 1024);
+            check_object(&mut c, "attributes", a, ATTRIBUTES_MAX_KEYS, 16 * 1024);
         }
         c.finish()
     }
@@ -151,7 +162,9 @@ pub struct ContactOut {
     pub attributes: Map<String, Value>,
     /// false for sandbox (test-mode) data.
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
 }
 

@@ -14,7 +14,7 @@ use crate::access::principal::Principal;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Json, Path, Query, Validate};
 use crate::ids::ContactId;
@@ -37,19 +37,16 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Contacts, Permission::Read),
             list_contacts,
         )
+        .query::<ContactQuery>()
         .summary("List contacts, newest first")
         .tag("contacts")
-        .returns_list::<ContactOut>()
-        .param(
-            "external_key",
-            "string",
-            "only the contact with this external key",
-        ),
+        .returns_list::<ContactOut>(),
         Route::get(
             "/v1/contacts/{id}",
             Profile::api(Scope::Contacts, Permission::Read),
             get_contact,
         )
+        .path::<ContactId>()
         .summary("Get a contact")
         .tag("contacts")
         .returns::<ContactOut>(200),
@@ -58,6 +55,7 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Contacts, Permission::Write),
             update_contact,
         )
+        .path::<ContactId>()
         .summary("Update a contact (absent fields are kept, null clears)")
         .tag("contacts")
         .body::<ContactPatchIn>()
@@ -67,6 +65,7 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Contacts, Permission::Delete).audited(),
             delete_contact,
         )
+        .path::<ContactId>()
         .summary("Delete a contact: its personal data is erased, a tombstone remains")
         .tag("contacts")
         .no_content(),
@@ -107,12 +106,17 @@ async fn create_contact(
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ContactQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-    external_key: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+    /// Only the contact with this external key.
+    #[param(inline)]
+    external_key: Option<super::ExternalKey>,
 }
 impl Validate for ContactQuery {}
 

@@ -65,6 +65,7 @@ pub struct ConversationOut {
     pub contact_id: ContactId,
     pub channel: String,
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

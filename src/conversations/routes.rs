@@ -11,7 +11,7 @@ use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Json, Path, Query, Validate};
 use crate::ids::{ContactId, ConversationId};
@@ -34,15 +34,16 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Conversations, Permission::Read),
             list_conversations,
         )
+        .query::<ListQuery>()
         .summary("List conversations, newest first")
         .tag("conversations")
-        .returns_list::<ConversationOut>()
-        .param("contact_id", "string", "only this contact's conversations"),
+        .returns_list::<ConversationOut>(),
         Route::get(
             "/v1/conversations/{id}",
             Profile::api(Scope::Conversations, Permission::Read),
             get_conversation,
         )
+        .path::<ConversationId>()
         .summary("Get a conversation")
         .tag("conversations")
         .returns::<ConversationOut>(200),
@@ -71,11 +72,16 @@ async fn create_conversation(
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+    /// Only this contact's conversations.
+    #[param(inline)]
     contact_id: Option<ContactId>,
 }
 impl Validate for ListQuery {}

@@ -116,8 +116,11 @@ pub struct DeadLetterOut {
     pub last_error: Option<String>,
     pub replay_count: i64,
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub resolved_at: Option<String>,
 }
 

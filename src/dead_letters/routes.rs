@@ -13,7 +13,7 @@ use crate::access::principal::{Actor, Principal, Tenant};
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{Rfc3339, rfc3339};
 use crate::events::EventType;
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
 use crate::ids::{DeadLetterId, EndpointId};
@@ -31,19 +31,16 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::DeadLetters, Permission::Read),
             list_dead_letters,
         )
+        .query::<ListQuery>()
         .summary("List dead letters, newest first")
         .tag("dead letters")
-        .returns_list::<DeadLetterOut>()
-        .param("status", "string", "open, replaying or resolved")
-        .param("endpoint_id", "string", "only this endpoint's")
-        .param("event_type", "string", "only this event type")
-        .param("since", "string", "RFC 3339: created at or after")
-        .param("until", "string", "RFC 3339: created before"),
+        .returns_list::<DeadLetterOut>(),
         Route::get(
             "/v1/dead-letters/{id}",
             Profile::api(Scope::DeadLetters, Permission::Read),
             get_dead_letter,
         )
+        .path::<DeadLetterId>()
         .summary("Get a dead letter with its payload")
         .tag("dead letters")
         .returns::<DeadLetterOut>(200),
@@ -52,6 +49,11 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::DeadLetters, Permission::Write).audited(),
             replay_dead_letter,
         )
+        .error(
+            ErrorCode::NotReplayable,
+            "the dead letter is not open, or its endpoint is not active",
+        )
+        .path::<DeadLetterId>()
         .summary("Replay one dead letter; it is resolved when the replay succeeds")
         .tag("dead letters")
         .returns::<ReplayOut>(202),
@@ -69,15 +71,28 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+    /// Only dead letters in this state.
+    #[param(inline)]
     status: Option<DeadLetterStatus>,
+    /// Only this endpoint's.
+    #[param(inline)]
     endpoint_id: Option<EndpointId>,
+    /// Only this event type.
+    #[param(inline)]
     event_type: Option<EventType>,
+    /// Created at or after this time.
+    #[param(inline)]
     since: Option<Rfc3339>,
+    /// Created before this time.
+    #[param(inline)]
     until: Option<Rfc3339>,
 }
 
@@ -186,10 +201,8 @@ pub struct BulkReplayIn {
     pub endpoint_id: Option<EndpointId>,
     pub event_type: Option<EventType>,
     /// Dead letters created at or after.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<Rfc3339>,
     /// Dead letters created before.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub until: Option<Rfc3339>,
 }
 

@@ -62,6 +62,7 @@ pub struct AttemptOut {
     /// The first 4 KiB of the response body.
     pub response_excerpt: Option<String>,
     pub request_id: Option<String>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

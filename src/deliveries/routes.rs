@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{AttemptOut, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Path, Query, Validate};
 use crate::ids::EndpointId;
@@ -19,17 +19,22 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Webhooks, Permission::Read),
             list_webhook_deliveries,
         )
+        .path::<EndpointId>()
+        .query::<ListQuery>()
         .summary("The delivery log: every attempt with status code, latency and error")
         .tag("webhooks")
         .returns_list::<AttemptOut>(),
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
 }
 impl Validate for ListQuery {}
 

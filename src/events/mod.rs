@@ -41,6 +41,34 @@ impl EventType {
     }
 }
 
+/// Every subscription pattern [`is_valid_pattern`] accepts: `*`, each family's `family.*`
+/// and each event type, derived from the catalog.
+pub fn patterns() -> Vec<String> {
+    let mut out = vec!["*".to_owned()];
+    for t in EventType::ALL {
+        let wildcard = format!("{}.*", t.family());
+        if !out.contains(&wildcard) {
+            out.push(wildcard);
+        }
+    }
+    out.extend(EventType::ALL.iter().map(|t| t.as_str().to_owned()));
+    out
+}
+
+/// A subscription pattern as the OpenAPI document states it: one of [`patterns`].
+pub struct EventPattern;
+
+impl utoipa::PartialSchema for EventPattern {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(patterns()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventPattern {}
+
 /// Whether `pattern` (an event type or a wildcard like `message.*` or `*`) names anything.
 pub fn is_valid_pattern(pattern: &str) -> bool {
     if pattern == "*" {

@@ -47,7 +47,10 @@ pub struct ExportOut {
     pub sha256: Option<String>,
     /// When ready: where to download it, until `download_expires_at`.
     pub download_url: Option<String>,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub download_expires_at: Option<String>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub completed_at: Option<String>,
 }

@@ -13,6 +13,7 @@ use crate::access::principal::{Principal, Tenant};
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
 use crate::http::routes::{Billing, Profile, Route};
+use crate::http::text::Line;
 use crate::http::{ApiError, ApiResult, OptionalJson, Path};
 use crate::ids::ExportId;
 use crate::jobs::queue::{NewJob, enqueue};
@@ -30,6 +31,7 @@ pub fn routes() -> Vec<Route> {
                 .audited(),
             create_export,
         )
+        .optional_body::<ExportIn>()
         .summary("Start a full export of the org's data (NDJSON), built in the background")
         .tag("exports")
         .returns::<ExportOut>(202),
@@ -38,6 +40,7 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Exports, Permission::Read).billing(Billing::None),
             get_export,
         )
+        .path::<ExportId>()
         .summary("An export's status; when ready, a download link valid for a limited time")
         .tag("exports")
         .returns::<ExportOut>(200),
@@ -46,10 +49,10 @@ pub fn routes() -> Vec<Route> {
             Profile::public(),
             download_export,
         )
+        .path::<ExportId>()
+        .query::<DownloadQuery>()
         .summary("Download an export through its signed, time-limited link")
         .tag("exports")
-        .param("expires", "integer", "unix time the link expires")
-        .param("signature", "string", "the link's signature")
         .content_type("application/x-ndjson"),
     ]
 }
@@ -137,10 +140,14 @@ async fn get_export(
     Ok(axum::Json(load(&app, &p.tenant(), &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
+    /// Unix time the link expires.
     expires: Option<i64>,
-    signature: Option<String>,
+    /// The link's signature.
+    #[param(inline)]
+    signature: Option<Line<1, 100>>,
 }
 
 async fn download_export(

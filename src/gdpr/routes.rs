@@ -9,6 +9,7 @@ use super::{ErasureOut, SubjectExport, erase_by_id, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::audit::{self, Entry, RequestMeta};
+use crate::contacts::ExternalKey;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
 use crate::http::routes::{Billing, Profile, Route};
@@ -23,6 +24,7 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Gdpr, Permission::Read).billing(Billing::None),
             export_contact_data,
         )
+        .path::<ExternalKey>()
         .summary("Everything held about a contact: the contact, conversations, messages, scheduled messages, events")
         .tag("gdpr")
         .returns::<SubjectExport>(200),
@@ -31,6 +33,7 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Gdpr, Permission::Delete).billing(Billing::None).audited(),
             erase_contact_data,
         )
+        .path::<ExternalKey>()
         .summary("Erase a contact and their messages' content (a tombstone is kept for audit)")
         .tag("gdpr")
         .returns::<ErasureOut>(200),
@@ -40,7 +43,7 @@ pub fn routes() -> Vec<Route> {
 async fn export_contact_data(
     p: Principal,
     State(app): State<AppState>,
-    Path(external_key): Path<String>,
+    Path(external_key): Path<ExternalKey>,
 ) -> ApiResult<axum::Json<SubjectExport>> {
     let t = p.tenant();
     let mut db = app.db.clone();
@@ -78,7 +81,7 @@ async fn erase_contact_data(
     State(app): State<AppState>,
     meta: RequestMeta,
     idem: Idem,
-    Path(external_key): Path<String>,
+    Path(external_key): Path<ExternalKey>,
 ) -> ApiResult<Response> {
     let t = p.tenant();
     let mut tx = app.db.begin().await?;

@@ -39,6 +39,38 @@ fn schema_name(v: &Value) -> String {
     }
 }
 
+/// What a parameter's schema accepts, in a few words: its values, range, length, form.
+fn constraints(v: &Value) -> String {
+    let mut out = Vec::new();
+    if let Some(values) = v["enum"].as_array() {
+        out.push(format!(
+            "one of {}",
+            values.iter().map(s).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    match (v["minimum"].as_f64(), v["maximum"].as_f64()) {
+        (Some(lo), Some(hi)) => out.push(format!("{lo} to {hi}")),
+        (Some(lo), None) => out.push(format!("at least {lo}")),
+        (None, Some(hi)) => out.push(format!("at most {hi}")),
+        (None, None) => {}
+    }
+    match (v["minLength"].as_u64(), v["maxLength"].as_u64()) {
+        (Some(lo), Some(hi)) => out.push(format!("{lo}-{hi} characters")),
+        (None, Some(hi)) => out.push(format!("at most {hi} characters")),
+        _ => {}
+    }
+    if let Some(f) = v["format"].as_str() {
+        out.push(f.to_owned());
+    }
+    if let Some(p) = v["pattern"].as_str() {
+        out.push(format!("matching {p}"));
+    }
+    if let Some(d) = v["default"].as_i64() {
+        out.push(format!("default {d}"));
+    }
+    out.join("; ")
+}
+
 fn operation(method: &str, path: &str, op: &Value) -> Markup {
     let profile = &op["x-rampart-profile"];
     let auth: Vec<&str> = profile["auth"]
@@ -62,13 +94,14 @@ fn operation(method: &str, path: &str, op: &Value) -> Markup {
             }
             @if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
                 table {
-                    tr { th { "parameter" } th { "in" } th { "type" } th { "description" } }
+                    tr { th { "parameter" } th { "in" } th { "type" } th { "accepts" } th { "description" } }
                     @for p in params {
                         tr {
                             td { code { (s(&p["name"])) } @if p["required"].as_bool() == Some(true) { " *" } }
                             td { (s(&p["in"])) }
                             td { (schema_name(&p["schema"])) }
-                            td { (s(&p["description"])) }
+                            td { (constraints(&p["schema"])) }
+                            td { (s(&p["description"])) " " (s(&p["schema"]["description"])) }
                         }
                     }
                 }

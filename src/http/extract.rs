@@ -1,5 +1,6 @@
 //! Extractors whose rejections are problems: [`Json`] (strict: content type, syntax → 400,
-//! fields → 422 with paths, then [`Validate`]), [`Query`] and [`Path`].
+//! fields → 422 with paths, then the published schema, then [`Validate`]), [`Query`] and
+//! [`Path`].
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -16,7 +17,7 @@ pub struct Json<T>(pub T);
 impl<S, T> FromRequest<S> for Json<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Validate + utoipa::ToSchema + 'static,
 {
     type Rejection = ApiError;
 
@@ -38,17 +39,38 @@ where
             ));
         }
         let bytes = super::body::read(req).await?;
-        let value = parse_json::<T>(&bytes)?;
-        value.validate()?;
+        let json = parse_json_value(&bytes)?;
+        let schema_errors = super::schema_check::field_errors::<T>(&json)?;
+        let value = from_json_value::<T>(json)?;
+        super::schema_check::merge(value.validate(), schema_errors)?;
         Ok(Json(value))
     }
+}
+
+/// Parses a JSON body as [`parse_json`] does, then checks it against `T`'s published schema.
+pub fn parse_checked_json<T>(bytes: &[u8]) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + utoipa::ToSchema + 'static,
+{
+    let value = parse_json_value(bytes)?;
+    let schema_errors = super::schema_check::field_errors::<T>(&value)?;
+    let parsed = from_json_value::<T>(value)?;
+    super::schema_check::merge(Ok(()), schema_errors)?;
+    Ok(parsed)
 }
 
 /// Parses a JSON body: malformed → 400 `bad_request`; anything but an object, a NUL anywhere,
 /// or the wrong shape → 422 `validation_failed` naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    from_json_value(parse_json_value(bytes)?)
+}
+
+/// The body as a JSON value: malformed → 400; not an object, a NUL anywhere or a key given
+/// twice → 422. JSON has one kind of number, so an integral one written with a fraction or an
+/// exponent (`10.0`, `1e1`) is read as the integer it is (JSON Schema's `integer` admits it).
+pub fn parse_json_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     // Syntax first, so that malformed JSON is always 400 whatever its shape.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+    let keys = serde_json::from_slice::<super::json_keys::UniqueKeys>(bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "the body is not valid JSON: {}",
             client_words(&e.to_string())
@@ -56,43 +78,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     super::json_text::require_object(bytes)?;
     super::json_text::refuse_nul(bytes)?;
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = match serde_path_to_error::deserialize(&mut de) {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = client_words(&inner.to_string());
-            if inner.classify() != serde_json::error::Category::Data {
-                return Err(ApiError::bad_request(format!(
-                    "the body is not valid JSON: {message}"
-                )));
-            }
-            // serde names a missing field only in its message: "missing field `x`".
-            let missing = message
-                .strip_prefix("missing field `")
-                .and_then(|m| m.strip_suffix('`'))
-                .map(str::to_owned);
-            let field = match (path.as_str(), missing) {
-                (".", Some(m)) => m,
-                (".", None) => String::new(),
-                (p, Some(m)) => format!("{p}.{m}"),
-                (p, None) => p.to_owned(),
-            };
-            return Err(ApiError::Validation {
-                detail: if field.is_empty() {
-                    message.clone()
-                } else {
-                    format!("{field}: {message}")
-                },
-                errors: vec![FieldError { field, message }],
-            });
-        }
-    };
-    de.end().map_err(|_| {
-        ApiError::bad_request("the body has trailing characters after the JSON value")
-    })?;
+    if let Some(field) = keys.duplicate {
+        let message = "is given more than once".to_owned();
+        return Err(ApiError::Validation {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError { field, message }],
+        });
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::bad_request("the body is not valid JSON"))?;
+    super::json_keys::integral_numbers_as_integers(&mut value);
     Ok(value)
+}
+
+/// Deserializes a parsed body into `T`: the wrong shape → 422 naming the field.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = client_words(&e.into_inner().to_string());
+        // serde names a missing field only in its message: "missing field `x`".
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+            .map(str::to_owned);
+        let field = match (path.as_str(), missing) {
+            (".", Some(m)) => m,
+            (".", None) => String::new(),
+            (p, Some(m)) => format!("{p}.{m}"),
+            (p, None) => p.to_owned(),
+        };
+        ApiError::Validation {
+            detail: if field.is_empty() {
+                message.clone()
+            } else {
+                format!("{field}: {message}")
+            },
+            errors: vec![FieldError { field, message }],
+        }
+    })
 }
 
 /// Query parameters; a parse failure is 400 `bad_request` with serde's explanation.
@@ -154,7 +177,7 @@ pub struct OptionalJson<T>(pub T);
 impl<S, T> FromRequest<S> for OptionalJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned + Validate + Default,
+    T: DeserializeOwned + Validate + Default + utoipa::ToSchema + 'static,
 {
     type Rejection = ApiError;
 

@@ -9,6 +9,7 @@ pub mod error;
 mod error_code;
 pub mod extract;
 mod head_refusal;
+mod json_keys;
 mod json_text;
 pub mod meta;
 pub mod middleware;
@@ -16,8 +17,10 @@ pub mod openapi;
 pub mod pagination;
 pub mod request_id;
 pub mod routes;
+pub mod schema_check;
 pub mod serde_message;
 pub mod serve;
+pub mod text;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult, ErrorCode};

@@ -19,53 +19,136 @@ fn problem_ref() -> Value {
     json!({ "$ref": "#/components/schemas/Problem" })
 }
 
-fn error_responses(route: &Route) -> Vec<(u16, &'static str)> {
+/// Every error a route can answer, by status: what the edge refuses on any route, what its
+/// profile's guards, its body and its parameters imply, and its handler's own rules.
+fn error_responses(route: &Route) -> BTreeMap<u16, Vec<(ErrorCode, &'static str)>> {
+    use ErrorCode as E;
     let p = &route.profile;
-    let mut out = vec![(
-        400,
-        "The query, path or body could not be parsed (`bad_request`).",
-    )];
-    if !p.auth.is_empty() {
-        out.push((401, "Missing or invalid credentials (`unauthenticated`, `invalid_api_key`, `api_key_revoked`, `api_key_expired`)."));
-        out.push((403, "Refused by a guard (`tenant_mismatch`, `insufficient_scope`, `insufficient_permission`, `insufficient_role`, `tier_insufficient`)."));
+    let d = &route.docs;
+    let mut out: Vec<(ErrorCode, &'static str)> = vec![
+        (
+            E::BadRequest,
+            "malformed percent-encoding, or NUL, in the path or query",
+        ),
+        (E::UriTooLong, "the path and query exceed 8 KiB"),
+        (E::HeadersTooLarge, "the request headers are too large"),
+        (
+            E::PayloadTooLarge,
+            "a declared Content-Length over the body limit",
+        ),
+        (E::InternalError, "unexpected; quote the request id"),
+        (
+            E::RequestTimeout,
+            "the request took longer than the server allows",
+        ),
+        (
+            E::ServiceUnavailable,
+            "a dependency is unavailable; retry later",
+        ),
+    ];
+    if d.query.is_some() {
+        out.push((E::BadRequest, "a query parameter is unknown or invalid"));
     }
-    if p.billing != Billing::None && !p.auth.is_empty() {
+    if !path_params(route.path).is_empty() {
         out.push((
-            402,
-            "The org's subscription is not active (`subscription_inactive`).",
+            E::NotFound,
+            "no such object in this org (also a malformed id)",
         ));
     }
-    if path_params(route.path).iter().any(|_| true) || !p.auth.is_empty() {
-        out.push((404, "No such object in this org (`not_found`)."));
+    if !p.auth.is_empty() {
+        out.push((
+            E::Unauthenticated,
+            "no credentials, or an invalid or expired token",
+        ));
+        if p.auth.contains(&AuthKind::ApiKey) {
+            out.push((E::InvalidApiKey, "the API key is unknown or malformed"));
+            out.push((E::ApiKeyRevoked, "the API key was revoked"));
+            out.push((E::ApiKeyExpired, "the API key has expired"));
+        }
+        out.push((E::TenantMismatch, "the identity belongs to another tenant"));
+        out.push((
+            E::InsufficientScope,
+            "the credential lacks the route's scope",
+        ));
+        out.push((
+            E::InsufficientPermission,
+            "the credential lacks the route's permission",
+        ));
+        out.push((
+            E::InsufficientRole,
+            "the user's role is below what the route needs",
+        ));
+        out.push((E::NotFound, "no such object in this org"));
+        if p.billing != Billing::None {
+            out.push((
+                E::SubscriptionInactive,
+                "the org's subscription is not active",
+            ));
+            out.push((
+                E::TierInsufficient,
+                "the org's plan tier does not include this route",
+            ));
+        }
+    }
+    match p.rate_limit {
+        RateClass::None => {}
+        RateClass::PublicIp => out.push((E::RateLimited, "too many requests from this address")),
+        RateClass::Principal => {
+            out.push((E::RateLimited, "too many requests; see Retry-After"));
+            out.push((
+                E::QuotaExceeded,
+                "the period's quota is used up; see Retry-After",
+            ));
+        }
     }
     if p.idempotency != Idempotency::None {
-        out.push((409, "A request with this Idempotency-Key is still running (`idempotency_in_flight`), or a conflict."));
-    }
-    if route.docs.body.is_some() {
+        out.push((E::BadRequest, "a malformed Idempotency-Key"));
+        if p.idempotency == Idempotency::Required {
+            out.push((E::IdempotencyKeyRequired, "no Idempotency-Key"));
+        }
         out.push((
-            413,
-            "The body exceeds the size limit (`payload_too_large`).",
+            E::IdempotencyInFlight,
+            "a request with this key is still running",
         ));
-        out.push((415, "The body is not JSON (`unsupported_media_type`)."));
-    }
-    if route.docs.body.is_some() || p.idempotency != Idempotency::None {
         out.push((
-            422,
-            "A field failed validation (`validation_failed` with `errors[]`, or a rule code).",
+            E::IdempotencyKeyReused,
+            "this key was used with another request",
         ));
     }
-    if p.rate_limit != RateClass::None {
+    if route.method != axum::http::Method::GET {
         out.push((
-            429,
-            "Rate limit or quota reached (`rate_limited`, `quota_exceeded`); see `Retry-After`.",
+            E::Conflict,
+            "it conflicts with an existing object or a concurrent write",
         ));
     }
-    out.push((
-        500,
-        "Unexpected error (`internal_error`); quote the request id.",
-    ));
-    out.push((503, "A dependency is unavailable or the request timed out (`service_unavailable`, `request_timeout`)."));
-    out
+    if d.body.is_some() {
+        out.push((E::BadRequest, "the body is not valid JSON"));
+        out.push((E::BodyTimeout, "the body did not arrive in time"));
+        out.push((E::PayloadTooLarge, "the body exceeds the size limit"));
+        out.push((E::UnsupportedMediaType, "the body is not application/json"));
+        out.push((
+            E::ValidationFailed,
+            "the body is not an object, or a field is invalid (errors[] names it)",
+        ));
+    }
+    out.extend(d.errors.iter().copied());
+    let mut by_status: BTreeMap<u16, Vec<(ErrorCode, &'static str)>> = BTreeMap::new();
+    for (code, when) in out {
+        let list = by_status.entry(code.status().as_u16()).or_default();
+        if !list.iter().any(|(c, w)| *c == code && *w == when) {
+            list.push((code, when));
+        }
+    }
+    by_status
+}
+
+/// The description of one error response: each code with when it is answered.
+fn error_description(codes: &[(ErrorCode, &'static str)]) -> String {
+    codes
+        .iter()
+        .map(|(c, when)| format!("`{c}`: {when}."))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn operation(route: &Route, components: &mut Vec<(String, Value)>) -> Value {
@@ -73,21 +156,36 @@ fn operation(route: &Route, components: &mut Vec<(String, Value)>) -> Value {
     let mut params: Vec<Value> = path_params(route.path)
         .into_iter()
         .map(|name| {
-            json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } })
+            // Undeclared, a path parameter is still bounded by the request target's limit.
+            let schema = match &route.docs.path {
+                Some(f) => f(components),
+                None => json!({ "type": "string", "maxLength": super::edge::MAX_URI_BYTES }),
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
         })
         .collect();
-    for (name, ty, desc) in &route.docs.params {
+    if let Some(query) = &route.docs.query {
+        params.extend(query());
+    }
+    for h in &route.docs.headers {
         params.push(json!({
-            "name": name, "in": "query", "required": false,
-            "description": desc, "schema": { "type": ty }
+            "name": h.name, "in": "header", "required": h.required,
+            "description": h.description,
+            "schema": serde_json::to_value((h.schema)()).unwrap_or(Value::Null),
         }));
     }
     if p.idempotency != Idempotency::None {
         params.push(json!({
             "name": "Idempotency-Key", "in": "header",
             "required": p.idempotency == Idempotency::Required,
-            "description": "1-255 characters; a retry with the same key and payload replays the first response.",
-            "schema": { "type": "string", "minLength": 1, "maxLength": 255 }
+            "description": "A retry with the same key and payload replays the first response. \
+                Printable ASCII, as the bare token shown or as a quoted structured-field string.",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": crate::traffic::idempotency::KEY_MAX_LEN,
+                "pattern": crate::traffic::idempotency::KEY_PATTERN,
+            }
         }));
     }
 
@@ -127,11 +225,11 @@ fn operation(route: &Route, components: &mut Vec<(String, Value)>) -> Value {
         });
     }
     responses.insert(route.docs.ok_status.to_string(), ok_resp);
-    for (status, desc) in error_responses(route) {
+    for (status, codes) in error_responses(route) {
         responses.insert(
             status.to_string(),
             json!({
-                "description": desc,
+                "description": error_description(&codes),
                 "content": { "application/problem+json": { "schema": problem_ref() } }
             }),
         );
@@ -147,7 +245,7 @@ fn operation(route: &Route, components: &mut Vec<(String, Value)>) -> Value {
     });
     if let Some(body) = &route.docs.body {
         op["requestBody"] = json!({
-            "required": true,
+            "required": !route.docs.body_optional,
             "content": { "application/json": { "schema": body(components) } }
         });
     }
@@ -196,7 +294,7 @@ pub fn document(routes: &[Route], version: &str) -> Value {
         "info": {
             "title": "Rampart API",
             "version": version,
-            "description": "Hardened API runtime for multi-tenant messaging. Errors are RFC 9457 problem documents with a stable `code` (see x-rampart-error-codes).",
+            "description": "Hardened API runtime for multi-tenant messaging. Errors are RFC 9457 problem documents with a stable `code` (see x-rampart-error-codes). No string in a request may hold NUL (U+0000): in a path or query it is 400, in a body 422 naming the field. Request bodies are checked against the schemas below, so every bound they state is enforced; numbers are JSON numbers (an integer may be written `3.0`), and a key given twice in one object is 422.",
         },
         "paths": paths,
         "components": {

@@ -11,6 +11,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::error::ErrorCode;
 use crate::access::grants::{Permission, Role, Scope};
 use crate::state::AppState;
 
@@ -176,11 +177,48 @@ pub struct Docs {
     pub summary: &'static str,
     pub tag: &'static str,
     pub body: Option<SchemaFn>,
+    /// An empty body is accepted too (`OptionalJson`).
+    pub body_optional: bool,
     pub ok_status: u16,
     pub ok: Option<SchemaFn>,
     pub ok_content_type: Option<&'static str>,
     pub list: bool,
-    pub params: Vec<(&'static str, &'static str, &'static str)>,
+    /// The query parameters, from the struct the handler's `Query<T>` parses.
+    pub query: Option<ParamsFn>,
+    /// The schema of the path parameter, from the type the handler's `Path<T>` parses.
+    pub path: Option<SchemaFn>,
+    /// Error codes this route answers beyond what its profile, body and parameters imply.
+    pub errors: Vec<(ErrorCode, &'static str)>,
+    /// Request headers the handler reads (besides credentials and `Idempotency-Key`).
+    pub headers: Vec<Header>,
+}
+
+/// A request header a handler reads, as the document states it.
+#[derive(Clone)]
+pub struct Header {
+    pub name: &'static str,
+    pub required: bool,
+    pub description: &'static str,
+    pub schema: fn() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+}
+
+/// Produces the parameter objects of a query struct.
+pub type ParamsFn = Arc<dyn Fn() -> Vec<Value> + Send + Sync>;
+
+fn params_fn<T: utoipa::IntoParams>() -> ParamsFn {
+    Arc::new(|| {
+        T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+            .into_iter()
+            .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+            .collect()
+    })
+}
+
+/// The inline schema of a path parameter type (ids carry their pattern).
+fn inline_schema_fn<T: utoipa::PartialSchema + 'static>() -> SchemaFn {
+    Arc::new(|_: &mut Vec<(String, Value)>| {
+        serde_json::to_value(T::schema()).unwrap_or(Value::Null)
+    })
 }
 
 /// Produces a schema reference and registers the named schemas it needs.
@@ -280,6 +318,13 @@ impl Route {
         self
     }
 
+    /// A JSON body the route also accepts empty (`OptionalJson<T>`).
+    pub fn optional_body<T: utoipa::ToSchema + 'static>(mut self) -> Route {
+        self.docs.body = Some(schema_fn::<T>());
+        self.docs.body_optional = true;
+        self
+    }
+
     pub fn returns<T: utoipa::ToSchema + 'static>(mut self, status: u16) -> Route {
         self.docs.ok_status = status;
         self.docs.ok = Some(schema_fn::<T>());
@@ -291,12 +336,6 @@ impl Route {
         self.docs.ok_status = 200;
         self.docs.ok = Some(schema_fn::<T>());
         self.docs.list = true;
-        self.docs
-            .params
-            .push(("limit", "integer", "page size, 1..=100 (default 20)"));
-        self.docs
-            .params
-            .push(("cursor", "string", "next_cursor of the previous page"));
         self
     }
 
@@ -311,9 +350,30 @@ impl Route {
         self
     }
 
-    /// A query parameter: name, JSON type, description.
-    pub fn param(mut self, name: &'static str, ty: &'static str, desc: &'static str) -> Route {
-        self.docs.params.push((name, ty, desc));
+    /// The query parameters: `T` is the struct the handler's `Query<T>` parses, so the
+    /// document lists exactly the names, types, enums and bounds it accepts.
+    pub fn query<T: utoipa::IntoParams>(mut self) -> Route {
+        self.docs.query = Some(params_fn::<T>());
+        self
+    }
+
+    /// The path parameter's type: the `T` of the handler's `Path<T>` (an id type carries its
+    /// prefix and pattern).
+    pub fn path<T: utoipa::PartialSchema + 'static>(mut self) -> Route {
+        self.docs.path = Some(inline_schema_fn::<T>());
+        self
+    }
+
+    /// A request header the handler reads.
+    pub fn header(mut self, h: Header) -> Route {
+        self.docs.headers.push(h);
+        self
+    }
+
+    /// An error this route answers that its profile, body and parameters do not imply (a
+    /// rule of its handler), and when.
+    pub fn error(mut self, code: ErrorCode, when: &'static str) -> Route {
+        self.docs.errors.push((code, when));
         self
     }
 

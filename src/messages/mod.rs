@@ -72,12 +72,23 @@ impl Message {
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
     pub conversation_id: ConversationId,
-    /// 1-4096 characters.
-    #[schema(min_length = 1, max_length = 4096)]
+    /// 1-4096 characters, not blank.
+    #[schema(schema_with = crate::http::text::text::<1, 4096>)]
     pub body: String,
-    /// A JSON object of at most 16 KiB.
-    #[schema(value_type = Option<Object>)]
+    /// A JSON object of at most 100 keys and 16 KiB.
+    #[schema(schema_with = metadata_schema)]
     pub metadata: Option<Map<String, Value>>,
+}
+
+/// The most keys `metadata` may have.
+pub const METADATA_MAX_KEYS: usize = 100;
+
+/// The schema of `metadata` (shared with scheduled messages).
+pub fn metadata_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::http::validate::object_schema(
+        METADATA_MAX_KEYS,
+        "A JSON object of at most 100 keys of 1-100 characters, 16 KiB as JSON.",
+    )
 }
 
 /// The body and metadata rules, shared with scheduled messages.
@@ -85,7 +96,7 @@ pub fn check_content(c: &mut Checks, body: &str, metadata: Option<&Map<String, V
     c.len("body", body, 1, 4096);
     c.check(!body.trim().is_empty(), "body", "must not be blank");
     if let Some(m) = metadata {
-        check_object(c, "metadata", m, 100, 16 * 1024);
+        check_object(c, "metadata", m, METADATA_MAX_KEYS, 16 * 1024);
     }
 }
 
@@ -111,8 +122,11 @@ pub struct MessageOut {
     pub scheduled_message_id: Option<ScheduledMessageId>,
     pub error: Option<String>,
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub sent_at: Option<String>,
 }
 

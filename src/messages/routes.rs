@@ -11,9 +11,9 @@ use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Idempotency, Profile, Route};
-use crate::http::{ApiError, ApiResult, Json, Path, Query, Validate};
+use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
 use crate::ids::{ConversationId, MessageId};
 use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
@@ -25,6 +25,14 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Messages, Permission::Write).idempotency(Idempotency::Required),
             send_message,
         )
+        .error(
+            ErrorCode::ConversationNotFound,
+            "no such conversation in this org",
+        )
+        .error(
+            ErrorCode::ChannelNotConfigured,
+            "the org has no active channel endpoint",
+        )
         .summary("Send a message through the org's channel endpoint (Idempotency-Key required)")
         .tag("messages")
         .body::<MessageIn>()
@@ -34,19 +42,16 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Messages, Permission::Read),
             list_messages,
         )
+        .query::<ListQuery>()
         .summary("List messages, newest first")
         .tag("messages")
-        .returns_list::<MessageOut>()
-        .param(
-            "conversation_id",
-            "string",
-            "only this conversation's messages",
-        ),
+        .returns_list::<MessageOut>(),
         Route::get(
             "/v1/messages/{id}",
             Profile::api(Scope::Messages, Permission::Read),
             get_message,
         )
+        .path::<MessageId>()
         .summary("Get a message")
         .tag("messages")
         .returns::<MessageOut>(200),
@@ -54,6 +59,10 @@ pub fn routes() -> Vec<Route> {
             "/v1/messages/inbound",
             Profile::api(Scope::Messages, Permission::Write),
             receive_message,
+        )
+        .error(
+            ErrorCode::ConversationNotFound,
+            "no such conversation in this org",
         )
         .summary("Report a message received on the channel (emits message.received)")
         .tag("messages")
@@ -114,11 +123,16 @@ async fn receive_message(
         .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+    /// Only this conversation's messages.
+    #[param(inline)]
     conversation_id: Option<ConversationId>,
 }
 impl Validate for ListQuery {}

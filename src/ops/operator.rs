@@ -71,9 +71,7 @@ pub struct EndpointParams {
 pub struct ReplayParams {
     pub endpoint_id: Option<EndpointId>,
     pub event_type: Option<EventType>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<Rfc3339>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub until: Option<Rfc3339>,
 }
 
@@ -100,7 +98,9 @@ impl From<OpeningStatus> for IncidentStatus {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenIncidentParams {
+    #[schema(schema_with = crate::http::text::line::<1, 200>)]
     pub title: String,
+    #[schema(schema_with = crate::http::text::line::<1, 2000>)]
     pub message: String,
     #[serde(default = "minor")]
     pub impact: Impact,
@@ -119,6 +119,7 @@ fn minor() -> Impact {
 pub struct UpdateIncidentParams {
     pub incident_id: IncidentId,
     pub status: IncidentStatus,
+    #[schema(schema_with = crate::http::text::line::<1, 2000>)]
     pub message: String,
     pub impact: Option<Impact>,
 }
@@ -127,6 +128,7 @@ pub struct UpdateIncidentParams {
 #[serde(deny_unknown_fields)]
 pub struct ResolveIncidentParams {
     pub incident_id: IncidentId,
+    #[schema(schema_with = crate::http::text::line_or_null::<1, 2000>)]
     pub message: Option<String>,
     pub impact: Option<Impact>,
 }

@@ -17,6 +17,7 @@ use super::deep_health::{AlertName, Figures, alerts_of, figures};
 use crate::clock::{now_ms, rfc3339};
 use crate::http::middleware::{csp_nonce, html_csp};
 use crate::http::routes::{Profile, Route};
+use crate::http::text::Line;
 use crate::ids::OrgId;
 use crate::incidents::{self, Component, Impact, Incident};
 use crate::jobs::queue::complete;
@@ -72,26 +73,18 @@ impl ComponentStatus {
 pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/status", Profile::public(), get_status_page)
+            .query::<StatusQuery>()
             .summary("The public status page (HTML, works without JavaScript)")
             .tag("status")
-            .param(
-                "org",
-                "string",
-                "an org id whose white-label branding to show",
-            )
             .content_type("text/html"),
         Route::get(
             "/status/summary.json",
             Profile::public(),
             get_status_summary,
         )
+        .query::<StatusQuery>()
         .summary("Status in the Statuspage summary.json shape")
         .tag("status")
-        .param(
-            "org",
-            "string",
-            "an org id whose white-label branding to show",
-        )
         .content_type("application/json"),
         Route::post("/status/csp-report", Profile::public(), post_csp_report)
             .summary("Receives Content-Security-Policy violation reports from browsers")
@@ -307,10 +300,12 @@ fn indicator(snap: &Snapshot) -> (&'static str, &'static str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// An org id: its white-label branding. Anything else shows the deployment's own.
-    org: Option<String>,
+    #[param(inline)]
+    org: Option<Line<0, 64>>,
 }
 
 impl StatusQuery {

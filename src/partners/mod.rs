@@ -14,7 +14,7 @@ use crate::orgs::Org;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientOrgIn {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::http::text::label::<1, 200>)]
     pub name: String,
 }
 
@@ -33,6 +33,7 @@ pub struct ClientOrgOut {
     pub object: &'static str,
     pub name: String,
     pub parent_org_id: Option<OrgId>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

@@ -10,7 +10,7 @@ use super::{ClientOrgIn, ClientOrgOut};
 use crate::access::grants::{Permission, Role, Scope};
 use crate::access::principal::Principal;
 use crate::audit::{self, Entry, RequestMeta};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Query, Validate};
 use crate::state::AppState;
@@ -25,6 +25,7 @@ pub fn routes() -> Vec<Route> {
                 .billing(Billing::Standard),
             list_client_orgs,
         )
+        .query::<ListQuery>()
         .summary("List the client orgs this (partner) org created")
         .tag("enterprise")
         .returns_list::<ClientOrgOut>(),
@@ -42,11 +43,14 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
 }
 impl Validate for ListQuery {}
 

@@ -38,6 +38,7 @@ pub struct SandboxDeliveryOut {
     pub headers: serde_json::Value,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
 }
 

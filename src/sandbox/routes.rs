@@ -7,7 +7,7 @@ use super::{SandboxDeliveryOut, store};
 
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiResult, Query, Validate};
 use crate::state::AppState;
@@ -19,17 +19,21 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Webhooks, Permission::Read),
             list_sandbox_deliveries,
         )
+        .query::<ListQuery>()
         .summary("Deliveries of test-mode data, recorded by the sandbox sink instead of being sent")
         .tag("webhooks")
         .returns_list::<SandboxDeliveryOut>(),
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
 }
 impl Validate for ListQuery {}
 

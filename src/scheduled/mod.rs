@@ -60,12 +60,12 @@ pub struct ScheduledIn {
     pub conversation_id: Option<ConversationId>,
     /// Scheduling to a contact is refused (422 unsupported_target): start a conversation.
     pub contact_id: Option<ContactId>,
-    #[schema(min_length = 1, max_length = 4096)]
+    /// 1-4096 characters, not blank.
+    #[schema(schema_with = crate::http::text::text::<1, 4096>)]
     pub body: String,
     /// In the future, at most 366 days ahead.
-    #[schema(value_type = String, format = DateTime)]
     pub send_at: Rfc3339,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::messages::metadata_schema)]
     pub metadata: Option<Map<String, Value>>,
 }
 
@@ -90,14 +90,18 @@ pub struct ScheduledOut {
     pub body: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub send_at: String,
     pub status: ScheduledStatus,
     /// The message it became, once dispatched.
     pub message_id: Option<MessageId>,
     pub last_error: Option<String>,
     pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub dispatched_at: Option<String>,
 }
 

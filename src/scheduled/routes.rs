@@ -10,7 +10,7 @@ use super::{ScheduledIn, ScheduledOut, ScheduledStatus, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::clock::now_ms;
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
 use crate::ids::ScheduledMessageId;
@@ -25,6 +25,18 @@ pub fn routes() -> Vec<Route> {
             p(Permission::Write),
             create_scheduled_message,
         )
+        .error(
+            ErrorCode::ConversationNotFound,
+            "no such conversation in this org",
+        )
+        .error(
+            ErrorCode::SendAtNotInFuture,
+            "send_at is not in the future",
+        )
+        .error(
+            ErrorCode::UnsupportedTarget,
+            "a contact was named instead of a conversation",
+        )
         .summary(
             "Schedule a message on a conversation (send_at in the future, at most 366 days ahead)",
         )
@@ -36,19 +48,16 @@ pub fn routes() -> Vec<Route> {
             p(Permission::Read),
             list_scheduled_messages,
         )
+        .query::<ListQuery>()
         .summary("List scheduled messages, newest first")
         .tag("scheduled messages")
-        .returns_list::<ScheduledOut>()
-        .param(
-            "status",
-            "string",
-            "pending, dispatched, canceled or failed",
-        ),
+        .returns_list::<ScheduledOut>(),
         Route::get(
             "/v1/scheduled-messages/{id}",
             p(Permission::Read),
             get_scheduled_message,
         )
+        .path::<ScheduledMessageId>()
         .summary("Get a scheduled message")
         .tag("scheduled messages")
         .returns::<ScheduledOut>(200),
@@ -57,6 +66,11 @@ pub fn routes() -> Vec<Route> {
             p(Permission::Delete),
             cancel_scheduled_message,
         )
+        .error(
+            ErrorCode::NotCancelable,
+            "the scheduled message is no longer pending",
+        )
+        .path::<ScheduledMessageId>()
         .summary("Cancel a pending scheduled message (409 not_cancelable otherwise)")
         .tag("scheduled messages")
         .returns::<ScheduledOut>(200),
@@ -106,11 +120,16 @@ async fn create_scheduled_message(
         .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+    /// Only scheduled messages in this state.
+    #[param(inline)]
     status: Option<ScheduledStatus>,
 }
 

@@ -29,11 +29,19 @@ use crate::users;
 pub fn routes() -> Vec<Route> {
     vec![
         Route::post("/v1/auth/login", Profile::public(), login)
+            .error(
+                ErrorCode::Unauthenticated,
+                "the email or password is wrong, or the user is not a member of the org named",
+            )
             .summary("Log in with email and password; returns an access and a refresh token, and a device token to present at this client's next login")
             .tag("auth")
             .body::<LoginIn>()
             .returns::<LoginOut>(200),
         Route::post("/v1/auth/refresh", Profile::public(), super::refresh::refresh)
+            .error(
+                ErrorCode::Unauthenticated,
+                "the refresh token is unknown, spent, revoked or expired",
+            )
             .summary("Exchange a refresh token for a new pair (the old one is spent; presented again within the reuse interval it gets the same pair)")
             .tag("auth")
             .body::<RefreshIn>()

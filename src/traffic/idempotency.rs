@@ -47,6 +47,14 @@ struct Record {
 pub static HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// The longest key accepted.
+pub const KEY_MAX_LEN: usize = 255;
+
+/// The bare form of a key, as the OpenAPI document states it: printable ASCII, neither starting
+/// with a quote (that is the structured-field string form) nor starting or ending with a space
+/// (header whitespace is trimmed).
+pub const KEY_PATTERN: &str = "^[!#-~]([ -~]{0,253}[!-~])?$";
+
 /// Parses the header: a bare token or a structured-field string (`"abc"`), 1..=255 printable
 /// ASCII characters.
 pub fn parse_key(raw: &HeaderValue) -> Result<String, ApiError> {
@@ -74,7 +82,8 @@ pub fn parse_key(raw: &HeaderValue) -> Result<String, ApiError> {
     } else {
         s.to_owned()
     };
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if key.is_empty() || key.len() > KEY_MAX_LEN || !key.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
         return Err(bad());
     }
     Ok(key)
@@ -332,6 +341,22 @@ mod tests {
         assert!(p(&"k".repeat(256)).is_err());
         assert!(p(&"k".repeat(255)).is_ok());
         assert!(p("\"\"").is_err());
+    }
+
+    #[test]
+    fn the_documented_key_pattern_accepts_only_keys_the_parser_accepts() {
+        let re = regex::Regex::new(KEY_PATTERN).unwrap();
+        let long = "k".repeat(KEY_MAX_LEN);
+        let too_long = "k".repeat(KEY_MAX_LEN + 1);
+        for k in [
+            "a", "!", "~", "a b", "a\"", "\"a\"", "\"", " a", "a ", "", "ключ", &long, &too_long,
+        ] {
+            if re.is_match(k) {
+                let v = HeaderValue::from_str(k).unwrap();
+                assert_eq!(parse_key(&v).ok().as_deref(), Some(k), "{k:?}");
+            }
+        }
+        assert!(re.is_match(&long) && !re.is_match(&too_long) && re.is_match("a b"));
     }
 
     #[test]

@@ -125,16 +125,17 @@ pub struct Patch {
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
     /// https URL (plain http only where private targets are allowed), stored normalised.
-    #[schema(max_length = 2048)]
+    #[schema(schema_with = crate::http::validate::webhook_url)]
     pub url: String,
-    /// Event types or wildcards (`message.*`, `*`); ignored for channel endpoints.
+    /// Event types or wildcards (`message.*`, `*`); at least one unless `kind` is `channel`
+    /// (ignored there).
     #[serde(default)]
-    #[schema(max_items = 50)]
+    #[schema(value_type = Vec<crate::events::EventPattern>, max_items = 50)]
     pub events: Vec<String>,
     /// Retries after the first attempt, 0..=20 (default 12).
     #[schema(minimum = 0, maximum = 20)]
     pub max_retries: Option<i64>,
-    #[schema(max_length = 500)]
+    #[schema(schema_with = crate::http::text::line_or_null::<0, 500>)]
     pub description: Option<String>,
     /// `events` (default) or `channel` (outbound messages).
     pub kind: Option<EndpointKind>,
@@ -220,14 +221,14 @@ impl From<SettableStatus> for EndpointStatus {
 #[derive(Debug, Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatchIn {
-    #[schema(max_length = 2048)]
+    #[schema(schema_with = crate::http::validate::webhook_url_or_null)]
     pub url: Option<String>,
-    #[schema(max_items = 50)]
+    #[schema(value_type = Option<Vec<crate::events::EventPattern>>, min_items = 1, max_items = 50)]
     pub events: Option<Vec<String>>,
     #[schema(minimum = 0, maximum = 20)]
     pub max_retries: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[schema(schema_with = crate::http::text::line_or_null::<0, 500>)]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
@@ -266,8 +267,11 @@ pub struct EndpointOut {
     pub status_reason: Option<String>,
     pub livemode: bool,
     /// While a rotated-out secret still signs.
+    #[schema(value_type = Option<crate::clock::Rfc3339>)]
     pub previous_secret_expires_at: Option<String>,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub created_at: String,
+    #[schema(value_type = crate::clock::Rfc3339)]
     pub updated_at: String,
 }
 

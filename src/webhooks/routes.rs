@@ -16,7 +16,7 @@ use crate::access::principal::Principal;
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
 use crate::events::{self, EventType, NoFanOut};
-use crate::http::pagination::{Page, PageQuery};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Profile, Route};
 use crate::http::{ApiError, ApiResult, Json, OptionalJson, Path, Query, Validate};
 use crate::ids::{DeliveryId, EndpointId, EventId};
@@ -50,19 +50,23 @@ pub fn routes() -> Vec<Route> {
             .body::<EndpointIn>()
             .returns::<EndpointSecretOut>(201),
         Route::get("/v1/webhooks", p(Permission::Read), list_webhooks)
+            .query::<ListQuery>()
             .summary("List endpoints")
             .tag("webhooks")
             .returns_list::<EndpointOut>(),
         Route::get("/v1/webhooks/{id}", p(Permission::Read), get_webhook)
+            .path::<EndpointId>()
             .summary("Get an endpoint")
             .tag("webhooks")
             .returns::<EndpointOut>(200),
         Route::patch("/v1/webhooks/{id}", p(Permission::Write), update_webhook)
+            .path::<EndpointId>()
             .summary("Update an endpoint; `status: active` re-enables a failed or disabled one")
             .tag("webhooks")
             .body::<EndpointPatchIn>()
             .returns::<EndpointOut>(200),
         Route::delete("/v1/webhooks/{id}", p(Permission::Delete), delete_webhook)
+            .path::<EndpointId>()
             .summary("Delete an endpoint (nothing more is delivered to it)")
             .tag("webhooks")
             .no_content(),
@@ -71,10 +75,13 @@ pub fn routes() -> Vec<Route> {
             p(Permission::Write),
             rotate_webhook_secret,
         )
+        .path::<EndpointId>()
         .summary("Replace the signing secret; the old one also signs during the overlap window")
         .tag("webhooks")
         .returns::<EndpointSecretOut>(200),
         Route::post("/v1/webhooks/{id}/test", p(Permission::Write), test_webhook)
+            .path::<EndpointId>()
+            .optional_body::<TestIn>()
             .summary("Send a test.ping event to this endpoint")
             .tag("webhooks")
             .returns::<TestOut>(202),
@@ -132,11 +139,14 @@ async fn create_webhook(
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
 }
 impl Validate for ListQuery {}
 

@@ -21,6 +21,7 @@ mod identity;
 mod isolation;
 mod matrix;
 mod messaging;
+mod openapi_contract;
 mod operations;
 mod receiver;
 mod sessions;
@@ -85,6 +86,7 @@ fn main() {
         ("enterprise", enterprise::scenarios()),
         ("hostile", hostile::scenarios()),
         ("error_codes", error_codes::scenarios()),
+        ("openapi_contract", openapi_contract::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -121,6 +123,7 @@ fn main() {
         ("conventions", conventions::plain()),
         ("webhooks", webhooks::plain()),
         ("operations", operations::plain()),
+        ("openapi_contract", openapi_contract::plain()),
     ];
     for (module, list) in plain {
         for (name, f) in list {
