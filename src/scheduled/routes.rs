@@ -29,10 +29,7 @@ pub fn routes() -> Vec<Route> {
             ErrorCode::ConversationNotFound,
             "no such conversation in this org",
         )
-        .error(
-            ErrorCode::SendAtNotInFuture,
-            "send_at is not in the future",
-        )
+        .error(ErrorCode::SendAtNotInFuture, "send_at is not in the future")
         .error(
             ErrorCode::UnsupportedTarget,
             "a contact was named instead of a conversation",
