@@ -12,7 +12,10 @@ no schema can: state. They touch schema-valid (positive) requests only, and only
 - times that must lie in the future (`send_at`, `expires_at`) are moved there;
 - an events endpoint subscribes to at least one event (a channel endpoint needs none);
 - a message to send has an active channel endpoint to go through (the fuzzer deletes and
-  pauses endpoints; without one, sending is 422 `channel_not_configured`).
+  pauses endpoints; without one, sending is 422 `channel_not_configured`);
+- an invited member has a fresh email (inviting a member twice is 409 by design); the fuzzer
+  cannot remove or demote the org's only owner (the server answers 409 `last_owner`), and a
+  member it invites never has the owner's email, so the token under test keeps working.
 
 Negative requests go out exactly as generated.
 """
@@ -105,6 +108,8 @@ def before_call(context, case, kwargs):
         body["contact_id"] = _contact()
     if method == "POST" and path == "/v1/developer/keys" and body.get("expires_at"):
         body["expires_at"] = _in(86400)
+    if method == "POST" and path == "/v1/members":
+        body["email"] = "st-" + str(uuid.uuid4()) + "@example.com"
     if method == "POST" and path == "/v1/webhooks":
         if body.get("kind") != "channel" and not body.get("events"):
             body["events"] = ["*"]

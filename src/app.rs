@@ -31,6 +31,7 @@ pub fn all_routes() -> Vec<Route> {
     r.extend(crate::http::meta::routes());
     r.extend(crate::sessions::routes::routes());
     r.extend(crate::api_keys::routes::routes());
+    r.extend(crate::members::routes::routes());
     r.extend(crate::audit::routes::routes());
     r.extend(crate::billing::routes::routes());
     r.extend(crate::contacts::routes::routes());

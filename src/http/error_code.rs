@@ -66,6 +66,7 @@ error_codes! {
     UnsupportedTarget = ("unsupported_target", 422, "the target cannot receive scheduled messages"),
     NotCancelable = ("not_cancelable", 409, "the object is no longer in a cancelable state"),
     ChannelNotConfigured = ("channel_not_configured", 422, "the org has no active channel endpoint"),
+    LastOwner = ("last_owner", 409, "the change would leave the org without an owner"),
     NotReplayable = ("not_replayable", 409, "the dead letter is not open, or its endpoint is not active"),
     InvalidSignature = ("invalid_signature", 400, "the webhook signature did not verify"),
     RequestTimeout = ("request_timeout", 503, "the request took longer than the server allows"),

@@ -30,6 +30,8 @@ pub const TABLES: &[Table] = &[
     t("api_keys", "id"),
     t("refresh_tokens", "id"),
     t("device_tokens", "token_hash"),
+    t("password_tokens", "id"),
+    t("console_sessions", "id"),
     t("audit_heads", "chain"),
     t("audit_logs", "id"),
     t("contacts", "id"),

@@ -20,6 +20,7 @@ mod hostile;
 mod identity;
 mod isolation;
 mod matrix;
+mod members;
 mod messaging;
 mod openapi_contract;
 mod operations;
@@ -78,6 +79,7 @@ fn main() {
         ("identity", identity::scenarios()),
         ("sessions", sessions::scenarios()),
         ("matrix", matrix::scenarios()),
+        ("members", members::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
         ("webhook_urls", webhook_urls::scenarios()),

@@ -206,6 +206,11 @@ async fn make_object(app: &TestApp, org: &Org, route: &str) -> Option<String> {
     };
     Some(match route {
         r if r.starts_with("/v1/contacts/{id}") => contact().await,
+        r if r.starts_with("/v1/members/{id}") => {
+            let email = format!("{}@members.test", uuid::Uuid::now_v7().simple());
+            app.user(org, &email, "developer", "a long enough password")
+                .await
+        }
         r if r.starts_with("/v1/developer/keys/{id}") => {
             app.key_with(org, &["contacts"], &["read"], "live", None, None)
                 .await

@@ -48,6 +48,31 @@ pub async fn probe(app: &TestApp) -> Vec<String> {
         .await,
     );
 
+    // The org's only owner cannot step down.
+    let owner = app
+        .user(
+            &org,
+            "only-owner@work.test",
+            "owner",
+            "a long enough password",
+        )
+        .await;
+    drawn.push(
+        drew(
+            app.req(
+                reqwest::Method::PATCH,
+                &format!("/v1/members/{owner}"),
+                &app.token_for(&org, "owner"),
+            )
+            .json(&json!({ "role": "admin" }))
+            .send()
+            .await
+            .unwrap(),
+            ErrorCode::LastOwner,
+        )
+        .await,
+    );
+
     let conv = conversation(app, &key).await;
     drawn.push(
         drew(

@@ -1,0 +1,1 @@
+//! The web console (SPEC §10).
