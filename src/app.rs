@@ -58,8 +58,18 @@ pub fn openapi_document() -> serde_json::Value {
     crate::http::openapi::document(&all_routes(), env!("CARGO_PKG_VERSION"))
 }
 
-/// Builds the public router from the registry: each route wrapped in its profile's guard.
+/// Builds the public router: the API from the registry, each route wrapped in its profile's
+/// guard, and the console, whose actions go through a second copy of the same API router.
 pub fn public_router(state: AppState) -> Router {
+    let api = with_conventions(&state, api_routes(&state));
+    with_conventions(
+        &state,
+        api_routes(&state).merge(crate::console::router(api)),
+    )
+}
+
+/// Every route of [`all_routes`], each behind its guard.
+fn api_routes(state: &AppState) -> Router<AppState> {
     let mut router: Router<AppState> = Router::new();
     for route in all_routes() {
         let g = GuardState {
@@ -69,6 +79,11 @@ pub fn public_router(state: AppState) -> Router {
         let handler = route.handler.route_layer(from_fn_with_state(g, guard));
         router = router.route(route.path, handler);
     }
+    router
+}
+
+/// The conventions every response of the public listener follows (see `http::middleware`).
+fn with_conventions(state: &AppState, router: Router<AppState>) -> Router {
     let conv = Arc::new(Conventions {
         build_id: HeaderValue::from_str(&state.config.build_id)
             .unwrap_or(HeaderValue::from_static("unknown")),
@@ -83,7 +98,7 @@ pub fn public_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(map_request_with_state(state.clone(), client_ip))
         .layer(from_fn_with_state(conv, conventions))
-        .with_state(state)
+        .with_state(state.clone())
 }
 
 async fn not_found() -> ApiError {

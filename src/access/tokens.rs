@@ -38,6 +38,10 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// `test` for a console session in test mode (sandbox data only); absent: live. Only the
+    /// console mints it; a login never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +151,7 @@ mod tests {
             nbf: now,
             exp: now + exp_in,
             jti: "j".into(),
+            env: None,
         }
     }
 

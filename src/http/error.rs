@@ -190,6 +190,11 @@ pub fn problem(code: ErrorCode, detail: String, errors: Option<Vec<FieldError>>)
 #[derive(Clone, Copy)]
 pub struct IsProblem;
 
+/// Marks an error response whose body a handler wrote for a person (a console page): the
+/// conventions keep it rather than replace it with a problem document.
+#[derive(Clone, Copy)]
+pub struct HtmlErrorPage;
+
 pub fn problem_response(p: &Problem) -> Response {
     let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(p).unwrap_or_default();

@@ -15,7 +15,9 @@ use tracing::Instrument;
 
 use super::body::{self, BodyLimits};
 use super::edge;
-use super::error::{ApiError, ErrorCode, IsProblem, ResponseCode, problem, problem_response};
+use super::error::{
+    ApiError, ErrorCode, HtmlErrorPage, IsProblem, ResponseCode, problem, problem_response,
+};
 use super::request_id::{self, RequestId};
 
 /// How many headers the conventions middleware adds to every response (at most): whoever
@@ -117,7 +119,10 @@ pub async fn conventions(
 /// them into problems so that every error has the same envelope.
 fn to_problem_if_bare(res: Response<Body>) -> Response<Body> {
     let status = res.status();
-    if status.as_u16() < 400 || res.extensions().get::<IsProblem>().is_some() {
+    if status.as_u16() < 400
+        || res.extensions().get::<IsProblem>().is_some()
+        || res.extensions().get::<HtmlErrorPage>().is_some()
+    {
         return res;
     }
     let code = ErrorCode::for_status(status);

@@ -59,6 +59,7 @@ pub async fn issue(
         nbf: now / 1000,
         exp: now / 1000 + ttl,
         jti: TokenId::new().to_string(),
+        env: None,
     };
     store::insert(tx, family, user, org, &refresh.hash, expires_at, &claims).await?;
     Ok(answer(&app.keys, &claims, refresh.raw, org.clone(), role))

@@ -86,42 +86,82 @@ async fn limited(app: &AppState, name: &'static str, id: String) -> Option<Respo
     Some(res)
 }
 
+/// A login whose credentials checked out: the user, their orgs and the device token seen.
+pub struct Verified {
+    pub user: users::User,
+    pub memberships: Vec<(OrgId, Role)>,
+    pub device: device::Device,
+}
+
+/// The one login check, shared by `POST /v1/auth/login` and the console's sign-in: the
+/// per-address and per-account limits (a live device token lifts the latter), the password
+/// (an unknown email costs the same work), and the audit of a failure. `Err(response)`: the
+/// answer to give (a 429); `Ok(Err(e))`: refused credentials, already audited.
+pub async fn verify_login(
+    app: &AppState,
+    meta: &RequestMeta,
+    ip: Option<&ClientIp>,
+    email: &str,
+    password: String,
+    device_token: Option<&str>,
+) -> ApiResult<Result<Verified, Response>> {
+    let email = users::normalise_email(email);
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.0.to_string());
+    // Per address first: it also bounds the device-token lookups below.
+    if let Some(res) = limited(app, "login_ip", format!("login:ip:{ip}")).await {
+        return Ok(Err(res));
+    }
+    let device = device::check(&mut app.db.clone(), device_token, &email).await?;
+    // A live device token of this account replaces the per-account limit with its own.
+    if device.trusted_hash().is_none()
+        && let Some(res) = limited(
+            app,
+            "login_account",
+            format!("login:acct:{}", sha256_hex(&email)),
+        )
+        .await
+    {
+        return Ok(Err(res));
+    }
+
+    let user = users::by_email(&mut app.db.clone(), &email).await?;
+    let ok = password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let user = match user {
+        Some(u) if ok && !u.disabled() => u,
+        other => return Err(refuse_login(app, meta, &email, other.as_ref(), &device).await?),
+    };
+    let memberships = users::memberships(&mut app.db.clone(), &user.id).await?;
+    Ok(Ok(Verified {
+        user,
+        memberships,
+        device,
+    }))
+}
+
 async fn login(
     State(app): State<AppState>,
     meta: RequestMeta,
     ip: Option<axum::Extension<ClientIp>>,
     Json(body): Json<LoginIn>,
 ) -> ApiResult<Response> {
-    let email = users::normalise_email(&body.email);
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |i| i.0.0.to_string());
-    // Per address first: it also bounds the device-token lookups below.
-    if let Some(res) = limited(&app, "login_ip", format!("login:ip:{ip}")).await {
-        return Ok(res);
-    }
-    let device = device::check(&mut app.db.clone(), body.device_token.as_deref(), &email).await?;
-    // A live device token of this account replaces the per-account limit with its own.
-    if device.trusted_hash().is_none()
-        && let Some(res) = limited(
-            &app,
-            "login_account",
-            format!("login:acct:{}", sha256_hex(&email)),
-        )
-        .await
-    {
-        return Ok(res);
-    }
-
-    let user = users::by_email(&mut app.db.clone(), &email).await?;
-    let ok = password::verify(
+    let v = match verify_login(
+        &app,
+        &meta,
+        ip.as_ref().map(|i| &i.0),
+        &body.email,
         body.password,
-        user.as_ref().map(|u| u.password_hash.clone()),
+        body.device_token.as_deref(),
     )
-    .await;
-    let user = match user {
-        Some(u) if ok && !u.disabled() => u,
-        other => return Err(refuse_login(&app, &meta, &email, other.as_ref(), &device).await?),
+    .await?
+    {
+        Ok(v) => v,
+        Err(limited) => return Ok(limited),
     };
-    let memberships = users::memberships(&mut app.db.clone(), &user.id).await?;
+    let Verified {
+        user,
+        memberships,
+        device,
+    } = v;
     let (org, role) = chosen_org(&memberships, body.org_id.as_ref())?;
     let mut tx = app.db.begin().await?;
     let tokens = pair::issue(
@@ -197,7 +237,10 @@ async fn refuse_login(
 }
 
 /// The org a login is for: the one named, or the user's only one.
-fn chosen_org(memberships: &[(OrgId, Role)], named: Option<&OrgId>) -> ApiResult<(OrgId, Role)> {
+pub fn chosen_org(
+    memberships: &[(OrgId, Role)],
+    named: Option<&OrgId>,
+) -> ApiResult<(OrgId, Role)> {
     let chosen = match named {
         Some(o) => memberships.iter().find(|(id, _)| id == o).cloned(),
         None if memberships.len() == 1 => memberships.first().cloned(),

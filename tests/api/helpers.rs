@@ -516,6 +516,7 @@ impl TestApp {
             nbf: now,
             exp: now + 600,
             jti: "test".into(),
+            env: None,
         };
         rampart::access::tokens::sign(&self.state.keys, &claims)
     }

@@ -12,6 +12,7 @@ mod fixture;
 mod helpers;
 
 mod cli;
+mod console;
 mod conventions;
 mod enterprise;
 mod error_codes;
@@ -76,6 +77,7 @@ fn main() {
     let mut trials = Vec::new();
     let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
         ("conventions", conventions::scenarios()),
+        ("console", console::scenarios()),
         ("identity", identity::scenarios()),
         ("sessions", sessions::scenarios()),
         ("matrix", matrix::scenarios()),

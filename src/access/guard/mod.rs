@@ -302,6 +302,16 @@ async fn authenticate(
             actor: Actor::User(user),
         });
     }
+    // Live unless a console session in test mode minted the token.
+    let env = match claims.env.as_deref() {
+        None => Environment::Live,
+        Some(e) => Environment::parse(e).ok_or_else(|| {
+            Refusal::anonymous(ApiError::Unauthenticated(
+                ErrorCode::Unauthenticated,
+                "the access token is not valid".into(),
+            ))
+        })?,
+    };
     let principal = Principal::new(
         org.clone(),
         PrincipalKind::User {
@@ -309,9 +319,9 @@ async fn authenticate(
             role,
         },
         role.grants(),
-        Environment::Live,
+        env,
         (None, None),
-        Arc::new(LimitIds::new(None, &org, Environment::Live)),
+        Arc::new(LimitIds::new(None, &org, env)),
     );
     Ok((principal, None))
 }

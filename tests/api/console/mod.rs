@@ -1,0 +1,480 @@
+//! The web console (SPEC §10): sign-in and sessions, CSRF and origin checks, escaping, tenant
+//! isolation, the live/test switch, and every console action against every role (the API
+//! route decides; the console only shows).
+
+pub mod client;
+mod roles;
+
+use serde_json::json;
+
+use self::client::Browser;
+use self::roles::{a_viewer_sees_no_write_control, every_console_action_against_every_role};
+use crate::fixture::{OWNER_EMAIL, OWNER_PASSWORD};
+use crate::helpers::*;
+
+crate::scenarios![
+    sign_in_sets_a_strict_cookie_and_a_nonce_csp,
+    a_wrong_password_is_refused_and_audited_like_the_api,
+    cross_origin_and_csrf_less_posts_are_refused,
+    idle_absolute_sign_out_removal_and_password_change_end_the_session,
+    markup_in_data_renders_as_text,
+    another_orgs_ids_are_not_found_on_console_pages,
+    the_test_switch_shows_only_sandbox_data,
+    an_invited_member_sets_a_password_in_the_console,
+    every_console_action_against_every_role,
+    a_viewer_sees_no_write_control,
+];
+
+fn sha256_hex(s: &str) -> String {
+    rampart::access::tokens::sha256_hex(s)
+}
+
+async fn sign_in_sets_a_strict_cookie_and_a_nonce_csp(store: Store) {
+    for hsts in [false, true] {
+        let app = spawn_app_with(
+            store,
+            &[("RAMPART_HSTS", if hsts { "true" } else { "false" })],
+        )
+        .await;
+        app.fixture("Console").await;
+        let mut b = Browser::new(&app);
+        if hsts {
+            // Behind the TLS front end that HSTS implies, pages are served from https.
+            b.origin = b.origin.replace("http://", "https://");
+        }
+        let first = b.get("/console").await;
+        assert_eq!((first.status, first.location()), (303, "/console/login"));
+        let login = b.get("/console/login").await;
+        assert_eq!(login.status, 200);
+        let csp = login.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("style-src 'nonce-") && csp.contains("form-action 'self'"),
+            "{csp}"
+        );
+        let origin = b.origin.clone();
+        let res = b
+            .post_raw(
+                "/console/login",
+                &[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)],
+                Some(&origin),
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let set = res.headers["set-cookie"].to_str().unwrap().to_owned();
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        assert_eq!(set.contains("Secure"), hsts, "{set}");
+        // Only the cookie's hash is stored.
+        let raw = b.cookie.clone().unwrap();
+        let raw = raw.split_once('=').unwrap().1;
+        assert_eq!(
+            count(
+                &app,
+                "SELECT COUNT(*) AS n FROM console_sessions WHERE id = $1",
+                &[raw]
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(
+                &app,
+                "SELECT COUNT(*) AS n FROM console_sessions WHERE id = $1",
+                &[&sha256_hex(raw)]
+            )
+            .await,
+            1
+        );
+        for path in [
+            "/console",
+            "/console/webhooks",
+            "/console/members",
+            "/console/api-keys",
+        ] {
+            let p = b.get(path).await;
+            let csp = p.headers["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("style-src 'nonce-"), "{path}: {csp}");
+            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+            assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+            let nonce = csp
+                .split("'nonce-")
+                .nth(1)
+                .unwrap()
+                .split('\'')
+                .next()
+                .unwrap();
+            assert!(p.body.contains(&format!("nonce=\"{nonce}\"")), "{path}");
+            assert!(!p.body.contains("<script"), "{path}");
+        }
+    }
+}
+
+async fn a_wrong_password_is_refused_and_audited_like_the_api(store: Store) {
+    let app = spawn_app_with(store, &[("RAMPART_LOGIN_RATE_LIMIT", "3/min")]).await;
+    let f = app.fixture("Console").await;
+    let mut b = Browser::new(&app);
+    let origin = b.origin.clone();
+    let wrong = [("email", OWNER_EMAIL), ("password", "not the password")];
+    let p = b.post_raw("/console/login", &wrong, Some(&origin)).await;
+    assert_eq!(p.status, 401, "{}", p.body);
+    assert!(b.cookie.is_none());
+    let audit = app.audit_actions(&f.org).await;
+    assert!(
+        audit.contains(&("auth.login".into(), "failure".into())),
+        "{audit:?}"
+    );
+    // The login limit is the API's: console and API attempts count together.
+    app.post_json(
+        "/v1/auth/login",
+        &json!({ "email": OWNER_EMAIL, "password": "nope nope" }),
+    )
+    .await;
+    app.post_json(
+        "/v1/auth/login",
+        &json!({ "email": OWNER_EMAIL, "password": "nope nope" }),
+    )
+    .await;
+    let p = b.post_raw("/console/login", &wrong, Some(&origin)).await;
+    assert_eq!(p.status, 429, "{}", p.body);
+}
+
+async fn cross_origin_and_csrf_less_posts_are_refused(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Console").await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let csrf = b.get("/console").await.csrf();
+    assert!(!csrf.is_empty());
+    let origin = b.origin.clone();
+    let form = |csrf: &str| {
+        vec![
+            ("name".to_owned(), "k".to_owned()),
+            ("scopes".to_owned(), "contacts".to_owned()),
+            ("permissions".to_owned(), "read".to_owned()),
+            ("csrf".to_owned(), csrf.to_owned()),
+        ]
+    };
+    // Another site's page posting with a stolen token, no origin, no token, a wrong token.
+    assert_eq!(
+        send(&mut b, form(&csrf), Some("http://evil.test".into()))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(send(&mut b, form(&csrf), None).await.status, 403);
+    let mut no_token = form(&csrf);
+    no_token.pop();
+    assert_eq!(
+        send(&mut b, no_token, Some(origin.clone())).await.status,
+        403
+    );
+    let mut other = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let other_csrf = other.get("/console").await.csrf();
+    assert_ne!(other_csrf, csrf);
+    assert_eq!(
+        send(&mut b, form(&other_csrf), Some(origin.clone()))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) AS n FROM api_keys WHERE org_id = $1 AND name = 'k'",
+            &[&f.org.id]
+        )
+        .await,
+        0
+    );
+    // The right token from the right origin works.
+    let ok = send(&mut b, form(&csrf), Some(origin.clone())).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("Copy the secret now"), "{}", ok.body);
+    let audit = app.audit_actions(&f.org).await;
+    assert!(
+        audit.contains(&("console.request_refused".into(), "denied".into())),
+        "{audit:?}"
+    );
+    // Sign-out is a state change too.
+    assert_eq!(
+        b.post_raw("/console/logout", &[], Some(&origin))
+            .await
+            .status,
+        403
+    );
+}
+
+async fn idle_absolute_sign_out_removal_and_password_change_end_the_session(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Console").await;
+    let age = |column: &'static str, by: i64| {
+        let q = match column {
+            "last_seen_at" => "UPDATE console_sessions SET last_seen_at = last_seen_at - $1",
+            _ => "UPDATE console_sessions SET expires_at = expires_at - $1",
+        };
+        rampart::store::Q::write(q).bind(by)
+    };
+    // Idle: 29 minutes is alive, 31 is dead (the clock moved by moving the row's last use).
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    age("last_seen_at", 29 * 60_000)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    assert_eq!(b.get("/console").await.status, 200);
+    age("last_seen_at", 31 * 60_000)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    assert_eq!(b.get("/console").await.location(), "/console/login");
+    // Absolute: 12 hours after sign-in, however busy.
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    age("expires_at", 12 * 3_600_000)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    assert_eq!(b.get("/console").await.location(), "/console/login");
+    // Sign-out: the old cookie is dead even if replayed.
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let cookie = b.cookie.clone();
+    let out = b.post("/console/logout", &[]).await;
+    assert_eq!(out.status, 303);
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    b.cookie = cookie;
+    assert_eq!(b.get("/console").await.location(), "/console/login");
+    // Removal from the org.
+    let dev = crate::members::member(&app, &f.owner_token, "dev@console.test", "developer").await;
+    let mut d = Browser::sign_in(&app, "dev@console.test", "a brand new long password").await;
+    assert_eq!(d.get("/console").await.status, 200);
+    let mut owner = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let removed = owner
+        .post(&format!("/console/members/{dev}/remove"), &[])
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(d.get("/console").await.location(), "/console/login");
+    // A password change ends every session of the user.
+    let mut tx = app.state.db.begin().await.unwrap();
+    let org = rampart::ids::OrgId::parse(&f.org.id).unwrap();
+    let user = rampart::ids::UserId::parse(&f.owner_id).unwrap();
+    let (url, _) = rampart::members::routes::issue_link(&app.state, &mut tx, &org, &user)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    let mut anon = Browser::new(&app);
+    let form = anon
+        .get(&format!("/console/set-password?token={token}"))
+        .await;
+    assert_eq!(form.status, 200);
+    let origin = anon.origin.clone();
+    let set = anon
+        .post_raw(
+            "/console/set-password",
+            &[("token", &token), ("password", "an entirely new password")],
+            Some(&origin),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert!(set.body.contains("Your password is set"));
+    assert_eq!(owner.get("/console").await.location(), "/console/login");
+}
+
+const XSS: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+
+async fn markup_in_data_renders_as_text(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Console").await;
+    let c = json_of(
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "xss", "name": XSS }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let ep = json_of(
+        app.post_as(
+            "/v1/webhooks",
+            &f.key,
+            &json!({ "url": "https://example.com/x", "events": ["*"], "description": XSS }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let pages = [
+        "/console/contacts".to_owned(),
+        format!("/console/contacts/{}", c["id"].as_str().unwrap()),
+        "/console/webhooks".to_owned(),
+        format!("/console/webhooks/{}", ep["id"].as_str().unwrap()),
+    ];
+    for path in &pages {
+        let p = b.get(path).await;
+        assert_eq!(p.status, 200, "{path}");
+        assert!(!p.body.contains("<script>alert"), "{path}");
+        assert!(!p.body.contains("<img src=x"), "{path}");
+        assert!(
+            p.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}"
+        );
+    }
+}
+
+async fn another_orgs_ids_are_not_found_on_console_pages(store: Store) {
+    let app = spawn_app(store).await;
+    app.fixture("A").await;
+    let other = app.org("B").await;
+    app.set_subscription(&other, "active", "full").await;
+    let b_key = app.full_key(&other).await;
+    let b_contact = crate::webhooks::contact(&app, &b_key).await;
+    let (b_ep, _) =
+        crate::webhooks::endpoint(&app, &b_key, "https://example.com/b", json!({})).await;
+    let b_user = app
+        .user(&other, "b@b.test", "developer", "a long enough password")
+        .await;
+    let b_key_id = app
+        .key_with(&other, &["contacts"], &["read"], "live", None, None)
+        .await
+        .0;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    for path in [
+        format!("/console/contacts/{b_contact}"),
+        format!("/console/webhooks/{b_ep}"),
+        format!(
+            "/console/dead-letters/{}",
+            rampart::ids::DeadLetterId::new()
+        ),
+    ] {
+        assert_eq!(b.get(&path).await.status, 404, "{path}");
+    }
+    for path in [
+        format!("/console/webhooks/{b_ep}/status"),
+        format!("/console/webhooks/{b_ep}/test"),
+        format!("/console/webhooks/{b_ep}/rotate-secret"),
+        format!("/console/api-keys/{b_key_id}/revoke"),
+        format!("/console/api-keys/{b_key_id}/rotate"),
+        format!("/console/members/{b_user}/remove"),
+    ] {
+        let p = b
+            .post(&path, &[("status", "paused"), ("role", "viewer")])
+            .await;
+        assert!(
+            p.status == 404 || p.body.contains("(not_found)"),
+            "{path}: {} {}",
+            p.status,
+            p.body
+        );
+    }
+}
+
+async fn the_test_switch_shows_only_sandbox_data(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Switch").await;
+    let (_, test_key) = app
+        .key_with(
+            &f.org,
+            &["contacts"],
+            &["read", "write"],
+            "test",
+            None,
+            None,
+        )
+        .await;
+    json_of(
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "live-one" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_of(
+        app.post_as(
+            "/v1/contacts",
+            &test_key,
+            &json!({ "external_key": "sandbox-one" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let live = b.get("/console/contacts").await;
+    assert!(live.body.contains("live-one") && !live.body.contains("sandbox-one"));
+    assert_eq!(
+        b.post("/console/environment", &[("environment", "test")])
+            .await
+            .status,
+        303
+    );
+    let test = b.get("/console/contacts").await;
+    assert!(
+        test.body.contains("sandbox-one") && !test.body.contains("live-one"),
+        "{}",
+        test.body
+    );
+    assert!(test.body.contains("Switch to live data"));
+    b.post("/console/environment", &[("environment", "live")])
+        .await;
+    assert!(b.get("/console/contacts").await.body.contains("live-one"));
+}
+
+async fn an_invited_member_sets_a_password_in_the_console(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Invite").await;
+    let mut owner = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let p = owner
+        .post(
+            "/console/members",
+            &[("email", "new@invite.test"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let re = regex::Regex::new(r"token=(pwt_[A-Za-z0-9_-]+)").unwrap();
+    let token = re.captures(&p.body).unwrap()[1].to_owned();
+    let mut anon = Browser::new(&app);
+    let origin = anon.origin.clone();
+    let weak = anon
+        .post_raw(
+            "/console/set-password",
+            &[("token", &token), ("password", "short")],
+            Some(&origin),
+        )
+        .await;
+    assert_eq!(weak.status, 422, "{}", weak.body);
+    assert!(weak.body.contains("12"), "{}", weak.body);
+    let ok = anon
+        .post_raw(
+            "/console/set-password",
+            &[("token", &token), ("password", "a viewer's long password")],
+            Some(&origin),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let mut viewer = Browser::sign_in(&app, "new@invite.test", "a viewer's long password").await;
+    let page = viewer.get("/console").await;
+    assert!(page.body.contains("viewer"));
+    let audit = app.audit_actions(&f.org).await;
+    assert!(audit.contains(&("member.added".into(), "success".into())));
+}
+
+async fn send(
+    b: &mut Browser<'_>,
+    fields: Vec<(String, String)>,
+    origin: Option<String>,
+) -> client::Page {
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    b.post_raw("/console/api-keys", &f, origin.as_deref()).await
+}
