@@ -46,9 +46,12 @@ button.danger{background:#b42318;border-color:#b42318}
 .alert{background:#fdecea;border:1px solid #e4a39c;padding:.75rem;border-radius:4px;margin-bottom:1rem}
 .secret{font-family:ui-monospace,monospace;background:#fff8db;padding:.5rem;border:1px dashed #b08900;display:block;overflow-wrap:anywhere}
 .muted{color:#5b6570}
-.badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e8ebef;font-size:.85rem}
+.badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e8ebef;color:#1b1f24;font-size:.85rem}
+header .muted{color:#d5dbe3}
+svg{max-height:16rem}
 .test{background:#fff3cd;color:#5c4400}
 .scroll{overflow-x:auto}
+.scroll table{min-width:40rem}
 @media (max-width:40rem){th,td{padding:.35rem .3rem;font-size:.92rem}main{padding:.6rem}}
 "#;
 
@@ -88,6 +91,12 @@ pub fn page_with_status(
     if let Ok(v) = HeaderValue::from_str(&console_csp(&nonce)) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
+    // The origin only, never a path or query (a set-password link's token stays put), and
+    // the `Origin` of form posts stays this origin rather than `null`.
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin"),
+    );
     res
 }
 
@@ -106,6 +115,7 @@ fn chrome(session: Option<&Session>) -> Markup {
                         li { a href="/console/contacts" { "Contacts" } }
                         li { a href="/console/members" { "Members" } }
                         li { a href="/console/audit" { "Audit log" } }
+                        li { a href="/console/branding" { "Branding" } }
                     }
                 }
                 form class="inline" method="post" action="/console/environment" {

@@ -146,10 +146,14 @@ fn security_headers(h: &mut axum::http::HeaderMap, hsts: bool) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // Console pages choose `strict-origin`: with `no-referrer` a browser sends `Origin: null`
+    // on their form posts, and the console checks that header.
+    if !h.contains_key(header::REFERRER_POLICY) {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // HTML pages set their own nonce-based policy; anything else gets the strictest one.
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {

@@ -168,6 +168,32 @@ fn main() {
             .with_ignored_flag(!chromium),
         );
     }
+    // The console in a real browser, on both stores.
+    let webdriver = console::browser::available();
+    for store in [helpers::Store::Sqlite, helpers::Store::Postgres] {
+        let name = match store {
+            helpers::Store::Sqlite => "sqlite",
+            helpers::Store::Postgres => "postgres",
+        };
+        let no_pg = store == helpers::Store::Postgres && pg.is_none();
+        trials.push(
+            Trial::test(
+                format!("browser::{name}::the_console_in_a_real_browser"),
+                move || {
+                    runtime().block_on(console::browser::the_console_in_a_real_browser(store));
+                    Ok(())
+                },
+            )
+            .with_ignored_flag(!webdriver || no_pg),
+        );
+    }
+    if !webdriver {
+        eprintln!();
+        eprintln!(" NOTE: the console's browser tests did NOT run (shown as `ignored`): install");
+        eprintln!(
+            " Chromium and chromedriver (apt-get install chromium chromium-driver; .ci/run does)."
+        );
+    }
     if !chromium {
         eprintln!();
         eprintln!(" NOTE: the browser test did NOT run (shown as `ignored`): install Chromium");

@@ -1,6 +1,7 @@
 //! The console's pages: each one a view of API answers, each action one API request.
 
 pub mod audit;
+pub mod branding;
 pub mod common;
 pub mod contacts;
 pub mod dead_letters;
@@ -47,4 +48,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/contacts", get(contacts::list))
         .route("/console/contacts/{id}", get(contacts::detail))
         .route("/console/audit", get(audit::list))
+        .route(
+            "/console/branding",
+            get(branding::show).post(branding::save),
+        )
 }

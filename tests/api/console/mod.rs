@@ -2,6 +2,7 @@
 //! isolation, the live/test switch, and every console action against every role (the API
 //! route decides; the console only shows).
 
+pub mod browser;
 pub mod client;
 mod roles;
 
@@ -309,7 +310,15 @@ async fn markup_in_data_renders_as_text(store: Store) {
     )
     .await;
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let saved = b
+        .post(
+            "/console/branding",
+            &[("name", "<script>alert(1)</script>")],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
     let pages = [
+        "/console/branding".to_owned(),
         "/console/contacts".to_owned(),
         format!("/console/contacts/{}", c["id"].as_str().unwrap()),
         "/console/webhooks".to_owned(),
