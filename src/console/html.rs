@@ -113,9 +113,12 @@ fn chrome(session: Option<&Session>) -> Markup {
                         li { a href="/console/webhooks" { "Webhooks" } }
                         li { a href="/console/dead-letters" { "Dead letters" } }
                         li { a href="/console/contacts" { "Contacts" } }
+                        li { a href="/console/conversations" { "Conversations" } }
+                        li { a href="/console/scheduled" { "Scheduled" } }
                         li { a href="/console/members" { "Members" } }
                         li { a href="/console/audit" { "Audit log" } }
                         li { a href="/console/branding" { "Branding" } }
+                        li { a href="/console/gdpr" { "GDPR & exports" } }
                     }
                 }
                 form class="inline" method="post" action="/console/environment" {

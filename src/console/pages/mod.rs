@@ -5,8 +5,10 @@ pub mod branding;
 pub mod common;
 pub mod contacts;
 pub mod dead_letters;
+pub mod gdpr;
 pub mod keys;
 pub mod members;
+pub mod messaging;
 pub mod overview;
 pub mod webhooks;
 
@@ -52,4 +54,12 @@ pub fn routes() -> Router<AppState> {
             "/console/branding",
             get(branding::show).post(branding::save),
         )
+        .route("/console/conversations", get(messaging::conversations))
+        .route("/console/conversations/{id}", get(messaging::conversation))
+        .route("/console/scheduled", get(messaging::scheduled))
+        .route("/console/scheduled/{id}/cancel", post(messaging::cancel))
+        .route("/console/gdpr", get(gdpr::show))
+        .route("/console/gdpr/erase", post(gdpr::erase))
+        .route("/console/exports", post(gdpr::start_export))
+        .route("/console/exports/{id}", get(gdpr::export))
 }

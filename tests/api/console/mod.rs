@@ -22,6 +22,7 @@ crate::scenarios![
     another_orgs_ids_are_not_found_on_console_pages,
     the_test_switch_shows_only_sandbox_data,
     an_invited_member_sets_a_password_in_the_console,
+    conversations_scheduled_gdpr_and_exports_pages,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -486,4 +487,90 @@ async fn send(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     b.post_raw("/console/api-keys", &f, origin.as_deref()).await
+}
+
+async fn conversations_scheduled_gdpr_and_exports_pages(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Pages").await;
+    let conv = crate::messaging::conversation(&app, &f.key).await;
+    let at = rampart::clock::now_ms() + 3_600_000;
+    let sch = json_of(
+        crate::messaging::schedule(&app, &f.key, &conv, at).await,
+        201,
+    )
+    .await;
+    let sch_id = sch["id"].as_str().unwrap();
+    json_of(
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "forget-me", "name": "Ada" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let list = b.get("/console/conversations").await;
+    assert!(list.body.contains(&conv), "{}", list.body);
+    assert_eq!(
+        b.get(&format!("/console/conversations/{conv}"))
+            .await
+            .status,
+        200
+    );
+    let scheduled = b.get("/console/scheduled?status=pending").await;
+    assert!(
+        scheduled.body.contains(sch_id) || scheduled.body.contains("Cancel"),
+        "{}",
+        scheduled.body
+    );
+    let canceled = b
+        .post(&format!("/console/scheduled/{sch_id}/cancel"), &[])
+        .await;
+    assert!(canceled.body.contains("Canceled."), "{}", canceled.body);
+    let again = b
+        .post(&format!("/console/scheduled/{sch_id}/cancel"), &[])
+        .await;
+    assert!(again.body.contains("not_cancelable"), "{}", again.body);
+
+    // GDPR: the export shows the contact; erasure needs the key typed again.
+    let g = b.get("/console/gdpr?external_key=forget-me").await;
+    assert!(
+        g.body.contains("Ada") && g.body.contains("Erase this contact"),
+        "{}",
+        g.body
+    );
+    let wrong = b
+        .post(
+            "/console/gdpr/erase",
+            &[("external_key", "forget-me"), ("confirm", "forget")],
+        )
+        .await;
+    assert!(wrong.body.contains("nothing was erased"));
+    json_of(
+        app.get_as("/v1/contacts?external_key=forget-me", &f.key)
+            .await,
+        200,
+    )
+    .await;
+    let erased = b
+        .post(
+            "/console/gdpr/erase",
+            &[("external_key", "forget-me"), ("confirm", "forget-me")],
+        )
+        .await;
+    assert!(erased.body.contains("Erased."), "{}", erased.body);
+    let audit = app.audit_actions(&f.org).await;
+    assert!(
+        audit
+            .iter()
+            .any(|(a, o)| a.starts_with("gdpr.") && o == "success"),
+        "{audit:?}"
+    );
+
+    // A full export: started from the console, its status page by id.
+    let started = b.post("/console/exports", &[]).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert!(started.body.contains("exp_"), "{}", started.body);
 }
