@@ -54,6 +54,24 @@ pub async fn every_console_action_against_every_role(store: Store) {
                 PASSWORD,
             )
             .await;
+        let conv = crate::messaging::conversation(&app, &key).await;
+        let at = rampart::clock::now_ms() + 3_600_000;
+        let sch = json_of(crate::messaging::schedule(&app, &key, &conv, at).await, 201).await;
+        let sch = sch["id"].as_str().unwrap().to_owned();
+        json_of(
+            app.post_as("/v1/contacts", &key, &json!({ "external_key": "erase-me" }))
+                .await,
+            201,
+        )
+        .await;
+        let dl = rampart::ids::DeadLetterId::new().to_string();
+        rampart::store::Q::write("INSERT INTO dead_letters (id, org_id, environment, source, event_type, payload, reason, status, attempts, created_at, updated_at)
+             VALUES ($1, $2, 'live', 'webhook_delivery', 'contact.created', '{}', 'retries_exhausted', 'open', 1, 0, 0)")
+            .bind(dl.as_str())
+            .bind(org.id.as_str())
+            .execute(&mut app.state.db.clone())
+            .await
+            .unwrap();
         let actions = [
             Action {
                 name: "create key",
@@ -144,6 +162,46 @@ pub async fn every_console_action_against_every_role(store: Store) {
                 path: format!("/console/webhooks/{ep}/test"),
                 fields: vec![],
                 scope: Scope::Webhooks,
+                perm: Permission::Write,
+                min_role: None,
+            },
+            Action {
+                name: "replay one",
+                path: format!("/console/dead-letters/{dl}/replay"),
+                fields: vec![],
+                scope: Scope::DeadLetters,
+                perm: Permission::Write,
+                min_role: None,
+            },
+            Action {
+                name: "cancel scheduled",
+                path: format!("/console/scheduled/{sch}/cancel"),
+                fields: vec![],
+                scope: Scope::ScheduledMessages,
+                perm: Permission::Delete,
+                min_role: None,
+            },
+            Action {
+                name: "erase contact",
+                path: "/console/gdpr/erase".into(),
+                fields: vec![("external_key", "erase-me"), ("confirm", "erase-me")],
+                scope: Scope::Gdpr,
+                perm: Permission::Delete,
+                min_role: None,
+            },
+            Action {
+                name: "start export",
+                path: "/console/exports".into(),
+                fields: vec![],
+                scope: Scope::Exports,
+                perm: Permission::Write,
+                min_role: None,
+            },
+            Action {
+                name: "save branding",
+                path: "/console/branding".into(),
+                fields: vec![("name", "Brand")],
+                scope: Scope::Org,
                 perm: Permission::Write,
                 min_role: None,
             },
