@@ -15,17 +15,23 @@ mod cli;
 mod conventions;
 mod enterprise;
 mod error_codes;
+#[path = "store/faults.rs"]
 mod faults;
 mod hostile;
 mod identity;
+#[path = "store/isolation.rs"]
 mod isolation;
+#[path = "identity/matrix.rs"]
 mod matrix;
 mod messaging;
+#[path = "conventions/openapi_contract.rs"]
 mod openapi_contract;
 mod operations;
 mod receiver;
+#[path = "identity/sessions.rs"]
 mod sessions;
 mod traffic;
+#[path = "webhooks/urls.rs"]
 mod webhook_urls;
 mod webhooks;
 
