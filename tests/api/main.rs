@@ -21,15 +21,11 @@ mod hostile;
 mod identity;
 #[path = "store/isolation.rs"]
 mod isolation;
-#[path = "identity/matrix.rs"]
-mod matrix;
 mod messaging;
 #[path = "conventions/openapi_contract.rs"]
 mod openapi_contract;
 mod operations;
 mod receiver;
-#[path = "identity/sessions.rs"]
-mod sessions;
 mod traffic;
 #[path = "webhooks/urls.rs"]
 mod webhook_urls;
@@ -82,8 +78,6 @@ fn main() {
     let groups: Vec<(&str, Vec<(&'static str, Scenario)>)> = vec![
         ("conventions", conventions::scenarios()),
         ("identity", identity::scenarios()),
-        ("sessions", sessions::scenarios()),
-        ("matrix", matrix::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
         ("webhook_urls", webhook_urls::scenarios()),
