@@ -1,7 +1,6 @@
 //! SPEC §3: sessions, API keys, guards, tenancy, the audit log.
 
 mod audit;
-mod contacts;
 mod guards;
 mod keys;
 mod login;
@@ -16,7 +15,6 @@ pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
         keys::scenarios(),
         audit::scenarios(),
         matrix::scenarios(),
-        contacts::scenarios(),
     ]
     .concat()
 }
