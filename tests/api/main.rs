@@ -27,8 +27,6 @@ mod openapi_contract;
 mod operations;
 mod receiver;
 mod traffic;
-#[path = "webhooks/urls.rs"]
-mod webhook_urls;
 mod webhooks;
 
 use helpers::Store;
@@ -80,7 +78,6 @@ fn main() {
         ("identity", identity::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
-        ("webhook_urls", webhook_urls::scenarios()),
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
