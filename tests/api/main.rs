@@ -15,17 +15,12 @@ mod cli;
 mod conventions;
 mod enterprise;
 mod error_codes;
-#[path = "store/faults.rs"]
-mod faults;
 mod hostile;
 mod identity;
-#[path = "store/isolation.rs"]
-mod isolation;
 mod messaging;
-#[path = "conventions/openapi_contract.rs"]
-mod openapi_contract;
 mod operations;
 mod receiver;
+mod store;
 mod traffic;
 mod webhooks;
 
@@ -83,7 +78,7 @@ fn main() {
         ("enterprise", enterprise::scenarios()),
         ("hostile", hostile::scenarios()),
         ("error_codes", error_codes::scenarios()),
-        ("openapi_contract", openapi_contract::scenarios()),
+        ("store", store::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -120,7 +115,6 @@ fn main() {
         ("conventions", conventions::plain()),
         ("webhooks", webhooks::plain()),
         ("operations", operations::plain()),
-        ("openapi_contract", openapi_contract::plain()),
     ];
     for (module, list) in plain {
         for (name, f) in list {
@@ -130,15 +124,10 @@ fn main() {
             }));
         }
     }
-    let postgres_only = faults::postgres_only()
+    let postgres_only = store::postgres_only()
         .into_iter()
-        .map(|t| ("faults", t))
-        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)))
-        .chain(
-            isolation::postgres_only()
-                .into_iter()
-                .map(|t| ("isolation", t)),
-        );
+        .map(|t| ("store", t))
+        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)));
     for (module, (name, f)) in postgres_only {
         trials.push(
             Trial::test(format!("postgres::{module}::{name}"), move || {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-crate::scenarios![contacts_crud_with_unique_external_key,];
+crate::scenarios![contacts_crud_with_unique_external_key];
 
 async fn contacts_crud_with_unique_external_key(store: Store) {
     let app = spawn_app(store).await;

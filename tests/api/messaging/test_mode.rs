@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::receiver::Receiver;
 use crate::webhooks::endpoint;
 
-crate::scenarios![test_mode_is_isolated_on_every_list_route_and_sandboxed,];
+crate::scenarios![test_mode_is_isolated_on_every_list_route_and_sandboxed];
 
 async fn test_mode_is_isolated_on_every_list_route_and_sandboxed(store: Store) {
     let app = spawn_app(store).await;

@@ -14,7 +14,7 @@ crate::scenarios![
     metrics_cover_requests_guards_queues_and_dead_letters,
 ];
 
-crate::plain_tests![a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_stale,];
+crate::plain_tests![a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_stale];
 
 async fn deep(app: &TestApp) -> Value {
     let res = app

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::operator;
 use crate::helpers::*;
 
-crate::scenarios![operator_actions_are_guarded_validated_and_audited,];
+crate::scenarios![operator_actions_are_guarded_validated_and_audited];
 
 async fn operator_actions_are_guarded_validated_and_audited(store: Store) {
     let app = spawn_app(store).await;

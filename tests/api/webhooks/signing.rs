@@ -14,7 +14,7 @@ crate::scenarios![
     rotation_signs_with_both_secrets_during_the_overlap,
 ];
 
-crate::plain_tests![standard_webhooks_test_vector_verifies_independently,];
+crate::plain_tests![standard_webhooks_test_vector_verifies_independently];
 
 async fn standard_webhooks_test_vector_verifies_independently() {
     let hit = Hit {

@@ -8,7 +8,7 @@ use super::{contact, endpoint, get_json};
 use crate::helpers::*;
 use crate::receiver::Receiver;
 
-crate::scenarios![ssrf_guard_at_creation_and_at_connect_time,];
+crate::scenarios![ssrf_guard_at_creation_and_at_connect_time];
 
 async fn ssrf_guard_at_creation_and_at_connect_time(store: Store) {
     let app = spawn_app_with(store, &[("RAMPART_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
