@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::receiver::Receiver;
-use crate::webhooks::{contact, endpoint};
+use crate::webhooks::contact;
 
 crate::scenarios![
     inbound_messages_and_conversations,
@@ -15,17 +14,9 @@ crate::scenarios![
 ];
 
 async fn inbound_messages_and_conversations(store: Store) {
-    let app = spawn_app(store).await;
-    let events = Receiver::start().await;
-    let org = app.org("Acme").await;
-    let key = app.full_key(&org).await;
-    endpoint(
-        &app,
-        &key,
-        &events.url("/"),
-        json!({ "events": ["message.received", "conversation.created"] }),
-    )
-    .await;
+    let app = spawn_quiet(store, &[]).await;
+    let f = app.fixture("Acme").await;
+    let key = f.key.clone();
     let c = contact(&app, &key).await;
     problem_of(
         app.post_as(
@@ -88,7 +79,11 @@ async fn inbound_messages_and_conversations(store: Store) {
     .await;
     assert_eq!(m["direction"], "inbound");
     assert_eq!(m["status"], "received");
-    let hits = events.wait_for(2, Duration::from_secs(10)).await;
+    app.drain_jobs().await;
+    let hits = f.receiver.hits();
+    let of_type = |t: &str| hits.iter().filter(|h| h.json()["type"] == t).count();
+    assert_eq!(of_type("conversation.created"), 1);
+    assert_eq!(of_type("message.received"), 1);
     assert!(
         hits.iter().any(
             |h| h.json()["type"] == "message.received" && h.json()["data"]["body"] == "Hi back"

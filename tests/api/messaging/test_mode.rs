@@ -1,12 +1,10 @@
 //! Test mode: test keys see only test data on every list route, and their sends are
 //! sandboxed.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::json;
 
-use super::{conversation, message_status, schedule, send};
+use super::{conversation, schedule, send};
 use crate::helpers::*;
 use crate::receiver::Receiver;
 use crate::webhooks::endpoint;
@@ -14,7 +12,7 @@ use crate::webhooks::endpoint;
 crate::scenarios![test_mode_is_isolated_on_every_list_route_and_sandboxed];
 
 async fn test_mode_is_isolated_on_every_list_route_and_sandboxed(store: Store) {
-    let app = spawn_app(store).await;
+    let app = spawn_quiet(store, &[]).await;
     let rx = Receiver::start().await;
     let org = app.org("Acme").await;
     let all = [
@@ -58,11 +56,14 @@ async fn test_mode_is_isolated_on_every_list_route_and_sandboxed(store: Store) {
         ] {
             seen.push((id, is_live));
         }
-        message_status(&app, k, m["id"].as_str().unwrap(), "sent").await;
+        app.drain_jobs().await;
+        let id = m["id"].as_str().unwrap();
+        let sent = json_of(app.get_as(&format!("/v1/messages/{id}"), k).await, 200).await;
+        assert_eq!(sent["status"], "sent", "{sent}");
     }
     // The sandbox sink recorded the test message; nothing test-mode went over the network.
-    let hits = rx.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 1, "the live message only");
     assert!(
         hits.iter().all(|h| h.path == "/live"),
         "test mode never sends"

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::fixture::{Fixture, OWNER_EMAIL, OWNER_PASSWORD};
 use crate::helpers::*;
 
 crate::scenarios![
@@ -15,45 +16,31 @@ crate::scenarios![
 ];
 
 /// A small but complete dataset: users, keys, audit chain, contacts, events, deliveries.
-async fn populate(app: &TestApp) -> (Org, String) {
-    let org = app.org("Acme").await;
-    app.user(
-        &org,
-        "ada@example.com",
-        "owner",
-        "correct horse battery staple",
-    )
-    .await;
-    let key = app.full_key(&org).await;
-    let admin = app.token_for(&org, "admin");
+async fn populate(app: &TestApp) -> Fixture {
+    let f = app.fixture("Acme").await;
     for i in 0..3 {
         app.post_as(
             "/v1/developer/keys",
-            &admin,
+            &f.owner_token,
             &json!({ "name": format!("k{i}"), "scopes": ["contacts"], "permissions": ["read"] }),
         )
         .await;
     }
-    app.post_as(
-        "/v1/webhooks",
-        &key,
-        &json!({ "url": "https://example.com/h", "events": ["*"] }),
-    )
-    .await;
     for i in 0..20 {
         app.post_as(
             "/v1/contacts",
-            &key,
+            &f.key,
             &json!({ "external_key": format!("c{i}"), "attributes": { "n": i, "flag": true } }),
         )
         .await;
     }
-    (org, key)
+    f
 }
 
 async fn backup_restores_into_either_store(store: Store) {
     let app = spawn_app(store).await;
-    let (org, key) = populate(&app).await;
+    let f = populate(&app).await;
+    let key = &f.key;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backup.ndjson");
     let summary = rampart::ops::backup::backup(&app.state.db, &file, "test", &mut |_| {})
@@ -83,13 +70,20 @@ async fn backup_restores_into_either_store(store: Store) {
         restored_db.close().await;
         // The restored deployment serves the same data with the same keys.
         let restored = spawn_on(db.clone(), &[], Default::default()).await;
-        let list = json_of(restored.get_as("/v1/contacts?limit=100", &key).await, 200).await;
+        let list = json_of(restored.get_as("/v1/contacts?limit=100", key).await, 200).await;
         assert_eq!(list["data"].as_array().unwrap().len(), 20);
         assert_eq!(list["data"][0]["attributes"]["flag"], true);
-        let login = restored
-            .login("ada@example.com", "correct horse battery staple")
-            .await;
-        assert_eq!(login["org_id"], org.id.as_str());
+        let ep = format!("/v1/webhooks/{}", f.endpoint_id);
+        assert_eq!(restored.get_as(&ep, key).await.status(), 200);
+        let login = restored.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+        assert_eq!(login["org_id"], f.org.id.as_str());
+        let owner = count(
+            &restored,
+            "SELECT COUNT(*) AS n FROM users WHERE id = $1",
+            &[&f.owner_id],
+        )
+        .await;
+        assert_eq!(owner, 1, "the owner keeps their id");
         // Restoring twice is refused: the target is no longer empty.
         let again = rampart::store::Db::connect(&db.url, &Default::default())
             .await
@@ -103,7 +97,7 @@ async fn backup_restores_into_either_store(store: Store) {
 
 async fn backup_under_write_load_restores_consistently(store: Store) {
     let app = spawn_app(store).await;
-    let (_, key) = populate(&app).await;
+    let key = populate(&app).await.key;
     let stop = tokio_util::sync::CancellationToken::new();
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {

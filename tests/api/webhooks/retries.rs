@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{contact, dead_letters, endpoint, get_json, wait_status};
+use super::{contact, dead_letters, endpoint, get_json};
 use crate::helpers::*;
 use crate::receiver::{Receiver, Reply, verify};
 
@@ -71,22 +71,16 @@ async fn a_500_500_200_chain_keeps_one_webhook_id(store: Store) {
 }
 
 async fn gone_disables_the_endpoint_at_once(store: Store) {
-    let app = spawn_app(store).await;
-    let rx = Receiver::start().await;
+    let app = spawn_quiet(store, &[]).await;
+    let f = app.fixture("Acme").await;
+    let (key, rx) = (&f.key, &f.receiver);
     rx.set_default(Reply::status(410));
-    let org = app.org("Acme").await;
-    let key = app.full_key(&org).await;
-    let (ep, _) = endpoint(
-        &app,
-        &key,
-        &rx.url("/"),
-        json!({ "events": ["contact.created"], "max_retries": 5 }),
-    )
-    .await;
-    contact(&app, &key).await;
-    wait_status(&app, &key, &ep, "disabled").await;
+    contact(&app, key).await;
+    app.drain_jobs().await;
+    let e = get_json(&app, &format!("/v1/webhooks/{}", f.endpoint_id), key).await;
+    assert_eq!(e["status"], "disabled", "{e}");
     assert_eq!(rx.hits().len(), 1, "no retries after 410");
-    let dls = dead_letters(&app, &key, "status=open").await;
+    let dls = dead_letters(&app, key, "status=open").await;
     assert_eq!(dls.len(), 1);
     assert_eq!(dls[0]["reason"], "endpoint_disabled");
 }
