@@ -124,7 +124,7 @@ async fn exhausted_budgets_fail_the_endpoint_and_bulk_replay_resolves_everything
 }
 
 async fn single_dead_letter_replay_and_refusals(store: Store) {
-    let app = spawn_app(store).await;
+    let app = spawn_quiet(store, &[]).await;
     let rx = Receiver::start().await;
     rx.set_default(Reply::status(500));
     let org = app.org("Acme").await;
@@ -137,22 +137,19 @@ async fn single_dead_letter_replay_and_refusals(store: Store) {
     )
     .await;
     contact(&app, &key).await;
-    let dl = eventually(Duration::from_secs(10), || async {
-        dead_letters(&app, &key, "status=open")
-            .await
-            .into_iter()
-            .next()
-    })
-    .await
-    .expect("a dead letter");
+    app.drain_jobs().await;
+    let dl = dead_letters(&app, &key, "status=open")
+        .await
+        .into_iter()
+        .next()
+        .expect("a dead letter");
     let id = dl["id"].as_str().unwrap();
     assert_eq!(
         get_json(&app, &format!("/v1/dead-letters/{id}"), &key).await["id"],
         id
     );
-    // Still failing (slowly, so the second request finds it replaying): the replay's outcome
-    // reopens the same dead letter.
-    rx.set_default(Reply::status(500).delay(Duration::from_millis(500)));
+    // Still failing: the replay's outcome reopens the same dead letter. No worker runs until
+    // the jobs are drained, so the second request finds it replaying.
     let out = json_of(
         app.post_as(&format!("/v1/dead-letters/{id}/replay"), &key, &json!({}))
             .await,
@@ -167,21 +164,18 @@ async fn single_dead_letter_replay_and_refusals(store: Store) {
         "not_replayable",
     )
     .await;
-    eventually(Duration::from_secs(10), || async {
-        let d = get_json(&app, &format!("/v1/dead-letters/{id}"), &key).await;
-        (d["status"] == "open" && d["replay_count"] == 1).then_some(())
-    })
-    .await
-    .expect("reopened after a failed replay");
+    app.drain_jobs().await;
+    let d = get_json(&app, &format!("/v1/dead-letters/{id}"), &key).await;
+    assert!(
+        d["status"] == "open" && d["replay_count"] == 1,
+        "reopened after a failed replay: {d}"
+    );
     rx.set_default(Reply::status(204));
     app.post_as(&format!("/v1/dead-letters/{id}/replay"), &key, &json!({}))
         .await;
-    eventually(Duration::from_secs(10), || async {
-        (get_json(&app, &format!("/v1/dead-letters/{id}"), &key).await["status"] == "resolved")
-            .then_some(())
-    })
-    .await
-    .expect("resolved");
+    app.drain_jobs().await;
+    let d = get_json(&app, &format!("/v1/dead-letters/{id}"), &key).await;
+    assert_eq!(d["status"], "resolved", "{d}");
     assert_eq!(
         dead_letters(&app, &key, "").await.len(),
         1,
