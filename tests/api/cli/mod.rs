@@ -105,6 +105,7 @@ pub async fn wait_log(
             return v.clone();
         }
         assert!(std::time::Instant::now() < deadline, "no log line: {what}");
+        // A poll interval: the server is a separate process writing its log in its own time.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -27,8 +27,10 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&body[..10]).await.unwrap();
+    // The server process reads the head in its own time; the signal must come after.
     tokio::time::sleep(Duration::from_millis(300)).await;
     sigterm(&child);
+    // The process handles SIGTERM asynchronously: give it time to stop accepting.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused while the old one is served.
     assert!(

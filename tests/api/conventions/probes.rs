@@ -89,6 +89,7 @@ pub async fn panics_and_timeouts_become_generic_problems() {
         .route(
             "/slow",
             get(|| async {
+                // Slower than the request timeout: the timeout is what is tested.
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 "late"
             }),

@@ -248,6 +248,7 @@ async fn rotation_grace_period_keeps_the_old_secret_briefly(store: Store) {
         "old secret in grace"
     );
     assert_eq!(app.get_as("/v1/contacts", &new).await.status(), 200);
+    // The 2 s grace period running out is what is tested: the wait is real time.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     problem_of(
         app.get_as("/v1/contacts", &old).await,

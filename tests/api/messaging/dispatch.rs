@@ -143,6 +143,7 @@ async fn cancel_racing_dispatch_never_does_both(store: Store) {
         let id = id.clone();
         let at = start + Duration::from_millis(2 * i as u64);
         tasks.push(tokio::spawn(async move {
+            // Each cancel at its own instant around the due time: the race is what is tested.
             tokio::time::sleep_until(at).await;
             (id, req.send().await.unwrap().status().as_u16())
         }));
@@ -194,6 +195,7 @@ async fn two_workers_never_dispatch_twice(store: Store) {
     let n = 300;
     bulk_schedule(&a, &org, &conv, n, rampart::clock::now_ms() + 800).await;
     let hits = channel.wait_for(n, Duration::from_secs(60)).await;
+    // Two real workers race here, so a duplicate would come in their time: give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = &b;
     let all = channel.hits();

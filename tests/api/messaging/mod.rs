@@ -47,7 +47,8 @@ pub(crate) async fn assert_each_dispatched_once(
     ids: &[String],
 ) {
     channel.wait_for(ids.len(), Duration::from_secs(30)).await;
-    // A moment more for any duplicate.
+    // The scheduler dispatches in its own time (send_at is the feature): a moment more for any
+    // duplicate to arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(channel.hits().len(), ids.len(), "each exactly once");
     for id in ids {

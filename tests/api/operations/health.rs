@@ -163,6 +163,8 @@ async fn alerts_are_announced_once_and_posted_signed(store: Store) {
     age_out(&a, &dl).await;
     let hits = rx.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(hits[1].json()["type"], "alert.ended");
+    // Both instances evaluate every 200 ms (the watchers are what is tested): four more rounds
+    // for a duplicate announcement to show.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let all: Vec<String> = rx
         .hits()
@@ -200,6 +202,7 @@ async fn a_stale_evaluation_never_flips_an_alert_back(store: Store) {
     let read_at = rampart::clock::now_ms();
     let stale = evaluate(&a.state).await.unwrap();
     assert!(is_on(&stale));
+    // A later millisecond on the clock, so that `b`'s reading is newer than `read_at`.
     tokio::time::sleep(Duration::from_millis(5)).await;
     // Meanwhile the spike leaves the window and `b` announces the end.
     age_out(&a, &dl).await;

@@ -23,7 +23,8 @@ async fn sqlite_checkpoints_in_the_background(store: Store) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    // Let a checkpoint settle the schema, then measure.
+    // The checkpoint task runs on its own timer (what is tested): let one settle the schema,
+    // then measure.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = std::fs::metadata(&path).unwrap().len();
     // About 300 pages (1.2 MB), in 30 commits: under any automatic threshold.

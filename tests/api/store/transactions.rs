@@ -356,7 +356,8 @@ pub async fn transactional_promises(db: &rampart::store::Db) {
                 .await
                 .map(|n| (n, b))
         });
-        tokio::time::sleep(Duration::from_millis(100)).await; // b now waits on a's row lock
+        // Time for b to reach a's row lock and wait on it: the lock wait is what is tested.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         a.commit().await.unwrap();
         let (n, b) = pending.await.unwrap().expect("no serialization failure");
         assert_eq!(n, 1);

@@ -166,6 +166,7 @@ async fn idempotency_records_expire_and_are_purged(store: Store) {
             .status(),
         201
     );
+    // The 1 s record lifetime running out is what is tested: the wait is real time.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // The periodic maintenance job may already have purged it; either way it is gone.
     rampart::traffic::idempotency::purge(&app.state.db)

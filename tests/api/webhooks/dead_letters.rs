@@ -55,6 +55,8 @@ async fn exhausted_budgets_fail_the_endpoint_and_bulk_replay_resolves_everything
     .await
     .expect("third dead letter");
     assert_eq!(dls[0]["reason"], "endpoint_failed");
+    // The worker runs in its own time here (retries are what is tested): a moment for a
+    // stray delivery to show.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.hits().len(), before, "nothing sent to a failed endpoint");
 

@@ -51,6 +51,7 @@ async fn two_workers_never_deliver_one_attempt_twice_in_parallel(store: Store) {
         assert_eq!(t.await.unwrap(), 201);
     }
     let hits = rx.wait_for(n, Duration::from_secs(60)).await;
+    // Two real workers race here (they are what is tested): a moment for a duplicate to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let hits_after = rx.hits();
     assert_eq!(hits_after.len(), hits.len(), "no extra deliveries");
@@ -138,6 +139,7 @@ async fn a_killed_worker_loses_no_delivery(store: Store) {
             "only {} of {n} events delivered after the restart",
             ids.len()
         );
+        // A poll interval: the restarted worker is a separate process.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -221,6 +223,7 @@ async fn a_worker_stopped_with_sigterm_finishes_or_hands_back_its_jobs(store: St
             "{} of {n} delivered",
             ids.len()
         );
+        // A poll interval: the next worker is a separate process.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -297,7 +300,8 @@ async fn a_lease_lost_mid_attempt_discards_only_that_outcome_of_a_batch(store: S
             1
         );
     }
-    // The stolen one: nothing written, the job still held by its new owner.
+    // The stolen one: nothing written, the job still held by its new owner. The batch's worker
+    // runs in its own time, so give a wrong write a moment to land.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         count(
