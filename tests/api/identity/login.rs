@@ -65,7 +65,7 @@ async fn login_refresh_rotation_and_logout(store: Store) {
 }
 
 async fn refresh_token_reuse_revokes_the_family(store: Store) {
-    // No reuse interval: the replay below comes at once (tests/api/sessions.rs has the retry).
+    // No reuse interval: the replay below comes at once (identity/sessions.rs has the retry).
     let app = spawn_app_with(store, &[("RAMPART_REFRESH_REUSE_INTERVAL", "0s")]).await;
     let org = app.org("Acme").await;
     app.user(&org, "ada@example.com", "developer", PW).await;
