@@ -6,7 +6,7 @@
 
 /// Declares an enum whose variants have fixed text forms:
 ///
-/// ```ignore
+/// ```text
 /// text_enum! {
 ///     /// What an endpoint is doing.
 ///     pub enum EndpointStatus { Active = "active", Paused = "paused" }

@@ -192,7 +192,10 @@ pub const HTTPS_URL_PATTERN: &str = "^https://([a-z0-9]+(-[a-z0-9]+)*\\.){0,9}[a
 /// The URLs the document states for a webhook target: like [`HTTPS_URL_PATTERN`] without a
 /// fragment, and plain `http` and IPv4 addresses are stated too, since a deployment that allows private targets
 /// takes them (one that does not refuses them with 422, as the field's description says).
-pub const WEBHOOK_URL_PATTERN: &str = "^https?://(([a-z0-9]+(-[a-z0-9]+)*\\.){0,9}[a-z][a-z0-9]*(-[a-z0-9]+)*|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?([/?][A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$";
+/// It is the stored form: a path always follows the authority and the query holds no `'`
+/// (the parser adds the one and percent-encodes the other), so a URL of this form is its own
+/// normalised form and a schema-valid URL never outgrows `maxLength` once normalised.
+pub const WEBHOOK_URL_PATTERN: &str = "^https?://(([a-z0-9]+(-[a-z0-9]+)*\\.){0,9}[a-z][a-z0-9]*(-[a-z0-9]+)*|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*(\\?[A-Za-z0-9._~!$&()*+,;=:@/?%-]*)?$";
 
 /// The schema of a webhook URL field (`schema_with`). The pattern is the stored, normalised
 /// form; other spellings of a URL are accepted and normalised to it by
@@ -322,6 +325,20 @@ mod tests {
             }
         }
         assert!(webhook.is_match("http://127.0.0.1:40123/hook"));
+        // A webhook URL of the documented form is already normalised: storing it changes nothing.
+        for u in [
+            "http://a/",
+            "http://a/?0",
+            "https://a-b.example.com:8443/x/'y'?q=1&r=/?:@%zz",
+            "https://1.2.3.4/%2",
+        ] {
+            assert!(webhook.is_match(u), "{u}");
+            assert_eq!(reqwest::Url::parse(u).unwrap().as_str(), u);
+        }
+        for grows in ["http://a", "http://a?0", "https://a/?'"] {
+            assert!(!webhook.is_match(grows), "{grows}");
+            assert_ne!(reqwest::Url::parse(grows).unwrap().as_str(), grows);
+        }
         assert!(https.is_match("https://cdn.example.com/logo.png"));
         let phone = regex::Regex::new(PHONE_PATTERN).unwrap();
         for p in [

@@ -213,13 +213,35 @@ async fn run_operator_action(
             ));
         }
     }
+    let done = perform(&mut tx, &p, &meta, &action).await?;
+    let mut entry = Entry::new(Some(t.org()), p.actor(), "operator.action")
+        .details(json!({ "action": action.name(), "params": action }));
+    if let Some((kind, id)) = &done.target {
+        entry = entry.target(kind, id);
+    }
+    audit::record(&mut tx, &meta, entry).await?;
+    let out = ActionOut {
+        action: action.name(),
+        result: done.result,
+    };
+    idem.commit(tx, StatusCode::OK, &out).await
+}
+
+/// Carries out one action inside the request's transaction.
+async fn perform(
+    tx: &mut crate::store::Tx,
+    p: &Principal,
+    meta: &RequestMeta,
+    action: &Action,
+) -> ApiResult<Done> {
+    let t = p.tenant();
     let by = p.user_id().cloned();
-    let done = match &action {
+    let done = match action {
         Action::PauseEndpoint(e) => {
-            set_endpoint(&mut tx, &t, &e.endpoint_id, EndpointStatus::Paused).await?
+            set_endpoint(tx, &t, &e.endpoint_id, EndpointStatus::Paused).await?
         }
         Action::ResumeEndpoint(e) => {
-            set_endpoint(&mut tx, &t, &e.endpoint_id, EndpointStatus::Active).await?
+            set_endpoint(tx, &t, &e.endpoint_id, EndpointStatus::Active).await?
         }
         Action::ReplayDeadLetters(r) => {
             let f = crate::dead_letters::Filter {
@@ -229,8 +251,7 @@ async fn run_operator_action(
                 since_ms: r.since.map(Rfc3339::ms),
                 until_ms: r.until.map(Rfc3339::ms),
             };
-            let out =
-                crate::dead_letters::routes::bulk_replay(&t, f, p.actor(), &meta, &mut tx).await?;
+            let out = crate::dead_letters::routes::bulk_replay(&t, f, p.actor(), meta, tx).await?;
             Done {
                 target: None,
                 result: serde_json::to_value(out).map_err(ApiError::internal)?,
@@ -239,7 +260,7 @@ async fn run_operator_action(
         Action::OpenIncident(o) => {
             let status = IncidentStatus::from(o.status);
             let id = incidents::open(
-                &mut tx,
+                tx,
                 &o.title,
                 o.impact,
                 status,
@@ -255,7 +276,7 @@ async fn run_operator_action(
         }
         Action::UpdateIncident(u) => {
             let message = u.message.as_str();
-            update_incident(&mut tx, &u.incident_id, u.status, message, u.impact, by).await?
+            update_incident(tx, &u.incident_id, u.status, message, u.impact, by).await?
         }
         Action::ResolveIncident(r) => {
             let message = r
@@ -263,20 +284,10 @@ async fn run_operator_action(
                 .as_deref()
                 .unwrap_or("This incident has been resolved.");
             let status = IncidentStatus::Resolved;
-            update_incident(&mut tx, &r.incident_id, status, message, r.impact, by).await?
+            update_incident(tx, &r.incident_id, status, message, r.impact, by).await?
         }
     };
-    let mut entry = Entry::new(Some(t.org()), p.actor(), "operator.action")
-        .details(json!({ "action": action.name(), "params": action }));
-    if let Some((kind, id)) = &done.target {
-        entry = entry.target(kind, id);
-    }
-    audit::record(&mut tx, &meta, entry).await?;
-    let out = ActionOut {
-        action: action.name(),
-        result: done.result,
-    };
-    idem.commit(tx, StatusCode::OK, &out).await
+    Ok(done)
 }
 
 async fn set_endpoint(

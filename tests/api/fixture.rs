@@ -10,10 +10,6 @@ use crate::receiver::Receiver;
 pub const OWNER_EMAIL: &str = "owner@fixture.test";
 pub const OWNER_PASSWORD: &str = "correct horse battery staple";
 
-#[expect(
-    dead_code,
-    reason = "scenarios move to the fixture one by one; remove once every field is read"
-)]
 pub struct Fixture {
     pub org: Org,
     /// A live API key with every key-grantable scope and permission.

@@ -323,6 +323,7 @@ where
         if tokio::time::Instant::now() >= deadline {
             return None;
         }
+        // A poll interval: what `f` waits for happens in another task or process.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -16,19 +16,14 @@ mod console;
 mod conventions;
 mod enterprise;
 mod error_codes;
-mod faults;
 mod hostile;
 mod identity;
-mod isolation;
-mod matrix;
 mod members;
 mod messaging;
-mod openapi_contract;
 mod operations;
 mod receiver;
-mod sessions;
+mod store;
 mod traffic;
-mod webhook_urls;
 mod webhooks;
 
 use helpers::Store;
@@ -79,18 +74,15 @@ fn main() {
         ("conventions", conventions::scenarios()),
         ("console", console::scenarios()),
         ("identity", identity::scenarios()),
-        ("sessions", sessions::scenarios()),
-        ("matrix", matrix::scenarios()),
         ("members", members::scenarios()),
         ("traffic", traffic::scenarios()),
         ("webhooks", webhooks::scenarios()),
-        ("webhook_urls", webhook_urls::scenarios()),
         ("messaging", messaging::scenarios()),
         ("operations", operations::scenarios()),
         ("enterprise", enterprise::scenarios()),
         ("hostile", hostile::scenarios()),
         ("error_codes", error_codes::scenarios()),
-        ("openapi_contract", openapi_contract::scenarios()),
+        ("store", store::scenarios()),
     ];
     // Scenarios that need a real Redis besides the store.
     let redis_groups: Vec<(&str, Vec<(&'static str, Scenario)>)> =
@@ -127,7 +119,6 @@ fn main() {
         ("conventions", conventions::plain()),
         ("webhooks", webhooks::plain()),
         ("operations", operations::plain()),
-        ("openapi_contract", openapi_contract::plain()),
     ];
     for (module, list) in plain {
         for (name, f) in list {
@@ -137,15 +128,10 @@ fn main() {
             }));
         }
     }
-    let postgres_only = faults::postgres_only()
+    let postgres_only = store::postgres_only()
         .into_iter()
-        .map(|t| ("faults", t))
-        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)))
-        .chain(
-            isolation::postgres_only()
-                .into_iter()
-                .map(|t| ("isolation", t)),
-        );
+        .map(|t| ("store", t))
+        .chain(hostile::postgres_only().into_iter().map(|t| ("hostile", t)));
     for (module, (name, f)) in postgres_only {
         trials.push(
             Trial::test(format!("postgres::{module}::{name}"), move || {

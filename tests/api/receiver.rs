@@ -103,6 +103,7 @@ async fn receive(
         .pop_front()
         .unwrap_or_else(|| s.default.lock().unwrap().clone());
     if !reply.delay.is_zero() {
+        // A slow receiver, as scripted: the delay is what the test asked for.
         tokio::time::sleep(reply.delay).await;
     }
     {
@@ -172,6 +173,7 @@ impl Receiver {
                 "only {} of {n} requests arrived",
                 hits.len()
             );
+            // A poll interval: the requests come from the app's worker, in its own time.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -90,7 +90,7 @@ pub async fn service_unavailable(store: Store) -> String {
     let body = json!({ "external_key": "during" });
     match store {
         Store::Postgres => {
-            let (app, outage) = crate::faults::spawn_behind_outage().await;
+            let (app, outage) = crate::store::faults::spawn_behind_outage().await;
             let org = app.org("Outage").await;
             let key = app.full_key(&org).await;
             outage.down();

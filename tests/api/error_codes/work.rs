@@ -1,7 +1,5 @@
 //! Codes of the work itself: conflicts, idempotency, messaging rules, dead letters.
 
-use std::time::Duration;
-
 use rampart::http::ErrorCode;
 use serde_json::json;
 
@@ -170,12 +168,11 @@ async fn not_replayable(app: &TestApp, key: &str) -> String {
     )
     .await;
     contact(app, key).await;
-    let dead = eventually(Duration::from_secs(30), || async {
-        let list = json_of(app.get_as("/v1/dead-letters?status=open", key).await, 200).await;
-        list["data"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await
-    .expect("the failed delivery is dead-lettered");
+    app.drain_jobs().await;
+    let list = json_of(app.get_as("/v1/dead-letters?status=open", key).await, 200).await;
+    let dead = list["data"][0]["id"]
+        .as_str()
+        .expect("the failed delivery is dead-lettered");
     assert_eq!(
         app.delete_as(&format!("/v1/webhooks/{ep}"), key)
             .await

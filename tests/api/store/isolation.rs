@@ -73,6 +73,6 @@ async fn transactional_promises_hold_on_a_database_that_defaults_to_repeatable_r
     tx.commit().await.unwrap();
     assert_eq!(inside, "read committed");
 
-    crate::conventions::transactional_promises(&store).await;
+    super::transactions::transactional_promises(&store).await;
     store.close().await;
 }

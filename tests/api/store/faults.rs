@@ -186,8 +186,9 @@ async fn scheduled_messages_survive_an_outage() {
         ids.push(s["id"].as_str().unwrap().to_owned());
     }
     outage.down();
-    // Well past send_at, with the database still away.
     let wait = u64::try_from(due + 2000 - rampart::clock::now_ms()).unwrap_or(0);
+    // Well past send_at, with the database still away: the schedule and the outage's length
+    // are what is tested, so the wait is real time.
     tokio::time::sleep(Duration::from_millis(wait)).await;
     assert_eq!(
         channel.hits().len(),
