@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                    # every benchmark
 #   bench/run.sh startup guard      # a subset, by name:
-#                                   #   startup guard instructions read limits webhooks scheduler
+#                                   #   startup guard instructions read console limits webhooks scheduler
 #
 # Builds the release binaries (`rampart` with `--features bench-routes`, and `rampart-bench`),
 # then runs `rampart-bench run` with the same arguments: it starts the servers, measures,

@@ -16,11 +16,12 @@ use crate::procs::services::Postgres;
 use crate::tools::wrk::{Wrk, WrkRun};
 
 /// Every benchmark, in the order of docs/BENCHMARKS.md.
-pub const BENCHMARKS: [&str; 7] = [
+pub const BENCHMARKS: [&str; 8] = [
     "startup",
     "guard",
     "instructions",
     "read",
+    "console",
     "limits",
     "webhooks",
     "scheduler",
@@ -41,7 +42,7 @@ pub struct Suite {
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Benchmarks to run (default: all): startup guard instructions read limits webhooks
+    /// Benchmarks to run (default: all): startup guard instructions read console limits webhooks
     /// scheduler.
     pub names: Vec<String>,
     /// The `rampart` binary, built with `--features bench-routes` (default: next to this one).
@@ -120,6 +121,7 @@ async fn run_all(suite: &Suite, names: &[String]) -> anyhow::Result<()> {
             "guard" => benches::guard::run(suite).await,
             "instructions" => benches::instructions::run(suite).await,
             "read" => benches::read::run(suite).await,
+            "console" => benches::console::run(suite).await,
             "limits" => benches::limits::run(suite).await,
             "webhooks" => benches::webhooks::run(suite).await,
             "scheduler" => benches::scheduler::run(suite).await,

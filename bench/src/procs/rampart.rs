@@ -217,6 +217,39 @@ impl Rampart {
             .with_context(|| format!("rampart admin {}: not JSON", args.join(" ")))
     }
 
+    /// `rampart admin ARGS --json` with `stdin` on its standard input (`--password-stdin`).
+    pub async fn admin_with_stdin(
+        &self,
+        env: &Env,
+        args: &[&str],
+        stdin: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = self
+            .command(&self.bin, env)
+            .arg("admin")
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("run rampart admin")?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes()).await?;
+        }
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            bail!(
+                "rampart admin {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("rampart admin {}: not JSON", args.join(" ")))
+    }
+
     /// A new org named `name`, `active` on the `full` tier with its plan limits raised far out
     /// of reach, so that nothing is refused but every limit and quota is still evaluated; and
     /// a live key on it with `scopes` and `permissions`. Returns the key.
