@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::principal::Environment;
 use super::secrets::Keys;
 use crate::clock::now_ms;
 
@@ -41,7 +42,7 @@ pub struct Claims {
     /// `test` for a console session in test mode (sandbox data only); absent: live. Only the
     /// console mints it; a login never does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<String>,
+    pub env: Option<Environment>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -165,7 +165,7 @@ fn mint(app: &AppState, s: &Session) -> String {
         nbf: now,
         exp: now + TOKEN_TTL_S,
         jti: uuid::Uuid::now_v7().to_string(),
-        env: (s.environment == Environment::Test).then(|| "test".to_owned()),
+        env: (s.environment == Environment::Test).then_some(Environment::Test),
     };
     tokens::sign(&app.keys, &claims)
 }
