@@ -6,9 +6,11 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::access::grants::{Permission, Scope};
-use crate::console::api::Answer;
+use crate::console::api::{Answer, Call};
+use crate::console::extract::Ctx;
 use crate::console::html::{page_with_status, url};
 use crate::console::session::Session;
+use serde::Deserialize;
 
 /// Whether to show a write control: what the session's role grants, read from the one role
 /// table (`access::grants`). Only a display choice: the API route decides.
@@ -78,4 +80,32 @@ pub fn text(v: &Value) -> String {
 /// An empty state.
 pub fn empty(what: &str) -> Markup {
     html! { p class="muted" { (what) } }
+}
+
+/// A list page's query: where its API list resumes.
+#[derive(Deserialize, Default)]
+pub struct CursorQuery {
+    #[serde(default)]
+    pub cursor: String,
+}
+
+/// 50 rows of the API list `api_path` from `cursor`, and the next cursor; or the page for
+/// the API's refusal, titled `title`.
+pub async fn list_rows(
+    ctx: &Ctx,
+    title: &str,
+    api_path: &str,
+    cursor: &str,
+) -> Result<(Vec<Value>, Option<String>), Response> {
+    let a = ctx
+        .call(Call::get(url(
+            api_path,
+            &[],
+            &[("limit", "50"), ("cursor", cursor)],
+        )))
+        .await;
+    if !a.ok() {
+        return Err(refused(title, &ctx.session, &a));
+    }
+    Ok(a.page())
 }

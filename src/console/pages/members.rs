@@ -5,10 +5,9 @@ use axum::extract::{Path, Query};
 use axum::http::Method;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{can, denied, empty, outcome, pager, refused, text};
+use super::common::{CursorQuery, can, denied, empty, list_rows, outcome, pager, refused, text};
 use crate::access::grants::{Permission, Role, Scope};
 use crate::console::api::{Answer, Call};
 use crate::console::extract::{Ctx, Post};
@@ -17,29 +16,16 @@ use crate::console::session::Session;
 
 const BASE: &str = "/console/members";
 
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    #[serde(default)]
-    cursor: String,
-}
-
-pub async fn list(ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
+pub async fn list(ctx: Ctx, Query(q): Query<CursorQuery>) -> Response {
     render(&ctx, &q.cursor, None).await
 }
 
 async fn render(ctx: &Ctx, cursor: &str, after: Option<(Answer, Markup)>) -> Response {
-    let a = ctx
-        .call(Call::get(url(
-            "/v1/members",
-            &[],
-            &[("limit", "50"), ("cursor", cursor)],
-        )))
-        .await;
-    if !a.ok() {
-        return refused("Members", &ctx.session, &a);
-    }
+    let (rows, next) = match list_rows(ctx, "Members", "/v1/members", cursor).await {
+        Ok(page) => page,
+        Err(refusal) => return refusal,
+    };
     let s = &ctx.session;
-    let (rows, next) = a.page();
     let errors = after
         .as_ref()
         .map(|x| x.0.field_errors())

@@ -5,10 +5,9 @@ use axum::extract::{Path, Query};
 use axum::http::Method;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{can, denied, empty, outcome, pager, refused, text};
+use super::common::{CursorQuery, can, denied, empty, list_rows, outcome, pager, refused, text};
 use crate::access::grants::{Permission, Scope};
 use crate::console::api::{Answer, Call};
 use crate::console::extract::{Ctx, Post};
@@ -17,29 +16,16 @@ use crate::console::session::Session;
 
 const BASE: &str = "/console/webhooks";
 
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    #[serde(default)]
-    cursor: String,
-}
-
-pub async fn list(ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
+pub async fn list(ctx: Ctx, Query(q): Query<CursorQuery>) -> Response {
     render_list(&ctx, &q.cursor, None).await
 }
 
 async fn render_list(ctx: &Ctx, cursor: &str, after: Option<(Answer, Markup)>) -> Response {
-    let a = ctx
-        .call(Call::get(url(
-            "/v1/webhooks",
-            &[],
-            &[("limit", "50"), ("cursor", cursor)],
-        )))
-        .await;
-    if !a.ok() {
-        return refused("Webhooks", &ctx.session, &a);
-    }
+    let (rows, next) = match list_rows(ctx, "Webhooks", "/v1/webhooks", cursor).await {
+        Ok(page) => page,
+        Err(refusal) => return refusal,
+    };
     let s = &ctx.session;
-    let (rows, next) = a.page();
     let errors = after
         .as_ref()
         .map(|x| x.0.field_errors())
@@ -128,13 +114,7 @@ pub async fn create(post: Post) -> Response {
     render_detail(&post.ctx, &id, "", Some(m)).await
 }
 
-#[derive(Deserialize, Default)]
-pub struct DetailQuery {
-    #[serde(default)]
-    cursor: String,
-}
-
-pub async fn detail(ctx: Ctx, Path(id): Path<String>, Query(q): Query<DetailQuery>) -> Response {
+pub async fn detail(ctx: Ctx, Path(id): Path<String>, Query(q): Query<CursorQuery>) -> Response {
     render_detail(&ctx, &id, &q.cursor, None).await
 }
 
