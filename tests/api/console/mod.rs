@@ -53,6 +53,8 @@ async fn sign_in_sets_a_strict_cookie_and_a_nonce_csp(store: Store) {
             csp.contains("style-src 'nonce-") && csp.contains("form-action 'self'"),
             "{csp}"
         );
+        // Under `no-referrer` a browser's form posts carry `Origin: null` (docs/CONSOLE.md).
+        assert_eq!(login.headers["referrer-policy"], "strict-origin");
         let origin = b.origin.clone();
         let res = b
             .post_raw(
