@@ -18,12 +18,13 @@ use crate::clock::now_ms;
 use crate::ids::{OrgId, UserId};
 use crate::state::AppState;
 use crate::store::{DbResult, Exec, Q};
-use crate::users;
 
 /// The cookie's name.
 pub const COOKIE: &str = "rampart_console";
 /// A session unused this long is dead.
 pub const IDLE_MS: i64 = 30 * 60 * 1000;
+/// How stale `last_seen_at` may get before a request writes it again (well under [`IDLE_MS`]).
+const TOUCH_MS: i64 = 60 * 1000;
 /// A session this old is dead, however busy.
 pub const ABSOLUTE_MS: i64 = 12 * 3600 * 1000;
 
@@ -53,6 +54,8 @@ struct Row {
     expires_at: i64,
     revoked_at: Option<i64>,
     email: String,
+    /// The user's role in the org as it is now: a demotion applies at the next page.
+    role: Role,
 }
 
 /// The CSRF token of the session whose cookie is `raw`.
@@ -97,8 +100,10 @@ pub async fn load(app: &AppState, headers: &HeaderMap) -> DbResult<Option<Sessio
     let mut db = app.db.clone();
     let row: Option<Row> = Q::read(
         "SELECT s.id, s.user_id, s.org_id, s.environment, s.last_seen_at, s.expires_at,
-                s.revoked_at, u.email
-           FROM console_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+                s.revoked_at, u.email, m.role
+           FROM console_sessions s JOIN users u ON u.id = s.user_id
+           JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+          WHERE s.id = $1",
     )
     .bind(&id)
     .fetch_optional(&mut db)
@@ -109,21 +114,22 @@ pub async fn load(app: &AppState, headers: &HeaderMap) -> DbResult<Option<Sessio
     else {
         return Ok(None);
     };
-    // The role as it is now: a demotion applies at the next page.
-    let Some(role) = users::role_in(&mut db, &row.org_id, &row.user_id).await? else {
-        return Ok(None);
-    };
-    Q::write("UPDATE console_sessions SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+    // The idle clock restarts at most once a minute, not one write per page.
+    if now - row.last_seen_at >= TOUCH_MS {
+        Q::write(
+            "UPDATE console_sessions SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
         .bind(&row.id)
         .bind(now)
         .execute(&mut db)
         .await?;
+    }
     Ok(Some(Session {
         id: row.id,
         user_id: row.user_id,
         email: row.email,
         org_id: row.org_id,
-        role,
+        role: row.role,
         environment: row.environment,
         csrf: csrf_of(app, &raw),
     }))
