@@ -13,6 +13,7 @@ use super::error::{DbError, DbResult};
 use super::exec::Exec;
 use super::query::{Access, Dialect, Q};
 use super::row::Row;
+use super::sqlite_tx::SqliteTx;
 use super::tx::Tx;
 use super::{checkpoint, notify, writer};
 use crate::config::sqlite_path;
@@ -274,7 +275,8 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// On the pool, each query is its own transaction. On SQLite a declared read goes to the
-/// readers' pool and a write to the one writer connection.
+/// readers' pool and a write to the one writer connection (inside a group commit, if one is
+/// open, and durable when it returns either way).
 impl Exec for Db {
     fn dialect(&self) -> Dialect {
         Db::dialect(self)
@@ -285,7 +287,13 @@ impl Exec for Db {
             Db::Sqlite { read, write, .. } => {
                 let rows = match q.access() {
                     Access::Read => q.sqlite().fetch_all(&*read).await?,
-                    Access::Write => q.sqlite().fetch_all(write.acquire().await?.get()?).await?,
+                    Access::Write => {
+                        let mut w = write.acquire().await?;
+                        if w.in_group() {
+                            return Ok(SqliteTx::alone_in_group(w, q).await?.0);
+                        }
+                        q.sqlite().fetch_all(w.get()?).await?
+                    }
                 };
                 rows.into_iter().map(Row::Sqlite).collect()
             }
@@ -304,9 +312,12 @@ impl Exec for Db {
                 let row = match q.access() {
                     Access::Read => q.sqlite().fetch_optional(&*read).await?,
                     Access::Write => {
-                        q.sqlite()
-                            .fetch_optional(write.acquire().await?.get()?)
-                            .await?
+                        let mut w = write.acquire().await?;
+                        if w.in_group() {
+                            let rows = SqliteTx::alone_in_group(w, q).await?.0;
+                            return Ok(rows.into_iter().next());
+                        }
+                        q.sqlite().fetch_optional(w.get()?).await?
                     }
                 };
                 row.map(Row::Sqlite)
@@ -324,11 +335,13 @@ impl Exec for Db {
         Ok(match self {
             Db::Sqlite { read, write, .. } => match q.access() {
                 Access::Read => q.sqlite().execute(&*read).await?.rows_affected(),
-                Access::Write => q
-                    .sqlite()
-                    .execute(write.acquire().await?.get()?)
-                    .await?
-                    .rows_affected(),
+                Access::Write => {
+                    let mut w = write.acquire().await?;
+                    if w.in_group() {
+                        return Ok(SqliteTx::alone_in_group(w, q).await?.1);
+                    }
+                    q.sqlite().execute(w.get()?).await?.rows_affected()
+                }
             },
             Db::Postgres(p, _) => {
                 let mut conn = p.acquire().await?;

@@ -43,6 +43,8 @@ impl Conn {
 /// What a statement waiting to be sent is, so its rows and its errors go to the right place.
 enum Part {
     Begin,
+    /// The end of a savepoint in a group.
+    Release,
     Deferred(String),
     /// A prefetch, whose rows go to this slot.
     Prefetch(usize),
@@ -57,13 +59,22 @@ pub(crate) struct SqliteTx {
     pending: Vec<(Q, Part)>,
     /// Whether anything was sent, so the connection may hold an open transaction.
     begun: bool,
+    /// Runs under a savepoint inside a group's open transaction ([`super::writer`]).
+    in_group: bool,
 }
 
 impl SqliteTx {
     /// On the writer: `BEGIN IMMEDIATE` takes the write lock at once, so two writers never
     /// deadlock upgrading a read lock.
+    /// Inside a group's open transaction it is a savepoint instead.
     pub fn writer(conn: WriterConn) -> SqliteTx {
-        SqliteTx::new(Conn::Writer(conn), "BEGIN IMMEDIATE")
+        if conn.in_group() {
+            let mut t = SqliteTx::new(Conn::Writer(conn), "SAVEPOINT member");
+            t.in_group = true;
+            t
+        } else {
+            SqliteTx::new(Conn::Writer(conn), "BEGIN IMMEDIATE")
+        }
     }
 
     /// On a reader: one snapshot for every read of the transaction.
@@ -76,6 +87,7 @@ impl SqliteTx {
             conn: Some(conn),
             pending: vec![(Q::write(begin), Part::Begin)],
             begun: false,
+            in_group: false,
         }
     }
 
@@ -179,7 +191,12 @@ impl SqliteTx {
         Ok((rows, changed))
     }
 
+    /// Commits: alone, or as part of a group ([`super::writer`]). Either way it returns once
+    /// the writes are durable.
     pub async fn commit(&mut self, prefetched: &mut [Option<Vec<Row>>]) -> DbResult<()> {
+        if self.in_group {
+            return self.commit_in_group(prefetched).await;
+        }
         let nothing_to_write = self
             .pending
             .iter()
@@ -190,19 +207,67 @@ impl SqliteTx {
             self.conn = None;
             return Ok(());
         }
+        if let Some(Conn::Writer(w)) = &self.conn
+            && !w.should_commit()
+        {
+            // Others are waiting for the writer: leave the transaction open for them to join,
+            // and wait for the one who commits it.
+            self.flush(prefetched).await?;
+            return self.take_writer()?.join_group().committed().await;
+        }
         self.run(Q::write("COMMIT"), prefetched).await?;
         self.conn = None;
         Ok(())
     }
 
+    /// Releases the savepoint, then commits the group if nobody is waiting to join it, or
+    /// waits for the one who does.
+    async fn commit_in_group(&mut self, prefetched: &mut [Option<Vec<Row>>]) -> DbResult<()> {
+        self.pending
+            .push((Q::write("RELEASE member"), Part::Release));
+        if let Err(e) = self.flush(prefetched).await {
+            self.rollback().await?;
+            return Err(e);
+        }
+        let mut w = self.take_writer()?;
+        if w.should_commit() {
+            w.commit_group().await
+        } else {
+            w.join_group().committed().await
+        }
+    }
+
+    /// A statement on its own, on a writer held while a group is open: a savepoint of its own
+    /// in the group, so that it is durable (committed with the group) when this returns.
+    pub async fn alone_in_group(w: WriterConn, q: Q) -> DbResult<(Vec<Row>, u64)> {
+        let mut t = SqliteTx::writer(w);
+        let out = match t.run(q, &mut []).await {
+            Ok(out) => out,
+            Err(e) => {
+                t.rollback().await?;
+                return Err(e);
+            }
+        };
+        t.commit(&mut []).await?;
+        Ok(out)
+    }
+
+    fn take_writer(&mut self) -> DbResult<WriterConn> {
+        match self.conn.take() {
+            Some(Conn::Writer(w)) => Ok(w),
+            other => {
+                self.conn = other;
+                Err(DbError::Other(sqlx::Error::PoolClosed))
+            }
+        }
+    }
+
     pub async fn rollback(&mut self) -> DbResult<()> {
         self.pending.clear();
-        if self.begun {
-            let conn = self.conn()?;
-            sqlx::query("ROLLBACK").execute(conn).await?;
+        match self.conn.take() {
+            Some(conn) => undo(conn, self.begun, self.in_group).await,
+            None => Ok(()),
         }
-        self.conn = None;
-        Ok(())
     }
 
     /// Runs a migration script after whatever is pending.
@@ -236,29 +301,63 @@ fn multi_statement<'c>(
     query.fetch_many(conn)
 }
 
+/// Undoes an open transaction: `ROLLBACK`, or inside a group its savepoint only, after which
+/// the group is committed if nobody is waiting to join it. A connection left in an unknown
+/// state (the rollback failed, say because the `BEGIN` itself had failed) is closed rather
+/// than handed on, and a group on it is lost and its members told.
+async fn undo(conn: Conn, begun: bool, in_group: bool) -> DbResult<()> {
+    match conn {
+        Conn::Writer(mut w) if in_group => {
+            if begun {
+                let undone = match w.get() {
+                    Ok(c) => sqlx::raw_sql("ROLLBACK TO member; RELEASE member")
+                        .execute(c)
+                        .await
+                        .map(drop)
+                        .map_err(DbError::from),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = undone {
+                    w.discard();
+                    return Err(e);
+                }
+            }
+            if w.should_commit() {
+                w.commit_group().await?;
+            }
+            Ok(())
+        }
+        mut conn if begun => {
+            let rolled_back = match conn.get() {
+                Ok(c) => sqlx::query("ROLLBACK").execute(c).await.map(drop),
+                Err(_) => Err(sqlx::Error::PoolClosed),
+            };
+            if rolled_back.is_err() {
+                conn.discard();
+            }
+            rolled_back.map_err(DbError::from)
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Drop for SqliteTx {
-    /// Dropped open (an error, or a cancelled request): roll back before the connection goes
-    /// back to the pool. If there is no runtime to do it on, close the connection instead,
-    /// which rolls back too.
+    /// Dropped open (an error, or a cancelled request): undo it before the connection goes on
+    /// to the next transaction. If there is no runtime to do it on, close the connection
+    /// instead, which rolls back too.
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return;
         };
-        if !self.begun {
+        if !self.begun && !self.in_group {
             return;
         }
+        let (begun, in_group) = (self.begun, self.in_group);
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    // If that fails (say the `BEGIN` itself had failed), the connection's state
-                    // is unknown: close it rather than hand it on.
-                    let rolled_back = match conn.get() {
-                        Ok(c) => sqlx::query("ROLLBACK").execute(c).await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if !rolled_back {
-                        conn.discard();
-                    }
+                    // Whatever fails has been dealt with in `undo` (the connection closed).
+                    let _ = undo(conn, begun, in_group).await;
                 });
             }
             Err(_) => conn.discard(),

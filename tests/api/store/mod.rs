@@ -3,11 +3,17 @@
 
 mod checkpoints;
 pub mod faults;
+mod group_commit;
 mod isolation;
 mod transactions;
 
 pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
-    [transactions::scenarios(), checkpoints::scenarios()].concat()
+    [
+        transactions::scenarios(),
+        checkpoints::scenarios(),
+        group_commit::scenarios(),
+    ]
+    .concat()
 }
 
 /// Tests that need Postgres (ignored without `RAMPART_TEST_POSTGRES_URL`).
