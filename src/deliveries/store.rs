@@ -191,10 +191,15 @@ pub async fn mark_succeeded(
 }
 
 /// Resets the failure runs of endpoints a delivery just succeeded on, as a deferred write.
+/// An endpoint with no failures is left alone: rewriting its row on every success made a new
+/// row version of one hot row per completion, which every new delivery's foreign-key check
+/// then had to lock (docs/BENCHMARKS.md, "Second wave: before and after").
 pub async fn reset_failures(tx: &mut Tx, endpoints: &[&EndpointId]) -> DbResult<()> {
     let q = Q::write_per_dialect(
-        "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id IN (SELECT value FROM json_each($1))",
-        "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = ANY($1)",
+        "UPDATE webhook_endpoints SET consecutive_failures = 0
+         WHERE id IN (SELECT value FROM json_each($1)) AND consecutive_failures <> 0",
+        "UPDATE webhook_endpoints SET consecutive_failures = 0
+         WHERE id = ANY($1) AND consecutive_failures <> 0",
     )
     .bind(endpoints.iter().map(ToString::to_string).collect::<Vec<_>>());
     tx.defer(Table::WEBHOOK_ENDPOINTS, q).await
