@@ -79,6 +79,7 @@ pub async fn load_many(db: &Db, ids: &[DeliveryId]) -> DbResult<Vec<Option<Work>
              WHERE d.id = ANY($1)"
         ),
     )
+    .planned_per_call()
     .bind(ids.iter().map(ToString::to_string).collect::<Vec<_>>())
     .fetch_all(&mut db.clone())
     .await?;
@@ -183,6 +184,7 @@ pub async fn mark_succeeded(
         "UPDATE deliveries SET status = 'succeeded', attempts = $1, last_status_code = $2, last_error = NULL, next_attempt_at = NULL, updated_at = $3
          WHERE id = ANY($4)",
     )
+    .planned_per_call()
     .bind(attempt)
     .bind(status_code)
     .bind(now_ms())

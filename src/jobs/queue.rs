@@ -329,6 +329,7 @@ pub async fn finish_done_many(
         "DELETE FROM jobs WHERE status = 'running' AND id = ANY($1)
            AND id || ' ' || lease_token = ANY($2) RETURNING id",
     )
+    .planned_per_call()
     .bind(ids)
     .bind(held)
     .fetch_column(tx)

@@ -147,6 +147,7 @@ pub async fn settle(
             columns!()
         ),
     )
+    .planned_per_call()
     .bind(status)
     .bind(sent)
     .bind(now_ms())

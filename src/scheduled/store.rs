@@ -163,6 +163,7 @@ pub async fn take_ids(tx: &mut Tx, ids: &[ScheduledMessageId]) -> DbResult<Vec<T
          WHERE id IN (SELECT id FROM scheduled_messages WHERE status = 'pending' AND id = ANY($2) FOR UPDATE SKIP LOCKED)
          RETURNING id, org_id, environment, conversation_id, body, metadata, send_at, dead_letter_id",
     )
+    .planned_per_call()
     .bind(now_ms())
     .bind(ids.iter().map(ToString::to_string).collect::<Vec<_>>());
     sorted(q.fetch_all(tx).await?)

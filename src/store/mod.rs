@@ -32,7 +32,7 @@ pub use db::{ConnectOptions, Db, SqliteDurability};
 pub use deferred::Table;
 pub use error::{Constraint, DbError, DbResult};
 pub use exec::Exec;
-pub use query::{Access, Arg, Dialect, Q};
+pub use query::{Access, Arg, Dialect, Plan, Q};
 pub(crate) use row::text_column;
 pub use row::{Col, JsonText, Record, Row};
 pub use tx::{Prefetched, Tx};

@@ -32,6 +32,16 @@ pub enum Access {
     Write,
 }
 
+/// How Postgres plans a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Prepared once per connection and its plan kept: after five runs Postgres may settle on
+    /// a generic plan, made without the values, from the statistics of that moment.
+    Cached,
+    /// Planned on every run with its values ([`Q::planned_per_call`]).
+    PerCall,
+}
+
 /// A bind value. Every scalar variant carries an `Option` so that a NULL keeps its SQL type
 /// (Postgres refuses an untyped NULL where a BIGINT is expected).
 #[derive(Debug, Clone)]
@@ -98,6 +108,7 @@ pub struct Q {
     pub(crate) text: Text,
     pub(crate) args: Vec<Arg>,
     pub(crate) access: Access,
+    pub(crate) plan: Plan,
 }
 
 impl Q {
@@ -130,7 +141,20 @@ impl Q {
             text,
             args: Vec::new(),
             access,
+            plan: Plan::Cached,
         }
+    }
+
+    /// On Postgres, plans the statement on every run with its values instead of keeping a
+    /// plan per connection. For a statement that looks up a list of ids (`= ANY($n)`) in a
+    /// table that grows: a generic plan made while the table was nearly empty scans it whole,
+    /// and a connection keeps that plan until the table is next analyzed (docs/BENCHMARKS.md,
+    /// "Second wave: before and after"). Planning costs tens of microseconds per run, so
+    /// this is for statements that run once per batch, not per row. No effect on SQLite,
+    /// whose planner does not use statistics here.
+    pub fn planned_per_call(mut self) -> Self {
+        self.plan = Plan::PerCall;
+        self
     }
 
     pub fn bind(mut self, v: impl Into<Arg>) -> Self {

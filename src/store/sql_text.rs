@@ -4,7 +4,7 @@
 
 use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
-use super::query::{Access, Arg, Dialect, Q, Text};
+use super::query::{Access, Arg, Dialect, Plan, Q, Text};
 
 /// Rewrites `$n` placeholders as SQLite's anonymous `?`, returning the new text and, for each
 /// `?` in order, the index of its argument (a `$n` used twice is bound twice).
@@ -160,6 +160,11 @@ pub(crate) fn insert_statements_generated(head: &str, tail: &str, rows: Vec<Vec<
 /// writes declared to touch different tables and read nothing ([`super::Tx::defer_merged`]).
 pub(crate) fn merged(run: Vec<Q>) -> Q {
     let last = run.len() - 1;
+    let plan = if run.iter().any(|q| q.plan == Plan::PerCall) {
+        Plan::PerCall
+    } else {
+        Plan::Cached
+    };
     let mut text = String::from("WITH ");
     let mut args = Vec::with_capacity(run.iter().map(|q| q.args.len()).sum());
     for (i, q) in run.into_iter().enumerate() {
@@ -185,6 +190,7 @@ pub(crate) fn merged(run: Vec<Q>) -> Q {
     }
     let mut q = Q::generated(text, Access::Write);
     q.args = args;
+    q.plan = plan;
     q
 }
 
@@ -197,6 +203,10 @@ impl Q {
             Text::Static(s) | Text::PerDialect(_, s) => sqlx::query(s),
             Text::Generated(s) => sqlx::query(AssertSqlSafe(s)),
         };
+        if self.plan == Plan::PerCall {
+            // The unnamed statement: parsed and planned with this run's values.
+            q = q.persistent(false);
+        }
         for a in self.args {
             q = match a {
                 Arg::Int(v) => q.bind(v),
