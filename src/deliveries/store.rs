@@ -203,7 +203,12 @@ pub async fn reset_failures(tx: &mut Tx, endpoints: &[&EndpointId]) -> DbResult<
         "UPDATE webhook_endpoints SET consecutive_failures = 0
          WHERE id = ANY($1) AND consecutive_failures <> 0",
     )
-    .bind(endpoints.iter().map(ToString::to_string).collect::<Vec<_>>());
+    .bind(
+        endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    );
     tx.defer(Table::WEBHOOK_ENDPOINTS, q).await
 }
 

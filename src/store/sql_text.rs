@@ -267,6 +267,18 @@ mod tests {
             "WITH w0 AS (INSERT INTO a (x, y) VALUES ($1, $2)), w1 AS (UPDATE b SET x = $3, note = '$1' WHERE id = $4) INSERT INTO c (x) VALUES ($5)"
         );
         assert_eq!(q.args.len(), 5);
+        assert_eq!(q.plan, Plan::Cached);
+    }
+
+    #[test]
+    fn a_merged_write_is_planned_per_call_if_any_part_is() {
+        let q = merged(vec![
+            Q::write("INSERT INTO a (x) VALUES ($1)").bind(1),
+            Q::write("UPDATE b SET x = 1 WHERE id = ANY($1)")
+                .planned_per_call()
+                .bind(vec!["i".to_owned()]),
+        ]);
+        assert_eq!(q.plan, Plan::PerCall);
     }
 
     #[test]
