@@ -211,31 +211,23 @@ async fn cross_origin_and_csrf_less_posts_are_refused(store: Store) {
 async fn idle_absolute_sign_out_removal_and_password_change_end_the_session(store: Store) {
     let app = spawn_app(store).await;
     let f = app.fixture("Console").await;
-    let age = |column: &'static str, by: i64| {
-        let q = match column {
-            "last_seen_at" => "UPDATE console_sessions SET last_seen_at = last_seen_at - $1",
-            _ => "UPDATE console_sessions SET expires_at = expires_at - $1",
-        };
-        rampart::store::Q::write(q).bind(by)
-    };
-    // Idle: 29 minutes is alive, 31 is dead (the clock moved by moving the row's last use).
+    // The app's clock is moved (`AppState::clock`): no sleeping, no row edited.
+    let clock = &app.state.clock;
+    // Idle: 29 minutes unused is alive (and the page restarts the idle clock), 31 is dead.
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
-    age("last_seen_at", 29 * 60_000)
-        .execute(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    clock.advance(29 * 60_000);
     assert_eq!(b.get("/console").await.status, 200);
-    age("last_seen_at", 31 * 60_000)
-        .execute(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    clock.advance(29 * 60_000);
+    assert_eq!(b.get("/console").await.status, 200);
+    clock.advance(31 * 60_000);
     assert_eq!(b.get("/console").await.location(), "/console/login");
-    // Absolute: 12 hours after sign-in, however busy.
+    // Absolute: 12 hours after sign-in, however busy (a page every 25 minutes).
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
-    age("expires_at", 12 * 3_600_000)
-        .execute(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    for _ in 0..28 {
+        clock.advance(25 * 60_000);
+        assert_eq!(b.get("/console").await.status, 200);
+    }
+    clock.advance(25 * 60_000);
     assert_eq!(b.get("/console").await.location(), "/console/login");
     // Sign-out: the old cookie is dead even if replayed.
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
