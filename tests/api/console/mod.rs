@@ -23,6 +23,7 @@ crate::scenarios![
     the_test_switch_shows_only_sandbox_data,
     an_invited_member_sets_a_password_in_the_console,
     conversations_scheduled_gdpr_and_exports_pages,
+    the_audit_page_shows_the_chain_status,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -567,4 +568,34 @@ async fn conversations_scheduled_gdpr_and_exports_pages(store: Store) {
     let started = b.post("/console/exports", &[]).await;
     assert_eq!(started.status, 200, "{}", started.body);
     assert!(started.body.contains("exp_"), "{}", started.body);
+}
+
+async fn the_audit_page_shows_the_chain_status(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Audit").await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    b.post(
+        "/console/api-keys",
+        &[("name", "k"), ("scopes", "contacts"), ("permissions", "read")],
+    )
+    .await;
+    let page = b.get("/console/audit").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Chain status"), "{}", page.body);
+    assert!(page.body.contains("Intact: "), "{}", page.body);
+    let edited: String =
+        rampart::store::Q::read("SELECT id FROM audit_logs WHERE org_id = $1 ORDER BY seq LIMIT 1")
+            .bind(f.org.id.as_str())
+            .fetch_scalar(&mut app.state.db.clone())
+            .await
+            .unwrap();
+    rampart::store::Q::write("UPDATE audit_logs SET outcome = 'failure' WHERE id = $1")
+        .bind(edited.as_str())
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    let page = b.get("/console/audit").await;
+    assert!(page.body.contains("Broken at entry 1"), "{}", page.body);
+    assert!(page.body.contains(&edited), "{}", page.body);
+    assert!(page.body.contains("edited"), "{}", page.body);
 }
