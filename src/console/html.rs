@@ -118,7 +118,8 @@ fn chrome(session: Option<&Session>) -> Markup {
                         li { a href="/console/members" { "Members" } }
                         li { a href="/console/audit" { "Audit log" } }
                         li { a href="/console/branding" { "Branding" } }
-                        li { a href="/console/gdpr" { "GDPR & exports" } }
+                        li { a href="/console/gdpr" { "GDPR" } }
+                        li { a href="/console/exports" { "Exports" } }
                     }
                 }
                 form class="inline" method="post" action="/console/environment" {

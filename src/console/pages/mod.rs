@@ -5,6 +5,7 @@ pub mod branding;
 pub mod common;
 pub mod contacts;
 pub mod dead_letters;
+pub mod exports;
 pub mod gdpr;
 pub mod keys;
 pub mod members;
@@ -60,6 +61,6 @@ pub fn routes() -> Router<AppState> {
         .route("/console/scheduled/{id}/cancel", post(messaging::cancel))
         .route("/console/gdpr", get(gdpr::show))
         .route("/console/gdpr/erase", post(gdpr::erase))
-        .route("/console/exports", post(gdpr::start_export))
-        .route("/console/exports/{id}", get(gdpr::export))
+        .route("/console/exports", get(exports::list).post(exports::start))
+        .route("/console/exports/{id}", get(exports::detail))
 }

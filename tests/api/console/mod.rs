@@ -24,6 +24,7 @@ crate::scenarios![
     an_invited_member_sets_a_password_in_the_console,
     conversations_scheduled_gdpr_and_exports_pages,
     the_audit_page_shows_the_chain_status,
+    the_exports_page_lists_exports_with_their_links,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -598,4 +599,52 @@ async fn the_audit_page_shows_the_chain_status(store: Store) {
     assert!(page.body.contains("Broken at entry 1"), "{}", page.body);
     assert!(page.body.contains(&edited), "{}", page.body);
     assert!(page.body.contains("edited"), "{}", page.body);
+}
+
+async fn the_exports_page_lists_exports_with_their_links(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Exports").await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let empty = b.get("/console/exports").await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert!(empty.body.contains("No exports yet."), "{}", empty.body);
+    let started = b.post("/console/exports", &[]).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert!(started.body.contains("started"), "{}", started.body);
+    let id = regex::Regex::new(r"exp_[0-9a-z]{26}")
+        .unwrap()
+        .find(&started.body)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    // Built by the worker: the list then shows it ready, with a link that downloads it.
+    let re = regex::Regex::new(r#"href="([^"]*/v1/exports/[^"]*/download[^"]*)""#).unwrap();
+    let mut link = None;
+    for _ in 0..100 {
+        let p = b.get("/console/exports").await;
+        if let Some(c) = re.captures(&p.body) {
+            link = Some(c[1].replace("&amp;", "&"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let link = link.expect("the export becomes ready with a link");
+    assert!(link.contains(&id), "{link}");
+    let path = &link[link.find("/v1/").unwrap()..];
+    let res = app.get(path).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(&f.org.id));
+    // The API lists it too, newest first, with cursor pagination.
+    json_of(app.post_as("/v1/exports", &f.key, &json!({})).await, 202).await;
+    let page = json_of(app.get_as("/v1/exports?limit=1", &f.key).await, 200).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = json_of(
+        app.get_as(&format!("/v1/exports?limit=1&cursor={cursor}"), &f.key)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(rest["data"][0]["id"], id.as_str());
+    assert!(rest["next_cursor"].is_null());
 }
