@@ -114,6 +114,7 @@ fn chrome(session: Option<&Session>) -> Markup {
                         li { a href="/console/dead-letters" { "Dead letters" } }
                         li { a href="/console/contacts" { "Contacts" } }
                         li { a href="/console/conversations" { "Conversations" } }
+                        li { a href="/console/messages" { "Messages" } }
                         li { a href="/console/scheduled" { "Scheduled" } }
                         li { a href="/console/members" { "Members" } }
                         li { a href="/console/audit" { "Audit log" } }

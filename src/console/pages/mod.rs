@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/conversations", get(messaging::conversations))
         .route("/console/conversations/{id}", get(messaging::conversation))
+        .route("/console/messages", get(messaging::messages))
         .route("/console/scheduled", get(messaging::scheduled))
         .route("/console/scheduled/{id}/cancel", post(messaging::cancel))
         .route("/console/gdpr", get(gdpr::show))

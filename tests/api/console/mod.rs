@@ -25,6 +25,7 @@ crate::scenarios![
     conversations_scheduled_gdpr_and_exports_pages,
     the_audit_page_shows_the_chain_status,
     the_exports_page_lists_exports_with_their_links,
+    messages_contacts_conversations_and_scheduled_pages_search,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -647,4 +648,83 @@ async fn the_exports_page_lists_exports_with_their_links(store: Store) {
     .await;
     assert_eq!(rest["data"][0]["id"], id.as_str());
     assert!(rest["next_cursor"].is_null());
+}
+
+async fn messages_contacts_conversations_and_scheduled_pages_search(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Search").await;
+    let id = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
+    let ada = id(json_of(
+        app.post_as("/v1/contacts", &f.key, &json!({ "external_key": "ada-1", "name": "Ada Lovelace" }))
+            .await,
+        201,
+    )
+    .await);
+    let bob = id(json_of(
+        app.post_as("/v1/contacts", &f.key, &json!({ "external_key": "bob-1", "name": "Bob Builder" }))
+            .await,
+        201,
+    )
+    .await);
+    let mut convs = Vec::new();
+    for c in [&ada, &bob] {
+        convs.push(id(json_of(
+            app.post_as("/v1/conversations", &f.key, &json!({ "contact_id": c, "channel": "sms" }))
+                .await,
+            201,
+        )
+        .await));
+    }
+    for (conv, body) in [(&convs[0], "Where is my parcel?"), (&convs[1], "Thanks for the quote")] {
+        json_of(
+            app.post_as("/v1/messages/inbound", &f.key, &json!({ "conversation_id": conv, "body": body }))
+                .await,
+            201,
+        )
+        .await;
+    }
+    let at = rampart::clock::rfc3339(rampart::clock::now_ms() + 3_600_000);
+    for body in ["Parcel pickup reminder", "Quote follow-up"] {
+        json_of(
+            app.post_as(
+                "/v1/scheduled-messages",
+                &f.key,
+                &json!({ "conversation_id": convs[0], "body": body, "send_at": at }),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let all = b.get("/console/messages").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert!(all.body.contains("parcel") && all.body.contains("quote"), "{}", all.body);
+    let found = b.get("/console/messages?q=PARCEL").await;
+    assert!(found.body.contains("Where is my parcel?"), "{}", found.body);
+    assert!(!found.body.contains("Thanks for the quote"), "{}", found.body);
+    assert!(found.body.contains("role=\"search\""), "{}", found.body);
+    // Trailing spaces typed in the box are not an error.
+    let spaced = b.get("/console/messages?q=parcel++").await;
+    assert!(spaced.body.contains("Where is my parcel?"), "{}", spaced.body);
+    let none = b.get("/console/messages?q=nothing-like-this").await;
+    assert!(none.body.contains("No messages match."), "{}", none.body);
+    let contacts = b.get("/console/contacts?q=lovelace").await;
+    assert!(contacts.body.contains("ada-1") && !contacts.body.contains("bob-1"), "{}", contacts.body);
+    let conversations = b.get("/console/conversations?q=builder").await;
+    assert!(
+        conversations.body.contains(&convs[1]) && !conversations.body.contains(&convs[0]),
+        "{}",
+        conversations.body
+    );
+    let scheduled = b.get("/console/scheduled?q=pickup").await;
+    assert!(
+        scheduled.body.contains("Parcel pickup reminder") && !scheduled.body.contains("Quote follow-up"),
+        "{}",
+        scheduled.body
+    );
+    // A search the API refuses is said on the page, not a broken page.
+    let bad = b.get("/console/messages?q=a%01b").await;
+    assert_eq!(bad.status, 200, "{}", bad.body);
+    assert!(bad.body.contains("bad_request"), "{}", bad.body);
 }
