@@ -3,8 +3,8 @@
 use super::Conversation;
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
-use crate::ids::{ContactId, ConversationId};
 use crate::http::search::Search;
+use crate::ids::{ContactId, ConversationId};
 use crate::store::{DbResult, Exec, Q};
 
 pub async fn get(

@@ -40,15 +40,17 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> DbResult<Vec<Export>> {
-    Q::read("SELECT id, status, environment, bytes, sha256, created_at, completed_at FROM exports
+    Q::read(
+        "SELECT id, status, environment, bytes, sha256, created_at, completed_at FROM exports
          WHERE org_id = $1 AND environment = $2 AND ($3 IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4")
-        .bind(t.org())
-        .bind(t.env())
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(ex)
-        .await
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(t.org())
+    .bind(t.env())
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(ex)
+    .await
 }
 
 /// The content of a ready export (a signed link names it; no tenant to scope by).

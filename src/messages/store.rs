@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use super::{Message, MessageStatus};
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
-use crate::ids::{ContactId, ConversationId, DeliveryId, MessageId, ScheduledMessageId};
 use crate::http::search::Search;
+use crate::ids::{ContactId, ConversationId, DeliveryId, MessageId, ScheduledMessageId};
 use crate::store::{Arg, DbResult, Exec, Q, Table, Tx};
 
 macro_rules! columns {

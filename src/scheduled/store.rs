@@ -6,8 +6,8 @@ use super::{ScheduledMessage, ScheduledStatus};
 use crate::access::principal::{Environment, Tenant};
 use crate::clock::now_ms;
 use crate::dead_letters::DeadLetter;
-use crate::ids::{ConversationId, DeadLetterId, OrgId, ScheduledMessageId};
 use crate::http::search::Search;
+use crate::ids::{ConversationId, DeadLetterId, OrgId, ScheduledMessageId};
 use crate::store::{Db, DbResult, Exec, JsonText, Q, Tx};
 
 macro_rules! columns {

@@ -25,10 +25,7 @@ pub struct Search {
 }
 
 pub async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
-    let keep = [
-        ("q", q.q.trim()),
-        ("external_key", q.external_key.as_str()),
-    ];
+    let keep = [("q", q.q.trim()), ("external_key", q.external_key.as_str())];
     let mut query = keep.to_vec();
     query.extend([("limit", "50"), ("cursor", q.cursor.as_str())]);
     let a = ctx.call(Call::get(url("/v1/contacts", &[], &query))).await;

@@ -79,7 +79,10 @@ pub async fn start(post: Post) -> Response {
     if denied(&a) {
         return refused("Exports", &post.ctx.session, &a);
     }
-    let done = format!("Export {} started; it is ready when its status says so.", text(&a.body["id"]));
+    let done = format!(
+        "Export {} started; it is ready when its status says so.",
+        text(&a.body["id"])
+    );
     let note = outcome(&a, &done);
     render_list(&post.ctx, "", Some(note)).await
 }

@@ -38,10 +38,7 @@ fn search_box(label: &str, q: &str) -> Markup {
 }
 
 pub async fn conversations(ctx: Ctx, Query(q): Query<Filter>) -> Response {
-    let keep = [
-        ("q", q.q.trim()),
-        ("contact_id", q.contact_id.as_str()),
-    ];
+    let keep = [("q", q.q.trim()), ("contact_id", q.contact_id.as_str())];
     let mut query = keep.to_vec();
     query.extend([("limit", "50"), ("cursor", q.cursor.as_str())]);
     let a = ctx

@@ -578,7 +578,11 @@ async fn the_audit_page_shows_the_chain_status(store: Store) {
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
     b.post(
         "/console/api-keys",
-        &[("name", "k"), ("scopes", "contacts"), ("permissions", "read")],
+        &[
+            ("name", "k"),
+            ("scopes", "contacts"),
+            ("permissions", "read"),
+        ],
     )
     .await;
     let page = b.get("/console/audit").await;
@@ -655,30 +659,49 @@ async fn messages_contacts_conversations_and_scheduled_pages_search(store: Store
     let f = app.fixture("Search").await;
     let id = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
     let ada = id(json_of(
-        app.post_as("/v1/contacts", &f.key, &json!({ "external_key": "ada-1", "name": "Ada Lovelace" }))
-            .await,
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "ada-1", "name": "Ada Lovelace" }),
+        )
+        .await,
         201,
     )
     .await);
     let bob = id(json_of(
-        app.post_as("/v1/contacts", &f.key, &json!({ "external_key": "bob-1", "name": "Bob Builder" }))
-            .await,
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "bob-1", "name": "Bob Builder" }),
+        )
+        .await,
         201,
     )
     .await);
     let mut convs = Vec::new();
     for c in [&ada, &bob] {
         convs.push(id(json_of(
-            app.post_as("/v1/conversations", &f.key, &json!({ "contact_id": c, "channel": "sms" }))
-                .await,
+            app.post_as(
+                "/v1/conversations",
+                &f.key,
+                &json!({ "contact_id": c, "channel": "sms" }),
+            )
+            .await,
             201,
         )
         .await));
     }
-    for (conv, body) in [(&convs[0], "Where is my parcel?"), (&convs[1], "Thanks for the quote")] {
+    for (conv, body) in [
+        (&convs[0], "Where is my parcel?"),
+        (&convs[1], "Thanks for the quote"),
+    ] {
         json_of(
-            app.post_as("/v1/messages/inbound", &f.key, &json!({ "conversation_id": conv, "body": body }))
-                .await,
+            app.post_as(
+                "/v1/messages/inbound",
+                &f.key,
+                &json!({ "conversation_id": conv, "body": body }),
+            )
+            .await,
             201,
         )
         .await;
@@ -699,18 +722,34 @@ async fn messages_contacts_conversations_and_scheduled_pages_search(store: Store
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
     let all = b.get("/console/messages").await;
     assert_eq!(all.status, 200, "{}", all.body);
-    assert!(all.body.contains("parcel") && all.body.contains("quote"), "{}", all.body);
+    assert!(
+        all.body.contains("parcel") && all.body.contains("quote"),
+        "{}",
+        all.body
+    );
     let found = b.get("/console/messages?q=PARCEL").await;
     assert!(found.body.contains("Where is my parcel?"), "{}", found.body);
-    assert!(!found.body.contains("Thanks for the quote"), "{}", found.body);
+    assert!(
+        !found.body.contains("Thanks for the quote"),
+        "{}",
+        found.body
+    );
     assert!(found.body.contains("role=\"search\""), "{}", found.body);
     // Trailing spaces typed in the box are not an error.
     let spaced = b.get("/console/messages?q=parcel++").await;
-    assert!(spaced.body.contains("Where is my parcel?"), "{}", spaced.body);
+    assert!(
+        spaced.body.contains("Where is my parcel?"),
+        "{}",
+        spaced.body
+    );
     let none = b.get("/console/messages?q=nothing-like-this").await;
     assert!(none.body.contains("No messages match."), "{}", none.body);
     let contacts = b.get("/console/contacts?q=lovelace").await;
-    assert!(contacts.body.contains("ada-1") && !contacts.body.contains("bob-1"), "{}", contacts.body);
+    assert!(
+        contacts.body.contains("ada-1") && !contacts.body.contains("bob-1"),
+        "{}",
+        contacts.body
+    );
     let conversations = b.get("/console/conversations?q=builder").await;
     assert!(
         conversations.body.contains(&convs[1]) && !conversations.body.contains(&convs[0]),
@@ -719,7 +758,8 @@ async fn messages_contacts_conversations_and_scheduled_pages_search(store: Store
     );
     let scheduled = b.get("/console/scheduled?q=pickup").await;
     assert!(
-        scheduled.body.contains("Parcel pickup reminder") && !scheduled.body.contains("Quote follow-up"),
+        scheduled.body.contains("Parcel pickup reminder")
+            && !scheduled.body.contains("Quote follow-up"),
         "{}",
         scheduled.body
     );

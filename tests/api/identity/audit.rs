@@ -225,15 +225,17 @@ async fn the_chain_status_route_checks_the_callers_org(store: Store) {
     assert_eq!(ok["valid"], true, "{ok}");
     assert_eq!(ok["entries_checked"], checked, "{ok}");
     assert!(checked >= 4);
-    assert!(ok["first_broken_id"].is_null() && ok["problem"].is_null(), "{ok}");
+    assert!(
+        ok["first_broken_id"].is_null() && ok["problem"].is_null(),
+        "{ok}"
+    );
     // The other org's chain is edited: theirs is broken at that entry, ours is not.
-    let edited: String = rampart::store::Q::read(
-        "SELECT id FROM audit_logs WHERE chain = $1 AND seq = 2",
-    )
-    .bind(other.id.as_str())
-    .fetch_scalar(&mut app.state.db.clone())
-    .await
-    .unwrap();
+    let edited: String =
+        rampart::store::Q::read("SELECT id FROM audit_logs WHERE chain = $1 AND seq = 2")
+            .bind(other.id.as_str())
+            .fetch_scalar(&mut app.state.db.clone())
+            .await
+            .unwrap();
     rampart::store::Q::write("UPDATE audit_logs SET action = 'api_key.nothing' WHERE id = $1")
         .bind(edited.as_str())
         .execute(&mut app.state.db.clone())
@@ -244,7 +246,10 @@ async fn the_chain_status_route_checks_the_callers_org(store: Store) {
     assert_eq!(broken["valid"], false, "{broken}");
     assert_eq!(broken["first_broken_id"], edited.as_str(), "{broken}");
     assert_eq!(broken["first_broken_seq"], 2, "{broken}");
-    assert!(broken["problem"].as_str().unwrap().contains("edited"), "{broken}");
+    assert!(
+        broken["problem"].as_str().unwrap().contains("edited"),
+        "{broken}"
+    );
     // A deleted entry has no id to name: its position and the problem say what broke.
     rampart::store::Q::write("DELETE FROM audit_logs WHERE chain = $1 AND seq = 1")
         .bind(other.id.as_str())
@@ -252,7 +257,11 @@ async fn the_chain_status_route_checks_the_callers_org(store: Store) {
         .await
         .unwrap();
     let gone = status(theirs).await;
-    assert_eq!((gone["valid"].clone(), gone["first_broken_seq"].clone()), (json!(false), json!(1)), "{gone}");
+    assert_eq!(
+        (gone["valid"].clone(), gone["first_broken_seq"].clone()),
+        (json!(false), json!(1)),
+        "{gone}"
+    );
     assert!(gone["first_broken_id"].is_null(), "{gone}");
     // Admins may ask; a developer's role has no audit_logs grant.
     json_of(
