@@ -1,4 +1,5 @@
-//! `GET /v1/webhooks/{id}/deliveries`: an endpoint's delivery log.
+//! `GET /v1/webhooks/{id}/deliveries`: an endpoint's delivery log; and the routes that act on
+//! one delivery ([`super::resend`]).
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -24,6 +25,7 @@ pub fn routes() -> Vec<Route> {
         .summary("The delivery log: every attempt with status code, latency and error")
         .tag("webhooks")
         .returns_list::<AttemptOut>(),
+        super::resend::route(),
     ]
 }
 

@@ -109,6 +109,37 @@ pub async fn load_many(db: &Db, ids: &[DeliveryId]) -> DbResult<Vec<Option<Work>
     Ok(ids.iter().map(|id| found.remove(id)).collect())
 }
 
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    event_id: EventId,
+    event_type: EventType,
+    payload: JsonText<Value>,
+}
+
+/// The event a delivery of the tenant's `endpoint` carries (`None`: no such delivery there).
+pub async fn event_of(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    endpoint: &EndpointId,
+    delivery: &DeliveryId,
+) -> DbResult<Option<Event>> {
+    let row: Option<EventRow> = Q::read(
+        "SELECT d.event_id, d.event_type, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.org_id = $1 AND d.environment = $2 AND d.endpoint_id = $3 AND d.id = $4",
+    )
+    .bind(t.org())
+    .bind(t.env())
+    .bind(endpoint)
+    .bind(delivery)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| Event {
+        id: r.event_id,
+        event_type: r.event_type,
+        payload: r.payload.into_inner(),
+    }))
+}
+
 /// The delivery carries the replay of `dead_letter`: its outcome settles it.
 pub async fn link_dead_letter(
     tx: &mut Tx,

@@ -38,6 +38,10 @@ pub fn routes() -> Router<AppState> {
             post(webhooks::rotate_secret),
         )
         .route("/console/webhooks/{id}/test", post(webhooks::test))
+        .route(
+            "/console/webhooks/{id}/deliveries/{delivery_id}/resend",
+            post(webhooks::resend),
+        )
         .route("/console/dead-letters", get(dead_letters::list))
         .route(
             "/console/dead-letters/replay",

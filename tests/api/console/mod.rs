@@ -26,6 +26,7 @@ crate::scenarios![
     the_audit_page_shows_the_chain_status,
     the_exports_page_lists_exports_with_their_links,
     messages_contacts_conversations_and_scheduled_pages_search,
+    a_delivery_is_resent_from_the_log,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -343,6 +344,13 @@ async fn another_orgs_ids_are_not_found_on_console_pages(store: Store) {
     let b_contact = crate::webhooks::contact(&app, &b_key).await;
     let (b_ep, _) =
         crate::webhooks::endpoint(&app, &b_key, "https://example.com/b", json!({})).await;
+    let b_ping = json_of(
+        app.post_as(&format!("/v1/webhooks/{b_ep}/test"), &b_key, &json!({}))
+            .await,
+        202,
+    )
+    .await;
+    let b_delivery = b_ping["delivery_id"].as_str().unwrap().to_owned();
     let b_user = app
         .user(&other, "b@b.test", "developer", "a long enough password")
         .await;
@@ -365,6 +373,7 @@ async fn another_orgs_ids_are_not_found_on_console_pages(store: Store) {
         format!("/console/webhooks/{b_ep}/status"),
         format!("/console/webhooks/{b_ep}/test"),
         format!("/console/webhooks/{b_ep}/rotate-secret"),
+        format!("/console/webhooks/{b_ep}/deliveries/{b_delivery}/resend"),
         format!("/console/api-keys/{b_key_id}/revoke"),
         format!("/console/api-keys/{b_key_id}/rotate"),
         format!("/console/members/{b_user}/remove"),
@@ -767,4 +776,60 @@ async fn messages_contacts_conversations_and_scheduled_pages_search(store: Store
     let bad = b.get("/console/messages?q=a%01b").await;
     assert_eq!(bad.status, 200, "{}", bad.body);
     assert!(bad.body.contains("bad_request"), "{}", bad.body);
+}
+
+async fn a_delivery_is_resent_from_the_log(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Resend").await;
+    crate::webhooks::contact(&app, &f.key).await;
+    let first = f
+        .receiver
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let detail = format!("/console/webhooks/{}", f.endpoint_id);
+    let mut page = None;
+    for _ in 0..75 {
+        let p = b.get(&detail).await;
+        if p.body.contains("contact.created") {
+            page = Some(p.body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let page = page.expect("the delivery is in the log");
+    let re = regex::Regex::new(
+        r#"action="(/console/webhooks/[^"]+/deliveries/(dlv_[0-9a-z]+)/resend)""#,
+    )
+    .unwrap();
+    let c = re.captures(&page).expect("a Resend form");
+    let (action, delivery) = (c[1].to_owned(), c[2].to_owned());
+    let done = b.post(&action, &[]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Resend queued"), "{}", done.body);
+    let hits = f
+        .receiver
+        .wait_for(2, std::time::Duration::from_secs(15))
+        .await;
+    assert_eq!(hits[1].header("webhook-id"), first[0].header("webhook-id"));
+    let audit = app.audit_actions(&f.org).await;
+    assert!(
+        audit.contains(&("delivery.resent".into(), "success".into())),
+        "{audit:?}"
+    );
+    // A failed endpoint offers no Resend; forced, the API's refusal is shown.
+    rampart::store::Q::write("UPDATE webhook_endpoints SET status = 'failed' WHERE id = $1")
+        .bind(f.endpoint_id.as_str())
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    let failed = b.get(&detail).await;
+    assert!(!failed.body.contains("/resend"), "{}", failed.body);
+    let refused = b.post(&action, &[]).await;
+    assert!(refused.body.contains("not_resendable"), "{}", refused.body);
+    assert!(
+        refused.body.contains(&delivery) || refused.body.contains("re-enable"),
+        "{}",
+        refused.body
+    );
 }

@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod management;
+mod resend;
 mod retries;
 mod signing;
 mod ssrf;
@@ -20,6 +21,7 @@ pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
         retries::scenarios(),
         dead_letters::scenarios(),
         management::scenarios(),
+        resend::scenarios(),
         urls::scenarios(),
         ssrf::scenarios(),
         workers::scenarios(),
