@@ -7,6 +7,7 @@ pub mod job;
 mod outcome;
 mod resend;
 pub mod routes;
+mod stats;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

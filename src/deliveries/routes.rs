@@ -1,5 +1,5 @@
-//! `GET /v1/webhooks/{id}/deliveries`: an endpoint's delivery log; and the routes that act on
-//! one delivery ([`super::resend`]).
+//! `GET /v1/webhooks/{id}/deliveries`: an endpoint's delivery log; resending one delivery
+//! ([`super::resend`]); the tenant's attempts per hour ([`super::stats`]).
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -26,6 +26,7 @@ pub fn routes() -> Vec<Route> {
         .tag("webhooks")
         .returns_list::<AttemptOut>(),
         super::resend::route(),
+        super::stats::route(),
     ]
 }
 

@@ -27,6 +27,7 @@ crate::scenarios![
     the_exports_page_lists_exports_with_their_links,
     messages_contacts_conversations_and_scheduled_pages_search,
     a_delivery_is_resent_from_the_log,
+    the_overview_charts_attempts_and_lists_failing_endpoints,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -831,5 +832,47 @@ async fn a_delivery_is_resent_from_the_log(store: Store) {
         refused.body.contains(&delivery) || refused.body.contains("re-enable"),
         "{}",
         refused.body
+    );
+}
+
+async fn the_overview_charts_attempts_and_lists_failing_endpoints(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Overview").await;
+    let failing = crate::receiver::Receiver::start().await;
+    failing.set_default(crate::receiver::Reply::status(500));
+    let (bad, _) = crate::webhooks::endpoint(
+        &app,
+        &f.key,
+        &failing.url("/down"),
+        json!({ "max_retries": 0 }),
+    )
+    .await;
+    crate::webhooks::contact(&app, &f.key).await;
+    f.receiver
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await;
+    failing
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let mut page = String::new();
+    for _ in 0..75 {
+        page = b.get("/console").await.body;
+        if page.contains("1 delivered and 1 failed attempts in the last 24 hours") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        page.contains("1 delivered and 1 failed attempts in the last 24 hours"),
+        "{page}"
+    );
+    assert!(page.contains("role=\"img\""), "{page}");
+    // The failing endpoint, with its last error; the healthy one is not listed.
+    assert!(page.contains(&format!("/console/webhooks/{bad}")), "{page}");
+    assert!(page.contains("http_status"), "{page}");
+    assert!(
+        !page.contains(&format!("/console/webhooks/{}\"", f.endpoint_id)),
+        "{page}"
     );
 }

@@ -6,6 +6,7 @@ mod resend;
 mod retries;
 mod signing;
 mod ssrf;
+mod stats;
 mod urls;
 mod workers;
 
@@ -24,6 +25,7 @@ pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
         resend::scenarios(),
         urls::scenarios(),
         ssrf::scenarios(),
+        stats::scenarios(),
         workers::scenarios(),
     ]
     .concat()
