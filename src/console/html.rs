@@ -49,6 +49,10 @@ button.danger{background:#b42318;border-color:#b42318}
 .badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e8ebef;color:#1b1f24;font-size:.85rem}
 header .muted{color:#d5dbe3}
 svg{max-height:16rem}
+meter{display:block;width:100%;height:1.1rem;margin:.2rem 0}
+.usage{margin-bottom:.6rem}
+.usage label{font-weight:600;margin:0}
+.usage p{margin:.1rem 0}
 .test{background:#fff3cd;color:#5c4400}
 .scroll{overflow-x:auto}
 .scroll table{min-width:40rem}

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod members;
 pub mod messaging;
 pub mod overview;
+mod usage;
 pub mod webhooks;
 
 use axum::Router;

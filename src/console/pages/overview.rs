@@ -1,4 +1,5 @@
-//! The overview: the org's limits as the API reports them (its RateLimit fields), delivery
+//! The overview: usage against the org's limits as the API reports it (its RateLimit
+//! fields, drawn as meters by [`super::usage`]), delivery
 //! attempts of the last 24 hours as a server-rendered SVG chart and the failing endpoints
 //! (both counted by the database: `GET /v1/webhooks/delivery-stats`), open dead letters.
 //! Everything from API answers.
@@ -8,6 +9,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::common::{empty, refused, text};
+use super::usage::{meters, policies};
 use crate::console::api::Call;
 use crate::console::extract::Ctx;
 use crate::console::html::{page as render, url};
@@ -38,11 +40,10 @@ pub async fn page(ctx: Ctx) -> Response {
         Some(s),
         html! {
             div class="grid" {
-                div class="card" {
-                    h2 { "Limits" }
-                    p { "Policy: " code { (if policy.is_empty() { "none reported" } else { policy.as_str() }) } }
-                    p { "Now: " code { (remaining) } }
-                    p class="muted" { "As the API reports them in its RateLimit fields (q: allowed, w: window in seconds, r: remaining)." }
+                section class="card" aria-labelledby="usage" {
+                    h2 id="usage" { "Usage" }
+                    (meters(&policies(&policy, &remaining)))
+                    p class="muted" { "As the API reports it on every answer (RateLimit-Policy and RateLimit fields); these pages' own requests count too." }
                 }
                 div class="card" {
                     h2 { "Open dead letters" }

@@ -868,6 +868,14 @@ async fn the_overview_charts_attempts_and_lists_failing_endpoints(store: Store) 
         "{page}"
     );
     assert!(page.contains("role=\"img\""), "{page}");
+    // Usage against the org's rate limit and quota, as meters with words beside them.
+    assert!(page.contains("Rate limit (the org"), "{page}");
+    assert!(page.contains("Quota (the org"), "{page}");
+    assert_eq!(page.matches("<meter ").count(), 2, "{page}");
+    assert!(
+        page.contains(" used, ") && page.contains(" left; resets in "),
+        "{page}"
+    );
     // The failing endpoint, with its last error; the healthy one is not listed.
     assert!(page.contains(&format!("/console/webhooks/{bad}")), "{page}");
     assert!(page.contains("http_status"), "{page}");
