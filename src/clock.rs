@@ -1,5 +1,6 @@
 //! Time as the store keeps it (epoch milliseconds) and as the API shows it (RFC 3339, UTC).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
@@ -11,6 +12,27 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The application's clock (`AppState::clock`): the system's, moved by an offset that only
+/// tests set, so that expiry can be tested without sleeping and without editing rows. Code
+/// that decides with time it also stored (console sessions) reads this one; tokens verified
+/// against the system clock elsewhere keep [`now_ms`].
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch, as this clock reads them.
+    pub fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves the clock forward by `ms` (tests).
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 /// `2026-11-22T18:30:13.123Z` for a stored time.
@@ -75,6 +97,15 @@ impl serde::Serialize for Rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_advanced_clock_runs_ahead_of_the_system() {
+        let c = Clock::default();
+        let before = c.now_ms();
+        c.advance(31 * 60_000);
+        let after = c.now_ms();
+        assert!(after - before >= 31 * 60_000 && after - before < 32 * 60_000);
+    }
 
     #[test]
     fn round_trips() {

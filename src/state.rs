@@ -34,6 +34,8 @@ pub struct AppInner {
     pub draining: AtomicBool,
     pub shutdown: CancellationToken,
     pub started_at_ms: i64,
+    /// The clock console sessions are timed by (tests move it: `Clock::advance`).
+    pub clock: crate::clock::Clock,
     openapi: OnceLock<serde_json::Value>,
     /// Builds the OpenAPI document from the route registry, which sits above every feature
     /// (`app::openapi_document`): the state only caches it.
@@ -121,6 +123,7 @@ impl AppState {
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             started_at_ms: crate::clock::now_ms(),
+            clock: crate::clock::Clock::default(),
             openapi: OnceLock::new(),
             build_openapi,
         })))

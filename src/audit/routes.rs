@@ -1,4 +1,4 @@
-//! `GET /v1/audit-logs`.
+//! `GET /v1/audit-logs` and `GET /v1/audit-logs/verify`.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,55 @@ pub fn routes() -> Vec<Route> {
         .summary("List the org's audit log, newest first (admins and keys with audit_logs:read)")
         .tag("audit")
         .returns_list::<AuditLogOut>(),
+        Route::get(
+            "/v1/audit-logs/verify",
+            Profile::api(Scope::AuditLogs, Permission::Read)
+                .billing(Billing::None)
+                .live_only(),
+            verify_audit_logs,
+        )
+        .summary(
+            "Check the org's audit hash chain (what `rampart audit verify --org` checks): \
+             whether every entry is intact and linked, and the first one that is not",
+        )
+        .tag("audit")
+        .returns::<ChainStatusOut>(200),
     ]
+}
+
+/// The org's audit chain, checked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChainStatusOut {
+    pub object: &'static str,
+    /// Whether every entry is intact, in order and linked to the one before.
+    pub valid: bool,
+    pub entries_checked: u64,
+    /// The first entry that does not verify (edited, or no longer linked to its predecessor);
+    /// null when the chain is valid, or when what broke it is a missing entry (see `problem`).
+    pub first_broken_id: Option<String>,
+    /// The position in the chain where it breaks.
+    pub first_broken_seq: Option<i64>,
+    /// What is wrong there, in words.
+    pub problem: Option<String>,
+}
+
+async fn verify_audit_logs(
+    p: Principal,
+    State(app): State<AppState>,
+) -> ApiResult<axum::Json<ChainStatusOut>> {
+    // One snapshot: entries appended while the chain is read cannot look like a break.
+    let mut snap = app.db.begin_snapshot().await?;
+    let chain = p.tenant().org().to_string();
+    let (checked, broken) = super::verify(&mut snap, Some(&chain)).await?;
+    snap.rollback().await?;
+    Ok(axum::Json(ChainStatusOut {
+        object: "audit_chain_status",
+        valid: broken.is_none(),
+        entries_checked: checked,
+        first_broken_seq: broken.as_ref().map(|b| b.seq),
+        problem: broken.as_ref().map(|b| b.problem.clone()),
+        first_broken_id: broken.and_then(|b| b.entry_id),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

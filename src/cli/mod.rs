@@ -189,8 +189,16 @@ fn routes(json: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // The path column fits the longest path.
+    let w = routes
+        .iter()
+        .map(|r| r.path.len())
+        .max()
+        .unwrap_or(0)
+        .max(42);
     println!(
-        "METHOD  PATH                                       AUTH           SCOPE               PERM    LIMIT      IDEMP     BILLING  AUDIT"
+        "{:<7} {:<w$} {:<14} {:<19} {:<7} {:<10} {:<9} {:<8} AUDIT",
+        "METHOD", "PATH", "AUTH", "SCOPE", "PERM", "LIMIT", "IDEMP", "BILLING"
     );
     for r in routes {
         let p = &r.profile;
@@ -208,7 +216,7 @@ fn routes(json: bool) -> ExitCode {
         };
         let v = |x: serde_json::Value| x.as_str().unwrap_or("-").to_owned();
         println!(
-            "{:<7} {:<42} {:<14} {:<19} {:<7} {:<10} {:<9} {:<8} {}",
+            "{:<7} {:<w$} {:<14} {:<19} {:<7} {:<10} {:<9} {:<8} {}",
             r.method,
             r.path,
             auth,

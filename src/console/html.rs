@@ -49,6 +49,10 @@ button.danger{background:#b42318;border-color:#b42318}
 .badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e8ebef;color:#1b1f24;font-size:.85rem}
 header .muted{color:#d5dbe3}
 svg{max-height:16rem}
+meter{display:block;width:100%;height:1.1rem;margin:.2rem 0}
+.usage{margin-bottom:.6rem}
+.usage label{font-weight:600;margin:0}
+.usage p{margin:.1rem 0}
 .test{background:#fff3cd;color:#5c4400}
 .scroll{overflow-x:auto}
 .scroll table{min-width:40rem}
@@ -114,11 +118,13 @@ fn chrome(session: Option<&Session>) -> Markup {
                         li { a href="/console/dead-letters" { "Dead letters" } }
                         li { a href="/console/contacts" { "Contacts" } }
                         li { a href="/console/conversations" { "Conversations" } }
+                        li { a href="/console/messages" { "Messages" } }
                         li { a href="/console/scheduled" { "Scheduled" } }
                         li { a href="/console/members" { "Members" } }
                         li { a href="/console/audit" { "Audit log" } }
                         li { a href="/console/branding" { "Branding" } }
-                        li { a href="/console/gdpr" { "GDPR & exports" } }
+                        li { a href="/console/gdpr" { "GDPR" } }
+                        li { a href="/console/exports" { "Exports" } }
                     }
                 }
                 form class="inline" method="post" action="/console/environment" {

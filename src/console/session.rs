@@ -14,7 +14,6 @@ use crate::access::grants::Role;
 use crate::access::principal::Environment;
 use crate::access::secrets::constant_time_eq;
 use crate::access::tokens::sha256_hex;
-use crate::clock::now_ms;
 use crate::ids::{OrgId, UserId};
 use crate::state::AppState;
 use crate::store::{DbResult, Exec, Q};
@@ -74,7 +73,7 @@ pub async fn create(
     org: &OrgId,
 ) -> DbResult<String> {
     let raw = format!("cs_{}", B64.encode(app.keys.random::<32>()));
-    let now = now_ms();
+    let now = app.clock.now_ms();
     Q::write(
         "INSERT INTO console_sessions (id, user_id, org_id, environment, created_at, last_seen_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $5, $6)",
@@ -108,7 +107,7 @@ pub async fn load(app: &AppState, headers: &HeaderMap) -> DbResult<Option<Sessio
     .bind(&id)
     .fetch_optional(&mut db)
     .await?;
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let Some(row) = row
         .filter(|r| r.revoked_at.is_none() && r.expires_at > now && now - r.last_seen_at < IDLE_MS)
     else {
@@ -139,7 +138,7 @@ pub async fn load(app: &AppState, headers: &HeaderMap) -> DbResult<Option<Sessio
 pub async fn revoke(ex: &mut impl Exec, id: &str) -> DbResult<()> {
     Q::write("UPDATE console_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(id)
-        .bind(now_ms())
+        .bind(crate::clock::now_ms())
         .execute(ex)
         .await?;
     Ok(())

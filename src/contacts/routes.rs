@@ -117,6 +117,10 @@ pub struct ContactQuery {
     /// Only the contact with this external key.
     #[param(inline)]
     external_key: Option<super::ExternalKey>,
+    /// Only contacts whose external key, name, email or phone contains this text
+    /// (case-insensitive).
+    #[param(inline)]
+    q: Option<crate::http::search::Search>,
 }
 impl Validate for ContactQuery {}
 
@@ -136,6 +140,7 @@ async fn list_contacts(
         page.after.as_deref(),
         page.limit,
         q.external_key.as_deref(),
+        q.q.as_ref(),
     )
     .await?;
     Ok(axum::Json(

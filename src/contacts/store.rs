@@ -6,6 +6,7 @@ use super::{Contact, ContactPatch, NewContact};
 use crate::access::principal::Tenant;
 use crate::access::tokens::sha256_hex;
 use crate::clock::now_ms;
+use crate::http::search::Search;
 use crate::ids::ContactId;
 use crate::store::{DbResult, Exec, JsonText, Q, Table, Tx};
 
@@ -14,6 +15,16 @@ macro_rules! columns {
         "id, external_key, name, email, phone, attributes, environment, created_at, updated_at, erased_at"
     };
 }
+
+/// A contact's text search (`?q=`, bound as `$6`): its external key, name, email or phone
+/// contains the text. Conversations are searched by their contact with the same words.
+macro_rules! matches_search_6 {
+    () => {
+        "(lower(external_key) LIKE lower($6) ESCAPE '\\' OR lower(name) LIKE lower($6) ESCAPE '\\'
+          OR lower(email) LIKE lower($6) ESCAPE '\\' OR lower(phone) LIKE lower($6) ESCAPE '\\')"
+    };
+}
+pub(crate) use matches_search_6;
 
 /// Inserts a contact as a deferred, mergeable write ([`Tx::defer_merged`]): a duplicate
 /// `external_key` fails the transaction's next statement or its commit with a unique
@@ -89,19 +100,23 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
     external_key: Option<&str>,
+    search: Option<&Search>,
 ) -> DbResult<Vec<Contact>> {
     Q::read(concat!(
         "SELECT ",
         columns!(),
         " FROM contacts WHERE org_id = $1 AND environment = $2 AND erased_at IS NULL
            AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR external_key = $4)
-         ORDER BY id DESC LIMIT $5"
+           AND ($6 IS NULL OR ",
+        matches_search_6!(),
+        ") ORDER BY id DESC LIMIT $5"
     ))
     .bind(t.org())
     .bind(t.env())
     .bind(after)
     .bind(external_key)
     .bind(limit + 1)
+    .bind(search.map(Search::pattern))
     .fetch_all(ex)
     .await
 }

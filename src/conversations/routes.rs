@@ -83,6 +83,10 @@ pub struct ListQuery {
     /// Only this contact's conversations.
     #[param(inline)]
     contact_id: Option<ContactId>,
+    /// Only conversations whose contact's external key, name, email or phone contains this
+    /// text (case-insensitive).
+    #[param(inline)]
+    q: Option<crate::http::search::Search>,
 }
 impl Validate for ListQuery {}
 
@@ -102,6 +106,7 @@ async fn list_conversations(
         page.after.as_deref(),
         page.limit,
         q.contact_id.as_ref(),
+        q.q.as_ref(),
     )
     .await?;
     Ok(axum::Json(

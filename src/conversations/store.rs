@@ -3,6 +3,7 @@
 use super::Conversation;
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
+use crate::http::search::Search;
 use crate::ids::{ContactId, ConversationId};
 use crate::store::{DbResult, Exec, Q};
 
@@ -26,17 +27,22 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
     contact: Option<&ContactId>,
+    search: Option<&Search>,
 ) -> DbResult<Vec<Conversation>> {
-    Q::read(
+    Q::read(concat!(
         "SELECT id, contact_id, channel, environment, created_at FROM conversations
          WHERE org_id = $1 AND environment = $2 AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR contact_id = $4)
-         ORDER BY id DESC LIMIT $5",
-    )
+           AND ($6 IS NULL OR contact_id IN (SELECT id FROM contacts
+                 WHERE org_id = $1 AND environment = $2 AND erased_at IS NULL AND ",
+        crate::contacts::store::matches_search_6!(),
+        ")) ORDER BY id DESC LIMIT $5"
+    ))
     .bind(t.org())
     .bind(t.env())
     .bind(after)
     .bind(contact)
     .bind(limit + 1)
+    .bind(search.map(Search::pattern))
     .fetch_all(ex)
     .await
 }

@@ -5,14 +5,16 @@ pub mod batching;
 pub mod fanout;
 pub mod job;
 mod outcome;
+mod resend;
 pub mod routes;
+mod stats;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
 
 use crate::access::principal::Tenant;
 use crate::events::EventType;
-use crate::ids::{AttemptId, DeliveryId, EventId};
+use crate::ids::{AttemptId, DeliveryId, EndpointId, EventId};
 use crate::jobs::JobKind;
 
 crate::text_enum::text_enum! {
@@ -84,6 +86,24 @@ impl From<Attempt> for AttemptOut {
             created_at: crate::clock::rfc3339(a.created_at),
         }
     }
+}
+
+/// A delivery: one event to one endpoint (what `POST …/resend` answers with).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryOut {
+    pub id: DeliveryId,
+    pub object: &'static str,
+    pub endpoint_id: EndpointId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// The delivery this one sends again.
+    pub resent_from: Option<DeliveryId>,
+    pub livemode: bool,
+    #[schema(value_type = crate::clock::Rfc3339)]
+    pub created_at: String,
 }
 
 /// The `webhook.deliver` job as whoever queues one sees it; [`job::DeliverJob`] runs it.

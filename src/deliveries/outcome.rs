@@ -79,6 +79,7 @@ impl Delivered {
         NewAttempt {
             delivery: &self.delivery_id,
             org: self.tenant.org(),
+            environment: self.tenant.env(),
             endpoint: &self.endpoint_id,
             attempt: self.attempt,
             status_code: self.status.map(i64::from),
@@ -225,6 +226,7 @@ pub(super) async fn record_failed(
     let attempt = NewAttempt {
         delivery: &d.delivery.id,
         org: d.tenant.org(),
+        environment: d.tenant.env(),
         endpoint: &ep.id,
         attempt: f.attempt,
         status_code: f.status,

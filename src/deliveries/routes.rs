@@ -1,4 +1,5 @@
-//! `GET /v1/webhooks/{id}/deliveries`: an endpoint's delivery log.
+//! `GET /v1/webhooks/{id}/deliveries`: an endpoint's delivery log; resending one delivery
+//! ([`super::resend`]); the tenant's attempts per hour ([`super::stats`]).
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -24,6 +25,8 @@ pub fn routes() -> Vec<Route> {
         .summary("The delivery log: every attempt with status code, latency and error")
         .tag("webhooks")
         .returns_list::<AttemptOut>(),
+        super::resend::route(),
+        super::stats::route(),
     ]
 }
 

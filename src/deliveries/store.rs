@@ -110,6 +110,37 @@ pub async fn load_many(db: &Db, ids: &[DeliveryId]) -> DbResult<Vec<Option<Work>
     Ok(ids.iter().map(|id| found.remove(id)).collect())
 }
 
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    event_id: EventId,
+    event_type: EventType,
+    payload: JsonText<Value>,
+}
+
+/// The event a delivery of the tenant's `endpoint` carries (`None`: no such delivery there).
+pub async fn event_of(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    endpoint: &EndpointId,
+    delivery: &DeliveryId,
+) -> DbResult<Option<Event>> {
+    let row: Option<EventRow> = Q::read(
+        "SELECT d.event_id, d.event_type, e.payload FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.org_id = $1 AND d.environment = $2 AND d.endpoint_id = $3 AND d.id = $4",
+    )
+    .bind(t.org())
+    .bind(t.env())
+    .bind(endpoint)
+    .bind(delivery)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| Event {
+        id: r.event_id,
+        event_type: r.event_type,
+        payload: r.payload.into_inner(),
+    }))
+}
+
 /// The delivery carries the replay of `dead_letter`: its outcome settles it.
 pub async fn link_dead_letter(
     tx: &mut Tx,
@@ -128,6 +159,7 @@ pub async fn link_dead_letter(
 pub struct NewAttempt<'a> {
     pub delivery: &'a DeliveryId,
     pub org: &'a OrgId,
+    pub environment: Environment,
     pub endpoint: &'a EndpointId,
     pub attempt: i64,
     pub status_code: Option<i64>,
@@ -138,7 +170,7 @@ pub struct NewAttempt<'a> {
     pub request_id: &'a str,
 }
 
-const ATTEMPT_INSERT: &str = "INSERT INTO delivery_attempts (id, delivery_id, org_id, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)";
+const ATTEMPT_INSERT: &str = "INSERT INTO delivery_attempts (id, delivery_id, org_id, environment, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)";
 
 impl NewAttempt<'_> {
     fn row(&self, now: i64) -> Vec<Arg> {
@@ -146,6 +178,7 @@ impl NewAttempt<'_> {
             Arg::from(AttemptId::new()),
             Arg::from(self.delivery),
             Arg::from(self.org),
+            Arg::from(self.environment),
             Arg::from(self.endpoint),
             Arg::from(self.attempt),
             Arg::from(self.status_code),
@@ -267,6 +300,88 @@ pub async fn attempts(
         .bind(t.env())
         .bind(after)
         .bind(limit + 1)
+        .fetch_all(ex)
+        .await
+}
+
+/// Attempts of one hour, as counted.
+#[derive(Debug, sqlx::FromRow)]
+pub struct HourCount {
+    /// Start of the hour (Unix ms).
+    pub hour_start: i64,
+    pub attempts: i64,
+    pub failed: i64,
+}
+
+/// [`attempts_per_hour`]'s statement (public for the test that reads its plan).
+pub const ATTEMPTS_PER_HOUR: &str = "
+    WITH RECURSIVE h (start) AS (
+        SELECT CAST($3 AS BIGINT) UNION ALL SELECT start + 3600000 FROM h WHERE start < $4
+    )
+    SELECT start AS hour_start,
+           (SELECT COUNT(*) FROM delivery_attempts a
+             WHERE a.org_id = $1 AND a.environment = $2
+               AND a.created_at >= h.start AND a.created_at < h.start + 3600000) AS attempts,
+           (SELECT COUNT(*) FROM delivery_attempts a
+             WHERE a.org_id = $1 AND a.environment = $2
+               AND a.created_at >= h.start AND a.created_at < h.start + 3600000
+               AND a.error_class <> 'sandbox') AS failed
+      FROM h ORDER BY start";
+
+/// The tenant's attempts per hour, for every hour from `first` to `last` (their starts, Unix
+/// ms, multiples of an hour), oldest first. One statement: each hour's total and failures are
+/// counts over ranges of `delivery_attempts_org_time` and of the partial
+/// `delivery_attempts_failed`, read from the indexes alone (a GROUP BY over the rows would sort
+/// them all first). A sandbox attempt counts as delivered.
+pub async fn attempts_per_hour(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    first: i64,
+    last: i64,
+) -> DbResult<Vec<HourCount>> {
+    Q::read(ATTEMPTS_PER_HOUR)
+        .bind(t.org())
+        .bind(t.env())
+        .bind(first)
+        .bind(last)
+        .fetch_all(ex)
+        .await
+}
+
+/// An endpoint that is not active, or whose latest attempt failed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Failing {
+    pub id: EndpointId,
+    pub url: String,
+    pub status: crate::webhooks::EndpointStatus,
+    pub last_attempt_at: Option<i64>,
+    pub last_error_class: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// [`failing_endpoints`]' statement (public for the test that reads its plan).
+pub const FAILING_ENDPOINTS: &str = "
+    SELECT w.id, w.url, w.status, l.created_at AS last_attempt_at,
+           l.error_class AS last_error_class, l.error AS last_error
+      FROM webhook_endpoints w
+      LEFT JOIN delivery_attempts l ON l.id = (
+           SELECT a.id FROM delivery_attempts a WHERE a.endpoint_id = w.id ORDER BY a.id DESC LIMIT 1)
+     WHERE w.org_id = $1 AND w.environment = $2 AND w.deleted_at IS NULL
+       AND (w.status <> 'active' OR l.error_class <> 'sandbox')
+     ORDER BY w.id DESC LIMIT $3";
+
+/// The tenant's endpoints (at most `limit`, newest first) that are paused, failed or disabled,
+/// or whose latest attempt failed: one index seek per endpoint for its latest attempt
+/// (`delivery_attempts_endpoint`).
+pub async fn failing_endpoints(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    limit: i64,
+) -> DbResult<Vec<Failing>> {
+    Q::read(FAILING_ENDPOINTS)
+        .bind(t.org())
+        .bind(t.env())
+        .bind(limit)
         .fetch_all(ex)
         .await
 }

@@ -1,4 +1,5 @@
-//! `/v1/exports`: start an export, see its status, download it by its signed link.
+//! `/v1/exports`: start an export, list them, see one's status, download it by its signed
+//! link.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -7,14 +8,15 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::job::{BuildExport, BuildPayload};
-use super::{ExportIn, ExportOut, ExportStatus, store};
+use super::{Export, ExportIn, ExportOut, ExportStatus, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{Principal, Tenant};
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
+use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::text::Line;
-use crate::http::{ApiError, ApiResult, OptionalJson, Path};
+use crate::http::{ApiError, ApiResult, OptionalJson, Path, Validate};
 use crate::ids::ExportId;
 use crate::jobs::queue::{NewJob, enqueue};
 use crate::state::AppState;
@@ -35,6 +37,15 @@ pub fn routes() -> Vec<Route> {
         .summary("Start a full export of the org's data (NDJSON), built in the background")
         .tag("exports")
         .returns::<ExportOut>(202),
+        Route::get(
+            "/v1/exports",
+            Profile::api(Scope::Exports, Permission::Read).billing(Billing::None),
+            list_exports,
+        )
+        .query::<ListQuery>()
+        .summary("List the org's exports, newest first; a ready one carries a fresh download link")
+        .tag("exports")
+        .returns_list::<ExportOut>(),
         Route::get(
             "/v1/exports/{id}",
             Profile::api(Scope::Exports, Permission::Read).billing(Billing::None),
@@ -68,21 +79,28 @@ async fn load(app: &AppState, t: &Tenant, id: &ExportId) -> ApiResult<ExportOut>
     let e = store::get(&mut app.db.clone(), t, id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    Ok(out(app, e))
+}
+
+/// An export as the API shows it: when ready, with a link signed now that expires after
+/// `RAMPART_EXPORT_LINK_TTL`.
+fn out(app: &AppState, e: Export) -> ExportOut {
     let (url, until) = if e.status == ExportStatus::Ready {
         let expires =
             now_ms() / 1000 + i64::try_from(app.config.export_link_ttl.as_secs()).unwrap_or(3600);
-        let sig = signature(app, id, expires);
+        let sig = signature(app, &e.id, expires);
         (
             Some(format!(
-                "{}/v1/exports/{id}/download?expires={expires}&signature={sig}",
-                app.config.public_base_url.clone().unwrap_or_default()
+                "{}/v1/exports/{}/download?expires={expires}&signature={sig}",
+                app.config.public_base_url.clone().unwrap_or_default(),
+                e.id
             )),
             Some(rfc3339(expires * 1000)),
         )
     } else {
         (None, None)
     };
-    Ok(ExportOut {
+    ExportOut {
         id: e.id,
         object: "export",
         status: e.status,
@@ -93,7 +111,40 @@ async fn load(app: &AppState, t: &Tenant, id: &ExportId) -> ApiResult<ExportOut>
         download_expires_at: until,
         created_at: rfc3339(e.created_at),
         completed_at: e.completed_at.map(rfc3339),
-    })
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    #[param(inline)]
+    limit: Option<Limit>,
+    #[param(inline)]
+    cursor: Option<Cursor>,
+}
+impl Validate for ListQuery {}
+
+async fn list_exports(
+    p: Principal,
+    State(app): State<AppState>,
+    crate::http::Query(q): crate::http::Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<ExportOut>>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let rows = store::list(
+        &mut app.db.clone(),
+        &p.tenant(),
+        page.after.as_deref(),
+        page.limit,
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, page.limit, |e| e.id.as_str()).map(|e| out(&app, e)),
+    ))
 }
 
 async fn create_export(

@@ -33,6 +33,26 @@ pub async fn get(ex: &mut impl Exec, t: &Tenant, id: &ExportId) -> DbResult<Opti
         .await
 }
 
+/// A page of the tenant's exports, newest first (`limit + 1` rows at most).
+pub async fn list(
+    ex: &mut impl Exec,
+    t: &Tenant,
+    after: Option<&str>,
+    limit: i64,
+) -> DbResult<Vec<Export>> {
+    Q::read(
+        "SELECT id, status, environment, bytes, sha256, created_at, completed_at FROM exports
+         WHERE org_id = $1 AND environment = $2 AND ($3 IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(t.org())
+    .bind(t.env())
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(ex)
+    .await
+}
+
 /// The content of a ready export (a signed link names it; no tenant to scope by).
 pub async fn content(ex: &mut impl Exec, id: &ExportId) -> DbResult<Option<Option<String>>> {
     Q::read("SELECT content FROM exports WHERE id = $1 AND status = 'ready'")

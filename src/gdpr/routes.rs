@@ -57,7 +57,8 @@ async fn export_contact_data(
         .map(|(_, p)| p)
         .collect();
     let convs =
-        crate::conversations::store::list(&mut db, &t, None, 10_000, Some(&contact.id)).await?;
+        crate::conversations::store::list(&mut db, &t, None, 10_000, Some(&contact.id), None)
+            .await?;
     let mut messages = Vec::new();
     let mut scheduled_messages = Vec::new();
     for c in &convs {

@@ -68,6 +68,7 @@ error_codes! {
     ChannelNotConfigured = ("channel_not_configured", 422, "the org has no active channel endpoint"),
     LastOwner = ("last_owner", 409, "the change would leave the org without an owner"),
     NotReplayable = ("not_replayable", 409, "the dead letter is not open, or its endpoint is not active"),
+    NotResendable = ("not_resendable", 409, "the delivery's endpoint is failed or disabled (re-enable it first), or is the channel endpoint"),
     InvalidSignature = ("invalid_signature", 400, "the webhook signature did not verify"),
     RequestTimeout = ("request_timeout", 503, "the request took longer than the server allows"),
     ServiceUnavailable = ("service_unavailable", 503, "a dependency is unavailable; retry later"),

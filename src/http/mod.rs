@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod request_id;
 pub mod routes;
 pub mod schema_check;
+pub mod search;
 pub mod serde_message;
 pub mod serve;
 pub mod text;

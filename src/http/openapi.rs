@@ -155,9 +155,10 @@ fn operation(route: &Route, components: &mut Vec<(String, Value)>) -> Value {
     let p = &route.profile;
     let mut params: Vec<Value> = path_params(route.path)
         .into_iter()
-        .map(|name| {
+        .enumerate()
+        .map(|(i, name)| {
             // Undeclared, a path parameter is still bounded by the request target's limit.
-            let schema = match &route.docs.path {
+            let schema = match route.docs.path.get(i) {
                 Some(f) => f(components),
                 None => json!({ "type": "string", "maxLength": super::edge::MAX_URI_BYTES }),
             };

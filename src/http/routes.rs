@@ -185,8 +185,9 @@ pub struct Docs {
     pub list: bool,
     /// The query parameters, from the struct the handler's `Query<T>` parses.
     pub query: Option<ParamsFn>,
-    /// The schema of the path parameter, from the type the handler's `Path<T>` parses.
-    pub path: Option<SchemaFn>,
+    /// The schemas of the path parameters, in the order the path names them, from the types
+    /// the handler's `Path<T>` parses (one [`Route::path`] call each).
+    pub path: Vec<SchemaFn>,
     /// Error codes this route answers beyond what its profile, body and parameters imply.
     pub errors: Vec<(ErrorCode, &'static str)>,
     /// Request headers the handler reads (besides credentials and `Idempotency-Key`).
@@ -357,10 +358,10 @@ impl Route {
         self
     }
 
-    /// The path parameter's type: the `T` of the handler's `Path<T>` (an id type carries its
-    /// prefix and pattern).
+    /// The next path parameter's type: the `T` of the handler's `Path<T>`, or the next
+    /// element of its `Path<(A, B)>` (an id type carries its prefix and pattern).
     pub fn path<T: utoipa::PartialSchema + 'static>(mut self) -> Route {
-        self.docs.path = Some(inline_schema_fn::<T>());
+        self.docs.path.push(inline_schema_fn::<T>());
         self
     }
 

@@ -13,6 +13,7 @@ use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
 use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
 use crate::http::routes::{Idempotency, Profile, Route};
+use crate::http::search::Search;
 use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
 use crate::ids::{ConversationId, MessageId};
 use crate::state::AppState;
@@ -134,6 +135,9 @@ pub struct ListQuery {
     /// Only this conversation's messages.
     #[param(inline)]
     conversation_id: Option<ConversationId>,
+    /// Only messages whose body contains this text (case-insensitive).
+    #[param(inline)]
+    q: Option<Search>,
 }
 impl Validate for ListQuery {}
 
@@ -153,6 +157,7 @@ async fn list_messages(
         page.after.as_deref(),
         page.limit,
         q.conversation_id.as_ref(),
+        q.q.as_ref(),
     )
     .await?;
     Ok(axum::Json(

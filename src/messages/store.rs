@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::{Message, MessageStatus};
 use crate::access::principal::Tenant;
 use crate::clock::now_ms;
+use crate::http::search::Search;
 use crate::ids::{ContactId, ConversationId, DeliveryId, MessageId, ScheduledMessageId};
 use crate::store::{Arg, DbResult, Exec, Q, Table, Tx};
 
@@ -34,12 +35,14 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
     conversation: Option<&ConversationId>,
+    search: Option<&Search>,
 ) -> DbResult<Vec<Message>> {
     Q::read(concat!(
         "SELECT ",
         columns!(),
         " FROM messages WHERE org_id = $1 AND environment = $2
            AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR conversation_id = $4)
+           AND ($6 IS NULL OR lower(body) LIKE lower($6) ESCAPE '\\')
          ORDER BY id DESC LIMIT $5"
     ))
     .bind(t.org())
@@ -47,6 +50,7 @@ pub async fn list(
     .bind(after)
     .bind(conversation)
     .bind(limit + 1)
+    .bind(search.map(Search::pattern))
     .fetch_all(ex)
     .await
 }

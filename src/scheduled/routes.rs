@@ -128,6 +128,9 @@ pub struct ListQuery {
     /// Only scheduled messages in this state.
     #[param(inline)]
     status: Option<ScheduledStatus>,
+    /// Only scheduled messages whose body contains this text (case-insensitive).
+    #[param(inline)]
+    q: Option<crate::http::search::Search>,
 }
 
 impl Validate for ListQuery {}
@@ -148,6 +151,7 @@ async fn list_scheduled_messages(
         page.after.as_deref(),
         page.limit,
         q.status,
+        q.q.as_ref(),
     )
     .await?;
     Ok(axum::Json(

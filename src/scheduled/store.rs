@@ -6,6 +6,7 @@ use super::{ScheduledMessage, ScheduledStatus};
 use crate::access::principal::{Environment, Tenant};
 use crate::clock::now_ms;
 use crate::dead_letters::DeadLetter;
+use crate::http::search::Search;
 use crate::ids::{ConversationId, DeadLetterId, OrgId, ScheduledMessageId};
 use crate::store::{Db, DbResult, Exec, JsonText, Q, Tx};
 
@@ -39,18 +40,22 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
     status: Option<ScheduledStatus>,
+    search: Option<&Search>,
 ) -> DbResult<Vec<ScheduledMessage>> {
     Q::read(concat!(
         "SELECT ",
         columns!(),
         " FROM scheduled_messages WHERE org_id = $1 AND environment = $2
-           AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR status = $4) ORDER BY id DESC LIMIT $5"
+           AND ($3 IS NULL OR id < $3) AND ($4 IS NULL OR status = $4)
+           AND ($6 IS NULL OR lower(body) LIKE lower($6) ESCAPE '\\')
+         ORDER BY id DESC LIMIT $5"
     ))
     .bind(t.org())
     .bind(t.env())
     .bind(after)
     .bind(status)
     .bind(limit + 1)
+    .bind(search.map(Search::pattern))
     .fetch_all(ex)
     .await
 }

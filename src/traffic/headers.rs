@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! RateLimit-Policy: "key";q=100;w=1, "quota";q=10000;w=86400
-//! RateLimit: "key";r=97;t=1
+//! RateLimit: "key";r=97;t=1, "quota";r=9120;t=40611
 //! ```
 //!
-//! `RateLimit` names the policy closest to refusing. `Retry-After` (seconds) accompanies a 429.
+//! `RateLimit` lists every policy's remaining units and reset, the one closest to refusing
+//! first (a client that reads one item reads that one; the console shows them all as usage).
+//! `Retry-After` (seconds) accompanies a 429.
 
 use std::cell::RefCell;
 
@@ -95,14 +97,20 @@ pub fn apply(headers: &mut HeaderMap, d: &Decision) {
     if let Some(v) = policy_value(d) {
         headers.insert(POLICY.clone(), v);
     }
-    if let Some(o) = closest {
-        let t = if o.allowed {
-            o.reset_s()
-        } else {
-            o.retry_after_s
-        };
-        let mut current = String::with_capacity(40);
-        item(&mut current, o.name, [("r", o.remaining), ("t", t)]);
+    if let Some(first) = closest {
+        let mut current = String::with_capacity(40 * d.outcomes.len());
+        let others = d.outcomes.iter().filter(|o| !std::ptr::eq(*o, first));
+        for (i, o) in std::iter::once(first).chain(others).enumerate() {
+            if i > 0 {
+                current.push_str(", ");
+            }
+            let t = if o.allowed {
+                o.reset_s()
+            } else {
+                o.retry_after_s
+            };
+            item(&mut current, o.name, [("r", o.remaining), ("t", t)]);
+        }
         if let Ok(v) = HeaderValue::try_from(current) {
             headers.insert(RATELIMIT.clone(), v);
         }
@@ -116,7 +124,7 @@ mod tests {
     use crate::traffic::limits::LimitKind;
 
     #[test]
-    fn formats_policies_and_the_closest_limit() {
+    fn formats_policies_and_every_limit_closest_first() {
         let d = Decision {
             outcomes: vec![
                 Outcome {
@@ -151,7 +159,13 @@ mod tests {
             h["ratelimit-policy"],
             "\"key\";q=10;w=1, \"quota\";q=1000;w=86400"
         );
-        assert_eq!(h["ratelimit"], "\"key\";r=2;t=1");
+        assert_eq!(h["ratelimit"], "\"key\";r=2;t=1, \"quota\";r=900;t=3600");
+        // The closest policy comes first.
+        let mut low_quota = d.clone();
+        low_quota.outcomes[1].remaining = 10;
+        let mut h = HeaderMap::new();
+        apply(&mut h, &low_quota);
+        assert_eq!(h["ratelimit"], "\"quota\";r=10;t=3600, \"key\";r=2;t=1");
 
         // The thread's last policy is reused only for the same policies.
         let mut other = d.clone();

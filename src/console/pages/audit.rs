@@ -1,12 +1,13 @@
-//! The audit log: filter by actor, action and time — through `/v1/audit-logs`.
+//! The audit log: filter by actor, action and time, and the hash chain's status — through
+//! `/v1/audit-logs` and `/v1/audit-logs/verify`.
 
 use axum::extract::Query;
 use axum::response::Response;
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::common::{empty, pager, refused, text};
-use crate::console::api::Call;
+use crate::console::api::{Answer, Call};
 use crate::console::extract::Ctx;
 use crate::console::html::{page, url};
 
@@ -39,10 +40,12 @@ pub async fn list(ctx: Ctx, Query(q): Query<Filter>) -> Response {
         return refused("Audit log", &ctx.session, &a);
     }
     let (rows, next) = a.page();
+    let chain = ctx.call(Call::get("/v1/audit-logs/verify".into())).await;
     page(
         "Audit log",
         Some(&ctx.session),
         html! {
+            (chain_status(&chain))
             form class="card" method="get" action=(BASE) {
                 label for="action" { "Action" }
                 input id="action" name="action" value=(q.action) placeholder="member.added";
@@ -70,4 +73,27 @@ pub async fn list(ctx: Ctx, Query(q): Query<Filter>) -> Response {
             (pager(BASE, next.as_deref(), &keep))
         },
     )
+}
+
+/// The chain's status as `GET /v1/audit-logs/verify` reports it.
+fn chain_status(a: &Answer) -> Markup {
+    let b = &a.body;
+    html! {
+        section class="card" aria-labelledby="chain" {
+            h2 id="chain" { "Chain status" }
+            @if !a.ok() {
+                p class="alert" role="alert" { (a.detail()) }
+            } @else if b["valid"] == true {
+                p class="notice" role="status" {
+                    "Intact: " (text(&b["entries_checked"])) " entries verified, each unchanged and linked to the one before."
+                }
+            } @else {
+                p class="alert" role="alert" {
+                    "Broken at entry " (text(&b["first_broken_seq"]))
+                    @if let Some(id) = b["first_broken_id"].as_str() { " (" code { (id) } ")" }
+                    ": " (text(&b["problem"]))
+                }
+            }
+        }
+    }
 }

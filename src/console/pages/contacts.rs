@@ -1,4 +1,5 @@
-//! Contacts: search by external key and detail — through `/v1/contacts`.
+//! Contacts: search (text in the external key, name, email or phone; or one exact external
+//! key) and detail — through `/v1/contacts`.
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
@@ -9,6 +10,7 @@ use super::common::{empty, pager, refused, text};
 use crate::console::api::Call;
 use crate::console::extract::Ctx;
 use crate::console::html::{page, url};
+use crate::http::search::MAX_CHARS;
 
 const BASE: &str = "/console/contacts";
 
@@ -18,10 +20,12 @@ pub struct Search {
     cursor: String,
     #[serde(default)]
     external_key: String,
+    #[serde(default)]
+    q: String,
 }
 
 pub async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
-    let keep = [("external_key", q.external_key.as_str())];
+    let keep = [("q", q.q.trim()), ("external_key", q.external_key.as_str())];
     let mut query = keep.to_vec();
     query.extend([("limit", "50"), ("cursor", q.cursor.as_str())]);
     let a = ctx.call(Call::get(url("/v1/contacts", &[], &query))).await;
@@ -34,7 +38,9 @@ pub async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
         Some(&ctx.session),
         html! {
             form class="card" method="get" action=(BASE) role="search" {
-                label for="external_key" { "External key" }
+                label for="q" { "Search (external key, name, email or phone contains)" }
+                input id="q" name="q" type="search" value=(q.q) maxlength=(MAX_CHARS);
+                label for="external_key" { "Or exactly this external key" }
                 input id="external_key" name="external_key" value=(q.external_key);
                 button type="submit" { "Search" }
             }

@@ -1,13 +1,14 @@
-//! GDPR: a contact's data export and erasure (behind typed confirmation), and full exports
-//! of the org — through `/v1/gdpr/contacts/{external_key}` and `/v1/exports`.
+//! GDPR: a contact's data export and erasure (behind typed confirmation) — through
+//! `/v1/gdpr/contacts/{external_key}`. Full exports of the org are on their own page
+//! ([`super::exports`]).
 
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::Method;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::common::{can, denied, outcome, refused, text};
+use super::common::{can, denied, outcome, refused};
 use crate::access::grants::{Permission, Scope};
 use crate::console::api::Call;
 use crate::console::extract::{Ctx, Post};
@@ -65,13 +66,7 @@ async fn render(ctx: &Ctx, key: &str, note: Option<Markup>) -> Response {
                     p class="alert" role="alert" { (a.detail()) }
                 }
             }
-            h2 { "Full export of the org" }
-            @if can(s, Scope::Exports, Permission::Write) {
-                form class="card" method="post" action="/console/exports" {
-                    (csrf_field(s)) (idempotency_field())
-                    button type="submit" { "Start an export" }
-                }
-            }
+            p { "A full export of the org's data is on the " a href="/console/exports" { "Exports" } " page." }
         },
     )
 }
@@ -96,47 +91,4 @@ pub async fn erase(post: Post) -> Response {
     }
     let note = outcome(&a, "Erased.");
     render(&post.ctx, "", Some(note)).await
-}
-
-pub async fn start_export(post: Post) -> Response {
-    let a = post
-        .ctx
-        .call(Call::send(
-            Method::POST,
-            "/v1/exports".into(),
-            None,
-            post.form.idem(),
-        ))
-        .await;
-    if !a.ok() {
-        return refused("Exports", &post.ctx.session, &a);
-    }
-    render_export(&post.ctx, &text(&a.body["id"])).await
-}
-
-pub async fn export(ctx: Ctx, Path(id): Path<String>) -> Response {
-    render_export(&ctx, &id).await
-}
-
-async fn render_export(ctx: &Ctx, id: &str) -> Response {
-    let a = ctx.call(Call::get(url("/v1/exports", &[id], &[]))).await;
-    if !a.ok() {
-        return refused("Export", &ctx.session, &a);
-    }
-    page(
-        "Export",
-        Some(&ctx.session),
-        html! {
-            div class="card" {
-                @for k in ["id", "status", "bytes", "sha256", "created_at", "download_expires_at"] {
-                    p { strong { (k) ": " } (text(&a.body[k])) }
-                }
-                @if let Some(link) = a.body["download_url"].as_str() {
-                    p { a href=(link) { "Download" } }
-                } @else {
-                    p { a href=(url("/console/exports", &[id], &[])) { "Refresh" } }
-                }
-            }
-        },
-    )
 }

@@ -1,6 +1,6 @@
-//! Conversations (with their messages), message detail, and scheduled messages (filter by
-//! status, cancel) — through `/v1/conversations`, `/v1/messages` and
-//! `/v1/scheduled-messages`.
+//! Conversations (search by contact, with their messages), messages (search by text), and
+//! scheduled messages (search, filter by status, cancel) — through `/v1/conversations`,
+//! `/v1/messages` and `/v1/scheduled-messages`.
 
 use axum::extract::{Path, Query};
 use axum::http::Method;
@@ -13,6 +13,7 @@ use crate::access::grants::{Permission, Scope};
 use crate::console::api::Call;
 use crate::console::extract::{Ctx, Post};
 use crate::console::html::{csrf_field, idempotency_field, page, url};
+use crate::http::search::MAX_CHARS;
 
 #[derive(Deserialize, Default)]
 pub struct Filter {
@@ -22,10 +23,22 @@ pub struct Filter {
     contact_id: String,
     #[serde(default)]
     status: String,
+    #[serde(default)]
+    conversation_id: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// The search box of a list page (`?q=`).
+fn search_box(label: &str, q: &str) -> Markup {
+    html! {
+        label for="q" { (label) }
+        input id="q" name="q" type="search" value=(q) maxlength=(MAX_CHARS);
+    }
 }
 
 pub async fn conversations(ctx: Ctx, Query(q): Query<Filter>) -> Response {
-    let keep = [("contact_id", q.contact_id.as_str())];
+    let keep = [("q", q.q.trim()), ("contact_id", q.contact_id.as_str())];
     let mut query = keep.to_vec();
     query.extend([("limit", "50"), ("cursor", q.cursor.as_str())]);
     let a = ctx
@@ -40,7 +53,8 @@ pub async fn conversations(ctx: Ctx, Query(q): Query<Filter>) -> Response {
         Some(&ctx.session),
         html! {
             form class="card" method="get" action="/console/conversations" role="search" {
-                label for="contact_id" { "Contact id" }
+                (search_box("Search by contact (external key, name, email or phone contains)", &q.q))
+                label for="contact_id" { "Or this contact id" }
                 input id="contact_id" name="contact_id" value=(q.contact_id);
                 button type="submit" { "Search" }
             }
@@ -116,7 +130,7 @@ pub async fn scheduled(ctx: Ctx, Query(q): Query<Filter>) -> Response {
 }
 
 async fn render_scheduled(ctx: &Ctx, q: &Filter, note: Option<Markup>) -> Response {
-    let keep = [("status", q.status.as_str())];
+    let keep = [("q", q.q.trim()), ("status", q.status.as_str())];
     let mut query = keep.to_vec();
     query.extend([("limit", "50"), ("cursor", q.cursor.as_str())]);
     let a = ctx
@@ -132,7 +146,8 @@ async fn render_scheduled(ctx: &Ctx, q: &Filter, note: Option<Markup>) -> Respon
         Some(s),
         html! {
             @if let Some(n) = note { (n) }
-            form class="card" method="get" action="/console/scheduled" {
+            form class="card" method="get" action="/console/scheduled" role="search" {
+                (search_box("Search (body contains)", &q.q))
                 label for="status" { "Status" }
                 select id="status" name="status" {
                     @for st in ["", "pending", "sent", "canceled", "failed"] {
@@ -183,4 +198,47 @@ pub async fn cancel(Path(id): Path<String>, post: Post) -> Response {
     }
     let note = outcome(&a, "Canceled.");
     render_scheduled(&post.ctx, &Filter::default(), Some(note)).await
+}
+
+pub async fn messages(ctx: Ctx, Query(q): Query<Filter>) -> Response {
+    let keep = [
+        ("q", q.q.trim()),
+        ("conversation_id", q.conversation_id.as_str()),
+    ];
+    let mut query = keep.to_vec();
+    query.extend([("limit", "50"), ("cursor", q.cursor.as_str())]);
+    let a = ctx.call(Call::get(url("/v1/messages", &[], &query))).await;
+    if denied(&a) {
+        return refused("Messages", &ctx.session, &a);
+    }
+    let (rows, next) = a.page();
+    page(
+        "Messages",
+        Some(&ctx.session),
+        html! {
+            form class="card" method="get" action="/console/messages" role="search" {
+                (search_box("Search (body contains)", &q.q))
+                label for="conversation_id" { "In this conversation (id)" }
+                input id="conversation_id" name="conversation_id" value=(q.conversation_id);
+                button type="submit" { "Search" }
+            }
+            @if !a.ok() { (outcome(&a, "")) }
+            @if rows.is_empty() { (empty("No messages match.")) } @else {
+                div class="scroll" { table {
+                    thead { tr { th { "Time" } th { "Conversation" } th { "Direction" } th { "Status" } th { "Body" } } }
+                    tbody { @for m in &rows {
+                        @let conv = text(&m["conversation_id"]);
+                        tr {
+                            td { (text(&m["created_at"])) }
+                            td { a href=(url("/console/conversations", &[&conv], &[])) { (conv) } }
+                            td { (text(&m["direction"])) }
+                            td { (text(&m["status"])) }
+                            td { (text(&m["body"])) }
+                        }
+                    } }
+                } }
+            }
+            (pager("/console/messages", next.as_deref(), &keep))
+        },
+    )
 }

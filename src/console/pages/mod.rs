@@ -5,11 +5,13 @@ pub mod branding;
 pub mod common;
 pub mod contacts;
 pub mod dead_letters;
+pub mod exports;
 pub mod gdpr;
 pub mod keys;
 pub mod members;
 pub mod messaging;
 pub mod overview;
+mod usage;
 pub mod webhooks;
 
 use axum::Router;
@@ -37,6 +39,10 @@ pub fn routes() -> Router<AppState> {
             post(webhooks::rotate_secret),
         )
         .route("/console/webhooks/{id}/test", post(webhooks::test))
+        .route(
+            "/console/webhooks/{id}/deliveries/{delivery_id}/resend",
+            post(webhooks::resend),
+        )
         .route("/console/dead-letters", get(dead_letters::list))
         .route(
             "/console/dead-letters/replay",
@@ -56,10 +62,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/conversations", get(messaging::conversations))
         .route("/console/conversations/{id}", get(messaging::conversation))
+        .route("/console/messages", get(messaging::messages))
         .route("/console/scheduled", get(messaging::scheduled))
         .route("/console/scheduled/{id}/cancel", post(messaging::cancel))
         .route("/console/gdpr", get(gdpr::show))
         .route("/console/gdpr/erase", post(gdpr::erase))
-        .route("/console/exports", post(gdpr::start_export))
-        .route("/console/exports/{id}", get(gdpr::export))
+        .route("/console/exports", get(exports::list).post(exports::start))
+        .route("/console/exports/{id}", get(exports::detail))
 }

@@ -1,5 +1,6 @@
-//! Webhook endpoints: list, create, detail with the delivery log (every attempt), edit,
-//! pause/resume, rotate the secret, send a test event — through `/v1/webhooks`.
+//! Webhook endpoints: list, create, detail with the delivery log (every attempt) and resend of
+//! one delivery, edit, pause/resume, rotate the secret, send a test event — through
+//! `/v1/webhooks`.
 
 use axum::extract::{Path, Query};
 use axum::http::Method;
@@ -133,6 +134,9 @@ async fn render_detail(ctx: &Ctx, id: &str, cursor: &str, note: Option<Markup>) 
     let (attempts, next) = log.page();
     let s = &ctx.session;
     let here = url(BASE, &[id], &[]);
+    let resend = resendable(s, &e.body);
+    // One button per delivery, on its newest attempt (the log is newest first).
+    let mut offered = std::collections::HashSet::new();
     page(
         "Endpoint",
         Some(s),
@@ -148,8 +152,12 @@ async fn render_detail(ctx: &Ctx, id: &str, cursor: &str, note: Option<Markup>) 
             h2 { "Delivery log" }
             @if attempts.is_empty() { (empty("No delivery attempts yet.")) } @else {
                 div class="scroll" { table {
-                    thead { tr { th { "Time" } th { "Event" } th { "Attempt" } th { "Status" } th { "Latency" } th { "Response" } th { "Error" } } }
+                    thead { tr {
+                        th { "Time" } th { "Event" } th { "Attempt" } th { "Status" } th { "Latency" } th { "Response" } th { "Error" }
+                        @if resend { th { "Actions" } }
+                    } }
                     tbody { @for t in &attempts {
+                        @let delivery = text(&t["delivery_id"]);
                         tr {
                             td { (text(&t["created_at"])) }
                             td { (text(&t["event_type"])) }
@@ -158,6 +166,14 @@ async fn render_detail(ctx: &Ctx, id: &str, cursor: &str, note: Option<Markup>) 
                             td { (text(&t["latency_ms"])) " ms" }
                             td { code { (text(&t["response_excerpt"])) } }
                             td { (text(&t["error"])) }
+                            @if resend {
+                                td { @if offered.insert(delivery.clone()) {
+                                    form class="inline" method="post" action=(url(BASE, &[id, "deliveries", &delivery, "resend"], &[])) {
+                                        (csrf_field(s)) (idempotency_field())
+                                        button class="secondary" type="submit" aria-label=(format!("Resend delivery {delivery}")) { "Resend" }
+                                    }
+                                } }
+                            }
                         }
                     } }
                 } }
@@ -165,6 +181,14 @@ async fn render_detail(ctx: &Ctx, id: &str, cursor: &str, note: Option<Markup>) 
             (pager(&here, next.as_deref(), &[]))
         },
     )
+}
+
+/// Whether to offer "Resend" on this endpoint's deliveries: the role may write webhooks and
+/// the API would take it (an events endpoint that is active or paused). A display choice only.
+fn resendable(s: &Session, e: &Value) -> bool {
+    can(s, Scope::Webhooks, Permission::Write)
+        && e["kind"] != "channel"
+        && (e["status"] == "active" || e["status"] == "paused")
 }
 
 fn controls(s: &Session, here: &str, e: &Value) -> Markup {
@@ -252,4 +276,24 @@ pub async fn test(Path(id): Path<String>, post: Post) -> Response {
         post.form.idem(),
     );
     act(&post, &id, call, "Test event sent.").await
+}
+
+pub async fn resend(Path((id, delivery)): Path<(String, String)>, post: Post) -> Response {
+    let call = Call::send(
+        Method::POST,
+        url(
+            "/v1/webhooks",
+            &[&id, "deliveries", &delivery, "resend"],
+            &[],
+        ),
+        None,
+        post.form.idem(),
+    );
+    act(
+        &post,
+        &id,
+        call,
+        "Resend queued: the event goes to the endpoint again as a new delivery.",
+    )
+    .await
 }

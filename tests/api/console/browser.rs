@@ -1,8 +1,9 @@
 //! End-to-end through a real headless Chromium driven over WebDriver (`chromedriver`,
 //! `fantoccini`): sign in, create a key and read its secret, create an endpoint pointing at a
-//! local receiver, see a delivery in the log, dead-letter and replay from the console, invite
-//! a viewer who sees no write control, sign out. With `RAMPART_CONSOLE_SCREENSHOTS=<dir>` it
-//! also saves the main pages at 390 px and 1280 px wide (how docs/console/*.png are made).
+//! local receiver, see a delivery in the log and resend it, dead-letter and replay from the
+//! console, invite a viewer who sees no write control, sign out. With
+//! `RAMPART_CONSOLE_SCREENSHOTS=<dir>` it also saves the main pages at 390 px and 1280 px
+//! wide (how docs/console/*.png are made).
 
 use std::time::Duration;
 
@@ -219,6 +220,16 @@ pub async fn the_console_in_a_real_browser(store: Store) {
     .await;
     assert!(seen.is_some(), "the delivery appears in the log");
     shot(&c, "endpoint").await;
+
+    // Resend it from the log: the receiver gets the same event (same webhook-id) again.
+    let sent = receiver.hits().len();
+    click(&c, "form[action$='/resend'] button[type=submit]").await;
+    wait_for_text(&c, "Resend queued").await;
+    let again = receiver.wait_for(sent + 1, Duration::from_secs(20)).await;
+    assert_eq!(
+        again[sent].header("webhook-id"),
+        again[sent - 1].header("webhook-id")
+    );
 
     // The receiver fails: with no retries left the delivery dead-letters; fixed, the
     // replay from the console reaches it.

@@ -23,6 +23,11 @@ crate::scenarios![
     the_test_switch_shows_only_sandbox_data,
     an_invited_member_sets_a_password_in_the_console,
     conversations_scheduled_gdpr_and_exports_pages,
+    the_audit_page_shows_the_chain_status,
+    the_exports_page_lists_exports_with_their_links,
+    messages_contacts_conversations_and_scheduled_pages_search,
+    a_delivery_is_resent_from_the_log,
+    the_overview_charts_attempts_and_lists_failing_endpoints,
     every_console_action_against_every_role,
     a_viewer_sees_no_write_control,
 ];
@@ -211,31 +216,23 @@ async fn cross_origin_and_csrf_less_posts_are_refused(store: Store) {
 async fn idle_absolute_sign_out_removal_and_password_change_end_the_session(store: Store) {
     let app = spawn_app(store).await;
     let f = app.fixture("Console").await;
-    let age = |column: &'static str, by: i64| {
-        let q = match column {
-            "last_seen_at" => "UPDATE console_sessions SET last_seen_at = last_seen_at - $1",
-            _ => "UPDATE console_sessions SET expires_at = expires_at - $1",
-        };
-        rampart::store::Q::write(q).bind(by)
-    };
-    // Idle: 29 minutes is alive, 31 is dead (the clock moved by moving the row's last use).
+    // The app's clock is moved (`AppState::clock`): no sleeping, no row edited.
+    let clock = &app.state.clock;
+    // Idle: 29 minutes unused is alive (and the page restarts the idle clock), 31 is dead.
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
-    age("last_seen_at", 29 * 60_000)
-        .execute(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    clock.advance(29 * 60_000);
     assert_eq!(b.get("/console").await.status, 200);
-    age("last_seen_at", 31 * 60_000)
-        .execute(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    clock.advance(29 * 60_000);
+    assert_eq!(b.get("/console").await.status, 200);
+    clock.advance(31 * 60_000);
     assert_eq!(b.get("/console").await.location(), "/console/login");
-    // Absolute: 12 hours after sign-in, however busy.
+    // Absolute: 12 hours after sign-in, however busy (a page every 25 minutes).
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
-    age("expires_at", 12 * 3_600_000)
-        .execute(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    for _ in 0..28 {
+        clock.advance(25 * 60_000);
+        assert_eq!(b.get("/console").await.status, 200);
+    }
+    clock.advance(25 * 60_000);
     assert_eq!(b.get("/console").await.location(), "/console/login");
     // Sign-out: the old cookie is dead even if replayed.
     let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
@@ -348,6 +345,13 @@ async fn another_orgs_ids_are_not_found_on_console_pages(store: Store) {
     let b_contact = crate::webhooks::contact(&app, &b_key).await;
     let (b_ep, _) =
         crate::webhooks::endpoint(&app, &b_key, "https://example.com/b", json!({})).await;
+    let b_ping = json_of(
+        app.post_as(&format!("/v1/webhooks/{b_ep}/test"), &b_key, &json!({}))
+            .await,
+        202,
+    )
+    .await;
+    let b_delivery = b_ping["delivery_id"].as_str().unwrap().to_owned();
     let b_user = app
         .user(&other, "b@b.test", "developer", "a long enough password")
         .await;
@@ -370,6 +374,7 @@ async fn another_orgs_ids_are_not_found_on_console_pages(store: Store) {
         format!("/console/webhooks/{b_ep}/status"),
         format!("/console/webhooks/{b_ep}/test"),
         format!("/console/webhooks/{b_ep}/rotate-secret"),
+        format!("/console/webhooks/{b_ep}/deliveries/{b_delivery}/resend"),
         format!("/console/api-keys/{b_key_id}/revoke"),
         format!("/console/api-keys/{b_key_id}/rotate"),
         format!("/console/members/{b_user}/remove"),
@@ -575,4 +580,307 @@ async fn conversations_scheduled_gdpr_and_exports_pages(store: Store) {
     let started = b.post("/console/exports", &[]).await;
     assert_eq!(started.status, 200, "{}", started.body);
     assert!(started.body.contains("exp_"), "{}", started.body);
+}
+
+async fn the_audit_page_shows_the_chain_status(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Audit").await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    b.post(
+        "/console/api-keys",
+        &[
+            ("name", "k"),
+            ("scopes", "contacts"),
+            ("permissions", "read"),
+        ],
+    )
+    .await;
+    let page = b.get("/console/audit").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Chain status"), "{}", page.body);
+    assert!(page.body.contains("Intact: "), "{}", page.body);
+    let edited: String =
+        rampart::store::Q::read("SELECT id FROM audit_logs WHERE org_id = $1 ORDER BY seq LIMIT 1")
+            .bind(f.org.id.as_str())
+            .fetch_scalar(&mut app.state.db.clone())
+            .await
+            .unwrap();
+    rampart::store::Q::write("UPDATE audit_logs SET outcome = 'failure' WHERE id = $1")
+        .bind(edited.as_str())
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    let page = b.get("/console/audit").await;
+    assert!(page.body.contains("Broken at entry 1"), "{}", page.body);
+    assert!(page.body.contains(&edited), "{}", page.body);
+    assert!(page.body.contains("edited"), "{}", page.body);
+}
+
+async fn the_exports_page_lists_exports_with_their_links(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Exports").await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let empty = b.get("/console/exports").await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert!(empty.body.contains("No exports yet."), "{}", empty.body);
+    let started = b.post("/console/exports", &[]).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert!(started.body.contains("started"), "{}", started.body);
+    let id = regex::Regex::new(r"exp_[0-9a-z]{26}")
+        .unwrap()
+        .find(&started.body)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    // Built by the worker: the list then shows it ready, with a link that downloads it.
+    let re = regex::Regex::new(r#"href="([^"]*/v1/exports/[^"]*/download[^"]*)""#).unwrap();
+    let mut link = None;
+    for _ in 0..100 {
+        let p = b.get("/console/exports").await;
+        if let Some(c) = re.captures(&p.body) {
+            link = Some(c[1].replace("&amp;", "&"));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let link = link.expect("the export becomes ready with a link");
+    assert!(link.contains(&id), "{link}");
+    let path = &link[link.find("/v1/").unwrap()..];
+    let res = app.get(path).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(&f.org.id));
+    // The API lists it too, newest first, with cursor pagination.
+    json_of(app.post_as("/v1/exports", &f.key, &json!({})).await, 202).await;
+    let page = json_of(app.get_as("/v1/exports?limit=1", &f.key).await, 200).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = json_of(
+        app.get_as(&format!("/v1/exports?limit=1&cursor={cursor}"), &f.key)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(rest["data"][0]["id"], id.as_str());
+    assert!(rest["next_cursor"].is_null());
+}
+
+async fn messages_contacts_conversations_and_scheduled_pages_search(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Search").await;
+    let id = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
+    let ada = id(json_of(
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "ada-1", "name": "Ada Lovelace" }),
+        )
+        .await,
+        201,
+    )
+    .await);
+    let bob = id(json_of(
+        app.post_as(
+            "/v1/contacts",
+            &f.key,
+            &json!({ "external_key": "bob-1", "name": "Bob Builder" }),
+        )
+        .await,
+        201,
+    )
+    .await);
+    let mut convs = Vec::new();
+    for c in [&ada, &bob] {
+        convs.push(id(json_of(
+            app.post_as(
+                "/v1/conversations",
+                &f.key,
+                &json!({ "contact_id": c, "channel": "sms" }),
+            )
+            .await,
+            201,
+        )
+        .await));
+    }
+    for (conv, body) in [
+        (&convs[0], "Where is my parcel?"),
+        (&convs[1], "Thanks for the quote"),
+    ] {
+        json_of(
+            app.post_as(
+                "/v1/messages/inbound",
+                &f.key,
+                &json!({ "conversation_id": conv, "body": body }),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let at = rampart::clock::rfc3339(rampart::clock::now_ms() + 3_600_000);
+    for body in ["Parcel pickup reminder", "Quote follow-up"] {
+        json_of(
+            app.post_as(
+                "/v1/scheduled-messages",
+                &f.key,
+                &json!({ "conversation_id": convs[0], "body": body, "send_at": at }),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let all = b.get("/console/messages").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert!(
+        all.body.contains("parcel") && all.body.contains("quote"),
+        "{}",
+        all.body
+    );
+    let found = b.get("/console/messages?q=PARCEL").await;
+    assert!(found.body.contains("Where is my parcel?"), "{}", found.body);
+    assert!(
+        !found.body.contains("Thanks for the quote"),
+        "{}",
+        found.body
+    );
+    assert!(found.body.contains("role=\"search\""), "{}", found.body);
+    // Trailing spaces typed in the box are not an error.
+    let spaced = b.get("/console/messages?q=parcel++").await;
+    assert!(
+        spaced.body.contains("Where is my parcel?"),
+        "{}",
+        spaced.body
+    );
+    let none = b.get("/console/messages?q=nothing-like-this").await;
+    assert!(none.body.contains("No messages match."), "{}", none.body);
+    let contacts = b.get("/console/contacts?q=lovelace").await;
+    assert!(
+        contacts.body.contains("ada-1") && !contacts.body.contains("bob-1"),
+        "{}",
+        contacts.body
+    );
+    let conversations = b.get("/console/conversations?q=builder").await;
+    assert!(
+        conversations.body.contains(&convs[1]) && !conversations.body.contains(&convs[0]),
+        "{}",
+        conversations.body
+    );
+    let scheduled = b.get("/console/scheduled?q=pickup").await;
+    assert!(
+        scheduled.body.contains("Parcel pickup reminder")
+            && !scheduled.body.contains("Quote follow-up"),
+        "{}",
+        scheduled.body
+    );
+    // A search the API refuses is said on the page, not a broken page.
+    let bad = b.get("/console/messages?q=a%01b").await;
+    assert_eq!(bad.status, 200, "{}", bad.body);
+    assert!(bad.body.contains("bad_request"), "{}", bad.body);
+}
+
+async fn a_delivery_is_resent_from_the_log(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Resend").await;
+    crate::webhooks::contact(&app, &f.key).await;
+    let first = f
+        .receiver
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let detail = format!("/console/webhooks/{}", f.endpoint_id);
+    let mut page = None;
+    for _ in 0..75 {
+        let p = b.get(&detail).await;
+        if p.body.contains("contact.created") {
+            page = Some(p.body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let page = page.expect("the delivery is in the log");
+    let re = regex::Regex::new(
+        r#"action="(/console/webhooks/[^"]+/deliveries/(dlv_[0-9a-z]+)/resend)""#,
+    )
+    .unwrap();
+    let c = re.captures(&page).expect("a Resend form");
+    let (action, delivery) = (c[1].to_owned(), c[2].to_owned());
+    let done = b.post(&action, &[]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("Resend queued"), "{}", done.body);
+    let hits = f
+        .receiver
+        .wait_for(2, std::time::Duration::from_secs(15))
+        .await;
+    assert_eq!(hits[1].header("webhook-id"), first[0].header("webhook-id"));
+    let audit = app.audit_actions(&f.org).await;
+    assert!(
+        audit.contains(&("delivery.resent".into(), "success".into())),
+        "{audit:?}"
+    );
+    // A failed endpoint offers no Resend; forced, the API's refusal is shown.
+    rampart::store::Q::write("UPDATE webhook_endpoints SET status = 'failed' WHERE id = $1")
+        .bind(f.endpoint_id.as_str())
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    let failed = b.get(&detail).await;
+    assert!(!failed.body.contains("/resend"), "{}", failed.body);
+    let refused = b.post(&action, &[]).await;
+    assert!(refused.body.contains("not_resendable"), "{}", refused.body);
+    assert!(
+        refused.body.contains(&delivery) || refused.body.contains("re-enable"),
+        "{}",
+        refused.body
+    );
+}
+
+async fn the_overview_charts_attempts_and_lists_failing_endpoints(store: Store) {
+    let app = spawn_app(store).await;
+    let f = app.fixture("Overview").await;
+    let failing = crate::receiver::Receiver::start().await;
+    failing.set_default(crate::receiver::Reply::status(500));
+    let (bad, _) = crate::webhooks::endpoint(
+        &app,
+        &f.key,
+        &failing.url("/down"),
+        json!({ "max_retries": 0 }),
+    )
+    .await;
+    crate::webhooks::contact(&app, &f.key).await;
+    f.receiver
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await;
+    failing
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await;
+    let mut b = Browser::sign_in(&app, OWNER_EMAIL, OWNER_PASSWORD).await;
+    let mut page = String::new();
+    for _ in 0..75 {
+        page = b.get("/console").await.body;
+        if page.contains("1 delivered and 1 failed attempts in the last 24 hours") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        page.contains("1 delivered and 1 failed attempts in the last 24 hours"),
+        "{page}"
+    );
+    assert!(page.contains("role=\"img\""), "{page}");
+    // Usage against the org's rate limit and quota, as meters with words beside them.
+    assert!(page.contains("Rate limit (the org"), "{page}");
+    assert!(page.contains("Quota (the org"), "{page}");
+    assert_eq!(page.matches("<meter ").count(), 2, "{page}");
+    assert!(
+        page.contains(" used, ") && page.contains(" left; resets in "),
+        "{page}"
+    );
+    // The failing endpoint, with its last error; the healthy one is not listed.
+    assert!(page.contains(&format!("/console/webhooks/{bad}")), "{page}");
+    assert!(page.contains("http_status"), "{page}");
+    assert!(
+        !page.contains(&format!("/console/webhooks/{}\"", f.endpoint_id)),
+        "{page}"
+    );
 }

@@ -30,6 +30,7 @@ pub async fn every_console_action_against_every_role(store: Store) {
         app.user(&org, &email, role.as_str(), PASSWORD).await;
         let (ep, _) =
             crate::webhooks::endpoint(&app, &key, "https://example.com/r", json!({})).await;
+        let delivery = test_ping(&app, &key, &ep).await;
         let key_id = app
             .key_with(&org, &["contacts"], &["read"], "live", None, None)
             .await
@@ -137,6 +138,14 @@ pub async fn every_console_action_against_every_role(store: Store) {
                 name: "edit endpoint",
                 path: format!("/console/webhooks/{ep}/edit"),
                 fields: vec![("url", "https://example.com/edited"), ("description", "d")],
+                scope: Scope::Webhooks,
+                perm: Permission::Write,
+                min_role: None,
+            },
+            Action {
+                name: "resend delivery",
+                path: format!("/console/webhooks/{ep}/deliveries/{delivery}/resend"),
+                fields: vec![],
                 scope: Scope::Webhooks,
                 perm: Permission::Write,
                 min_role: None,
@@ -259,6 +268,8 @@ pub async fn a_viewer_sees_no_write_control(store: Store) {
     app.user(&org, "viewer@viewer.test", "viewer", PASSWORD)
         .await;
     let (ep, _) = crate::webhooks::endpoint(&app, &key, "https://example.com/v", json!({})).await;
+    // A delivery in the log: an owner would see "Resend" on it.
+    test_ping(&app, &key, &ep).await;
     let mut b = Browser::sign_in(&app, "viewer@viewer.test", PASSWORD).await;
     for path in [
         "/console".to_owned(),
@@ -285,4 +296,15 @@ pub async fn a_viewer_sees_no_write_control(store: Store) {
     // Pages whose API read the viewer lacks are refused, not shown empty.
     assert_eq!(b.get("/console/api-keys").await.status, 403);
     assert_eq!(b.get("/console/members").await.status, 403);
+}
+
+/// A delivery of endpoint `ep` (a test ping's); returns its id.
+async fn test_ping(app: &TestApp, key: &str, ep: &str) -> String {
+    let t = json_of(
+        app.post_as(&format!("/v1/webhooks/{ep}/test"), key, &json!({}))
+            .await,
+        202,
+    )
+    .await;
+    t["delivery_id"].as_str().unwrap().to_owned()
 }

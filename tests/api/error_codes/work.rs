@@ -132,6 +132,7 @@ pub async fn probe(app: &TestApp) -> Vec<String> {
     drawn.push(drew(app.delete_as(&cancel, &key).await, ErrorCode::NotCancelable).await);
 
     drawn.push(not_replayable(app, &key).await);
+    drawn.push(not_resendable(app, &key).await);
     drawn
 }
 
@@ -183,6 +184,34 @@ async fn not_replayable(app: &TestApp, key: &str) -> String {
         app.post_as(&format!("/v1/dead-letters/{dead}/replay"), key, &json!({}))
             .await,
         ErrorCode::NotReplayable,
+    )
+    .await
+}
+
+/// The channel endpoint's deliveries carry messages: they are not resent one by one.
+async fn not_resendable(app: &TestApp, key: &str) -> String {
+    let (channel, _) = endpoint(
+        app,
+        key,
+        "https://example.com/channel",
+        json!({ "kind": "channel" }),
+    )
+    .await;
+    let ping = json_of(
+        app.post_as(&format!("/v1/webhooks/{channel}/test"), key, &json!({}))
+            .await,
+        202,
+    )
+    .await;
+    let delivery = ping["delivery_id"].as_str().unwrap();
+    drew(
+        app.post_as(
+            &format!("/v1/webhooks/{channel}/deliveries/{delivery}/resend"),
+            key,
+            &json!({}),
+        )
+        .await,
+        ErrorCode::NotResendable,
     )
     .await
 }

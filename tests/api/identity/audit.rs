@@ -8,6 +8,7 @@ crate::scenarios![
     every_denial_on_v1_is_audited,
     audit_log_lists_with_filters_for_admins_only,
     audit_chain_detects_edits_deletions_and_reordering,
+    the_chain_status_route_checks_the_callers_org,
 ];
 
 async fn every_denial_on_v1_is_audited(store: Store) {
@@ -195,4 +196,85 @@ async fn audit_chain_detects_edits_deletions_and_reordering(store: Store) {
         .expect("deletion detected");
     assert_eq!(brk.seq, 3, "{brk:?}");
     assert!(brk.problem.contains("missing"), "{brk:?}");
+}
+
+async fn the_chain_status_route_checks_the_callers_org(store: Store) {
+    let app = spawn_app(store).await;
+    let org = app.org("Acme").await;
+    let other = app.org("Other").await;
+    for o in [&org, &other] {
+        let admin = app.token_for(o, "admin");
+        for i in 0..4 {
+            let res = app
+                .post_as("/v1/developer/keys", &admin, &json!({ "name": format!("k{i}"), "scopes": ["contacts"], "permissions": ["read"] }))
+                .await;
+            assert_eq!(res.status(), 201);
+        }
+    }
+    let auditor = app.key(&org, &["audit_logs"], &["read"]).await;
+    let theirs = app.key(&other, &["audit_logs"], &["read"]).await;
+    let status = |key: String| {
+        let app = &app;
+        async move { json_of(app.get_as("/v1/audit-logs/verify", &key).await, 200).await }
+    };
+    // What `rampart audit verify --org` finds, over HTTP.
+    let (checked, _) = rampart::audit::verify(&mut app.state.db.clone(), Some(&org.id))
+        .await
+        .unwrap();
+    let ok = status(auditor.clone()).await;
+    assert_eq!(ok["valid"], true, "{ok}");
+    assert_eq!(ok["entries_checked"], checked, "{ok}");
+    assert!(checked >= 4);
+    assert!(
+        ok["first_broken_id"].is_null() && ok["problem"].is_null(),
+        "{ok}"
+    );
+    // The other org's chain is edited: theirs is broken at that entry, ours is not.
+    let edited: String =
+        rampart::store::Q::read("SELECT id FROM audit_logs WHERE chain = $1 AND seq = 2")
+            .bind(other.id.as_str())
+            .fetch_scalar(&mut app.state.db.clone())
+            .await
+            .unwrap();
+    rampart::store::Q::write("UPDATE audit_logs SET action = 'api_key.nothing' WHERE id = $1")
+        .bind(edited.as_str())
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    assert_eq!(status(auditor.clone()).await["valid"], true);
+    let broken = status(theirs.clone()).await;
+    assert_eq!(broken["valid"], false, "{broken}");
+    assert_eq!(broken["first_broken_id"], edited.as_str(), "{broken}");
+    assert_eq!(broken["first_broken_seq"], 2, "{broken}");
+    assert!(
+        broken["problem"].as_str().unwrap().contains("edited"),
+        "{broken}"
+    );
+    // A deleted entry has no id to name: its position and the problem say what broke.
+    rampart::store::Q::write("DELETE FROM audit_logs WHERE chain = $1 AND seq = 1")
+        .bind(other.id.as_str())
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    let gone = status(theirs).await;
+    assert_eq!(
+        (gone["valid"].clone(), gone["first_broken_seq"].clone()),
+        (json!(false), json!(1)),
+        "{gone}"
+    );
+    assert!(gone["first_broken_id"].is_null(), "{gone}");
+    // Admins may ask; a developer's role has no audit_logs grant.
+    json_of(
+        app.get_as("/v1/audit-logs/verify", &app.token_for(&org, "admin"))
+            .await,
+        200,
+    )
+    .await;
+    problem_of(
+        app.get_as("/v1/audit-logs/verify", &app.token_for(&org, "developer"))
+            .await,
+        403,
+        "insufficient_scope",
+    )
+    .await;
 }

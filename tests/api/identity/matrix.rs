@@ -304,7 +304,21 @@ async fn another_orgs_objects_are_not_found_on_every_object_route(store: Store) 
             ));
             continue;
         };
-        let path = r.path.replace("{id}", &id).replace("{external_key}", &id);
+        let mut path = r.path.replace("{id}", &id).replace("{external_key}", &id);
+        if path.contains("{delivery_id}") {
+            // A delivery of A's endpoint `id`: a test ping makes one.
+            let ping = json_of(
+                app.post_as(
+                    &format!("/v1/webhooks/{id}/test"),
+                    &app.full_key(&a).await,
+                    &json!({}),
+                )
+                .await,
+                202,
+            )
+            .await;
+            path = path.replace("{delivery_id}", ping["delivery_id"].as_str().unwrap());
+        }
         for (who, token) in [("owner", &b_owner), ("key", &b_key)] {
             let kind = if who == "owner" {
                 AuthKind::User

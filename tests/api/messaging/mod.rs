@@ -6,6 +6,7 @@ mod contacts;
 mod conversations;
 mod dispatch;
 mod scheduled;
+mod search;
 mod test_mode;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
         contacts::scenarios(),
         conversations::scenarios(),
         scheduled::scenarios(),
+        search::scenarios(),
         dispatch::scenarios(),
         test_mode::scenarios(),
     ]

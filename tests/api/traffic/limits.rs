@@ -8,6 +8,7 @@ crate::scenarios![
     the_org_plan_limits_all_its_keys_together,
     quotas_per_key_and_per_org,
     public_routes_are_limited_per_address_and_route,
+    ratelimit_lists_every_policy_closest_first,
 ];
 
 async fn a_keys_rate_limit_refuses_with_ratelimit_fields(store: Store) {
@@ -143,4 +144,47 @@ async fn public_routes_are_limited_per_address_and_route(store: Store) {
             200
         );
     }
+}
+
+/// `RateLimit` gives every policy's remaining units (the closest to refusing first), so that a
+/// client (the console's usage meters) sees its quota as well as its rate.
+async fn ratelimit_lists_every_policy_closest_first(store: Store) {
+    let app = spawn_app(store).await;
+    let org = app.org("Acme").await;
+    let (_, key) = app
+        .key_with(
+            &org,
+            &["contacts"],
+            &["read"],
+            "live",
+            Some("100/min"),
+            Some("5/day"),
+        )
+        .await;
+    let mut last = String::new();
+    for i in 1..=3u64 {
+        let res = app.get_as("/v1/contacts", &key).await;
+        assert_eq!(res.status(), 200);
+        let policy = res.headers()["ratelimit-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        last = res.headers()["ratelimit"].to_str().unwrap().to_owned();
+        let names = |field: &str| -> Vec<String> {
+            let mut n: Vec<String> = field
+                .split(", ")
+                .map(|i| i.split(';').next().unwrap().to_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&policy), names(&last), "{policy} / {last}");
+        assert_eq!(names(&last).len(), 4, "{last}");
+        // The key's quota (5 a day) is the closest: first, with what is left of it.
+        assert!(
+            last.starts_with(&format!("\"key_quota\";r={};t=", 5 - i)),
+            "{last}"
+        );
+    }
+    assert!(last.contains("\"key\";r=97;"), "{last}");
 }

@@ -2,9 +2,11 @@
 
 mod dead_letters;
 mod management;
+mod resend;
 mod retries;
 mod signing;
 mod ssrf;
+mod stats;
 mod urls;
 mod workers;
 
@@ -20,8 +22,10 @@ pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
         retries::scenarios(),
         dead_letters::scenarios(),
         management::scenarios(),
+        resend::scenarios(),
         urls::scenarios(),
         ssrf::scenarios(),
+        stats::scenarios(),
         workers::scenarios(),
     ]
     .concat()

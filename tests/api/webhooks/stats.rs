@@ -1,0 +1,368 @@
+//! `GET /v1/webhooks/delivery-stats`: attempts per hour (succeeded, failed) of one tenant, each
+//! in the hour it was made, sandbox attempts counted as delivered; the endpoints that are not
+//! active or whose latest attempt failed.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::{contact, endpoint, get_json};
+use crate::helpers::*;
+use crate::receiver::{Receiver, Reply};
+
+crate::scenarios![
+    attempts_are_counted_per_hour_and_failing_endpoints_listed,
+    stats_are_per_tenant_and_hours_are_bounded,
+    the_counts_read_indexes_at_100_000_attempts,
+];
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// (succeeded, failed) per bucket start, and the sums.
+fn per_hour(stats: &Value) -> (HashMap<String, (i64, i64)>, (i64, i64)) {
+    let mut by = HashMap::new();
+    let mut sum = (0, 0);
+    for b in stats["buckets"].as_array().unwrap() {
+        let (ok, failed) = (
+            b["succeeded"].as_i64().unwrap(),
+            b["failed"].as_i64().unwrap(),
+        );
+        by.insert(b["hour"].as_str().unwrap().to_owned(), (ok, failed));
+        sum = (sum.0 + ok, sum.1 + failed);
+    }
+    (by, sum)
+}
+
+/// The hour (its start, as the API writes it) of every attempt of `endpoint`.
+async fn attempt_hours(app: &TestApp, endpoint: &str) -> Vec<String> {
+    let times: Vec<i64> =
+        rampart::store::Q::read("SELECT created_at FROM delivery_attempts WHERE endpoint_id = $1")
+            .bind(endpoint)
+            .fetch_column(&mut app.state.db.clone())
+            .await
+            .unwrap();
+    times
+        .into_iter()
+        .map(|t| rampart::clock::rfc3339(t / HOUR_MS * HOUR_MS))
+        .collect()
+}
+
+async fn attempts_are_counted_per_hour_and_failing_endpoints_listed(store: Store) {
+    let app = spawn_quiet(store, &[]).await;
+    let org = app.org("Stats").await;
+    app.set_subscription(&org, "active", "full").await;
+    let key = app.full_key(&org).await;
+    let good = Receiver::start().await;
+    let bad = Receiver::start().await;
+    bad.set_default(Reply::status(500));
+    let only_contacts = |extra: Value| {
+        let mut e = json!({ "events": ["contact.created"] });
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    };
+    let (ok_ep, _) = endpoint(&app, &key, &good.url("/ok"), only_contacts(json!({}))).await;
+    let (bad_ep, _) = endpoint(
+        &app,
+        &key,
+        &bad.url("/bad"),
+        only_contacts(json!({ "max_retries": 0 })),
+    )
+    .await;
+    let (paused_ep, _) = endpoint(&app, &key, &good.url("/paused"), only_contacts(json!({}))).await;
+    json_of(
+        app.req(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhooks/{paused_ep}"),
+            &key,
+        )
+        .json(&json!({ "status": "paused" }))
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    for _ in 0..3 {
+        contact(&app, &key).await;
+    }
+    app.drain_jobs().await;
+    // Two of the good attempts were made five hours ago.
+    rampart::store::Q::write(
+        "UPDATE delivery_attempts SET created_at = created_at - $2
+          WHERE id IN (SELECT id FROM delivery_attempts WHERE endpoint_id = $1 ORDER BY id LIMIT 2)",
+    )
+    .bind(ok_ep.as_str())
+    .bind(5 * HOUR_MS)
+    .execute(&mut app.state.db.clone())
+    .await
+    .unwrap();
+
+    let stats = get_json(&app, "/v1/webhooks/delivery-stats", &key).await;
+    assert_eq!(stats["object"], "delivery_stats");
+    assert_eq!(stats["hours"], 24);
+    let buckets = stats["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 24);
+    let starts: Vec<i64> = buckets
+        .iter()
+        .map(|b| rampart::clock::parse_rfc3339(b["hour"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[1] - w[0] == HOUR_MS),
+        "hourly, oldest first"
+    );
+    assert!(
+        rampart::clock::now_ms() - starts[23] < HOUR_MS,
+        "the last is this hour"
+    );
+    let (by, sum) = per_hour(&stats);
+    assert_eq!(sum, (3, 3), "{stats}");
+    // Each attempt in the hour it was made.
+    let mut want: HashMap<String, (i64, i64)> = HashMap::new();
+    for h in attempt_hours(&app, &ok_ep).await {
+        want.entry(h).or_default().0 += 1;
+    }
+    for h in attempt_hours(&app, &bad_ep).await {
+        want.entry(h).or_default().1 += 1;
+    }
+    assert_eq!(want.len(), 2, "two hours have attempts: {want:?}");
+    for (hour, counts) in &want {
+        assert_eq!(by.get(hour), Some(counts), "{hour}: {stats}");
+    }
+
+    // Failing: the paused endpoint (no attempt yet) and the one whose latest attempt failed.
+    let failing = stats["failing_endpoints"].as_array().unwrap();
+    let ids: Vec<&str> = failing
+        .iter()
+        .map(|f| f["endpoint_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{failing:?}");
+    assert!(ids.contains(&bad_ep.as_str()) && ids.contains(&paused_ep.as_str()));
+    let b = failing
+        .iter()
+        .find(|f| f["endpoint_id"] == bad_ep.as_str())
+        .unwrap();
+    assert_eq!(b["last_error_class"], "http_status", "{b}");
+    assert!(b["last_attempt_at"].is_string() && b["url"].as_str().unwrap().ends_with("/bad"));
+    let p = failing
+        .iter()
+        .find(|f| f["endpoint_id"] == paused_ep.as_str())
+        .unwrap();
+    assert_eq!(
+        (p["status"].as_str(), p["last_attempt_at"].is_null()),
+        (Some("paused"), true)
+    );
+
+    // A shorter window leaves the older attempts out.
+    let recent = get_json(&app, "/v1/webhooks/delivery-stats?hours=1", &key).await;
+    assert_eq!(recent["buckets"].as_array().unwrap().len(), 1);
+    let (_, recent_sum) = per_hour(&recent);
+    assert!(recent_sum.0 <= 1 && recent_sum.1 <= 3, "{recent}");
+    app.stop().await;
+}
+
+async fn stats_are_per_tenant_and_hours_are_bounded(store: Store) {
+    let app = spawn_quiet(store, &[]).await;
+    let org = app.org("Mine").await;
+    let other = app.org("Theirs").await;
+    for o in [&org, &other] {
+        app.set_subscription(o, "active", "full").await;
+    }
+    let rx = Receiver::start().await;
+    let key = app.full_key(&org).await;
+    let (_, test_key) = app
+        .key_with(
+            &org,
+            &["contacts", "webhooks"],
+            &["read", "write"],
+            "test",
+            None,
+            None,
+        )
+        .await;
+    let theirs = app.full_key(&other).await;
+    for k in [&key, &test_key, &theirs] {
+        endpoint(
+            &app,
+            k,
+            &rx.url("/x"),
+            json!({ "events": ["contact.created"] }),
+        )
+        .await;
+    }
+    contact(&app, &theirs).await;
+    contact(&app, &theirs).await;
+    contact(&app, &test_key).await;
+    app.drain_jobs().await;
+    // Ours is empty; the sandbox's attempt was recorded, not sent: delivered.
+    let sum = |v: &Value| per_hour(v).1;
+    assert_eq!(
+        sum(&get_json(&app, "/v1/webhooks/delivery-stats", &key).await),
+        (0, 0)
+    );
+    let sandbox = get_json(&app, "/v1/webhooks/delivery-stats", &test_key).await;
+    assert_eq!(sum(&sandbox), (1, 0), "{sandbox}");
+    assert!(
+        sandbox["failing_endpoints"].as_array().unwrap().is_empty(),
+        "{sandbox}"
+    );
+    assert_eq!(
+        sum(&get_json(&app, "/v1/webhooks/delivery-stats", &theirs).await),
+        (2, 0)
+    );
+    let week = get_json(&app, "/v1/webhooks/delivery-stats?hours=168", &key).await;
+    assert_eq!(week["buckets"].as_array().unwrap().len(), 168);
+    for bad in ["0", "169", "-1", "1.5", "day", ""] {
+        problem_of(
+            app.get_as(&format!("/v1/webhooks/delivery-stats?hours={bad}"), &key)
+                .await,
+            400,
+            "bad_request",
+        )
+        .await;
+    }
+    app.stop().await;
+}
+
+/// The plan of `sql` as the store explains it, one line per step.
+async fn plan(app: &TestApp, store: Store, sql: &'static str, binds: &[&str]) -> String {
+    let explain: &'static str = match store {
+        Store::Sqlite => format!("EXPLAIN QUERY PLAN {sql}").leak(),
+        Store::Postgres => format!("EXPLAIN {sql}").leak(),
+    };
+    let mut q = rampart::store::Q::read(explain);
+    for b in binds {
+        q = match b.parse::<i64>() {
+            Ok(n) => q.bind(n),
+            Err(_) => q.bind(*b),
+        };
+    }
+    let rows = q.fetch_rows(&mut app.state.db.clone()).await.unwrap();
+    rows.iter()
+        .map(|r| match store {
+            Store::Sqlite => r.get::<String>("detail").unwrap(),
+            Store::Postgres => r.get::<String>("QUERY PLAN").unwrap(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// 100,000 attempts in the last day (one in 17 failed) next to another org's 100,000: the
+/// hourly counts and the failing endpoints read indexes only, no table scan and no sort, and
+/// the answer comes quickly.
+async fn the_counts_read_indexes_at_100_000_attempts(store: Store) {
+    let app = spawn_quiet(store, &[]).await;
+    let mut tenants = Vec::new();
+    for name in ["Busy", "Neighbour"] {
+        let org = app.org(name).await;
+        app.set_subscription(&org, "active", "full").await;
+        let key = app.full_key(&org).await;
+        let (ep, _) = endpoint(&app, &key, "https://example.com/busy", json!({})).await;
+        let ping = get_json_post(&app, &format!("/v1/webhooks/{ep}/test"), &key).await;
+        tenants.push((
+            org,
+            key,
+            ep,
+            ping["delivery_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let now = rampart::clock::now_ms();
+    for (org, _, ep, delivery) in &tenants {
+        rampart::store::Q::write(
+            "INSERT INTO delivery_attempts (id, delivery_id, org_id, environment, endpoint_id, attempt, status_code, latency_ms, error_class, created_at)
+             WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+             SELECT $1 || CAST(i AS TEXT), $2, $3, 'live', $4, 1,
+                    CASE WHEN i % 17 = 0 THEN 500 ELSE 200 END, 10,
+                    CASE WHEN i % 17 = 0 THEN 'http_status' END, $5 - i * 800
+               FROM n",
+        )
+        .bind(format!("att_{}_", org.id))
+        .bind(delivery.as_str())
+        .bind(org.id.as_str())
+        .bind(ep.as_str())
+        .bind(now)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    }
+    let analyze = match store {
+        Store::Sqlite => "ANALYZE",
+        Store::Postgres => "ANALYZE delivery_attempts",
+    };
+    rampart::store::Q::write(analyze)
+        .execute(&mut app.state.db.clone())
+        .await
+        .unwrap();
+    let (org, key, _, _) = &tenants[0];
+    let last = now / HOUR_MS * HOUR_MS;
+    let (first, last) = ((last - 23 * HOUR_MS).to_string(), last.to_string());
+    let hourly = plan(
+        &app,
+        store,
+        rampart::deliveries::store::ATTEMPTS_PER_HOUR,
+        &[&org.id, "live", &first, &last],
+    )
+    .await;
+    let failing = plan(
+        &app,
+        store,
+        rampart::deliveries::store::FAILING_ENDPOINTS,
+        &[&org.id, "live", "100"],
+    )
+    .await;
+    eprintln!("{store:?} hourly plan:\n{hourly}\n{store:?} failing plan:\n{failing}");
+    match store {
+        Store::Sqlite => {
+            assert!(
+                hourly.contains("COVERING INDEX delivery_attempts_org_time"),
+                "{hourly}"
+            );
+            assert!(
+                hourly.contains("COVERING INDEX delivery_attempts_failed"),
+                "{hourly}"
+            );
+            assert!(
+                // (A temporary B-tree may order the 24 hours; none groups the attempts.)
+                !hourly.contains("FOR GROUP BY") && !hourly.contains("SCAN a"),
+                "{hourly}"
+            );
+            assert!(
+                failing.contains("INDEX delivery_attempts_endpoint"),
+                "{failing}"
+            );
+        }
+        Store::Postgres => {
+            assert!(
+                hourly.contains("using delivery_attempts_org_time"),
+                "{hourly}"
+            );
+            assert!(
+                hourly.contains("using delivery_attempts_failed"),
+                "{hourly}"
+            );
+            assert!(
+                !hourly.contains("Seq Scan on delivery_attempts"),
+                "{hourly}"
+            );
+            assert!(
+                !failing.contains("Seq Scan on delivery_attempts"),
+                "{failing}"
+            );
+        }
+    }
+    let started = std::time::Instant::now();
+    let stats = get_json(&app, "/v1/webhooks/delivery-stats", key).await;
+    let took = started.elapsed();
+    eprintln!("{store:?}: delivery-stats over 100,000 attempts in {took:?}");
+    // The ping's own delivery was never attempted: 100,000 exactly.
+    let (_, (ok, failed)) = per_hour(&stats);
+    assert_eq!(ok + failed, 100_000, "{stats}");
+    assert_eq!(failed, 5883, "{stats}");
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    app.stop().await;
+}
+
+async fn get_json_post(app: &TestApp, path: &str, key: &str) -> Value {
+    json_of(app.post_as(path, key, &json!({})).await, 202).await
+}
