@@ -641,6 +641,8 @@ async fn the_exports_page_lists_exports_with_their_links(store: Store) {
             link = Some(c[1].replace("&amp;", "&"));
             break;
         }
+        // The in-process worker records the attempt (or builds the export) after the receiver
+        // has it: poll the page until it shows, at most 15-20 s.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let link = link.expect("the export becomes ready with a link");
@@ -796,6 +798,8 @@ async fn a_delivery_is_resent_from_the_log(store: Store) {
             page = Some(p.body);
             break;
         }
+        // The in-process worker records the attempt (or builds the export) after the receiver
+        // has it: poll the page until it shows, at most 15-20 s.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let page = page.expect("the delivery is in the log");
@@ -861,6 +865,8 @@ async fn the_overview_charts_attempts_and_lists_failing_endpoints(store: Store) 
         if page.contains("1 delivered and 1 failed attempts in the last 24 hours") {
             break;
         }
+        // The in-process worker records the attempt (or builds the export) after the receiver
+        // has it: poll the page until it shows, at most 15-20 s.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(

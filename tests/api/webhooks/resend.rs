@@ -101,6 +101,8 @@ async fn a_delivery_is_resent_with_the_same_webhook_id(store: Store) {
     };
     json_of(patch("paused").await.unwrap(), 200).await;
     json_of(resend(&app, &f.key, &f.endpoint_id, &delivery).await, 202).await;
+    // Nothing must arrive while paused: an absence can only be waited for (the worker runs
+    // in-process and would have sent it within a few ms).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(f.receiver.hits().len(), 2, "held while paused");
     json_of(patch("active").await.unwrap(), 200).await;
