@@ -6,7 +6,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{KeyIn, KeyOut, KeySecretOut, NewKey, RotateIn, store};
@@ -17,11 +16,9 @@ use crate::clock::Rfc3339;
 use crate::config::Rate;
 use crate::deliveries::fanout::subscribers;
 use crate::events::{self, EventType};
-use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
+use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
-use crate::http::{
-    ApiError, ApiResult, Checks, ErrorCode, Json, OptionalJson, Path, Query, Validate,
-};
+use crate::http::{ApiError, ApiResult, Checks, ErrorCode, Json, OptionalJson, Path, Query};
 use crate::ids::ApiKeyId;
 use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
@@ -44,7 +41,7 @@ pub fn routes() -> Vec<Route> {
             Profile::users(Scope::ApiKeys, Permission::Read).billing(Billing::None),
             list_keys,
         )
-        .query::<ListQuery>()
+        .query::<PageQuery>()
         .summary("List the org's API keys (never their secrets)")
         .tag("developer")
         .returns_list::<KeyOut>(),
@@ -138,27 +135,12 @@ async fn create_key(
     idem.commit(tx, StatusCode::CREATED, &out).await
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(inline)]
-    limit: Option<Limit>,
-    #[param(inline)]
-    cursor: Option<Cursor>,
-}
-impl Validate for ListQuery {}
-
 async fn list_keys(
     p: Principal,
     State(app): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<KeyOut>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
+    let page = q.parse()?;
     let t = p.tenant();
     let rows = store::list(
         &mut app.db.clone(),

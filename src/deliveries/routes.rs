@@ -2,14 +2,13 @@
 //! ([`super::resend`]); the tenant's attempts per hour ([`super::stats`]).
 
 use axum::extract::State;
-use serde::Deserialize;
 
 use super::{AttemptOut, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
+use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
-use crate::http::{ApiError, ApiResult, Path, Query, Validate};
+use crate::http::{ApiError, ApiResult, Path, Query};
 use crate::ids::EndpointId;
 use crate::state::AppState;
 
@@ -21,7 +20,7 @@ pub fn routes() -> Vec<Route> {
             list_webhook_deliveries,
         )
         .path::<EndpointId>()
-        .query::<ListQuery>()
+        .query::<PageQuery>()
         .summary("The delivery log: every attempt with status code, latency and error")
         .tag("webhooks")
         .returns_list::<AttemptOut>(),
@@ -30,28 +29,13 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(inline)]
-    limit: Option<Limit>,
-    #[param(inline)]
-    cursor: Option<Cursor>,
-}
-impl Validate for ListQuery {}
-
 async fn list_webhook_deliveries(
     pr: Principal,
     State(app): State<AppState>,
     Path(id): Path<EndpointId>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<AttemptOut>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
+    let page = q.parse()?;
     let t = pr.tenant();
     let mut db = app.db.clone();
     crate::webhooks::store::get(&mut db, &t, &id)

@@ -13,10 +13,10 @@ use crate::access::grants::{Permission, Scope};
 use crate::access::principal::{Principal, Tenant};
 use crate::audit::{self, Entry, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
-use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
+use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
 use crate::http::text::Line;
-use crate::http::{ApiError, ApiResult, OptionalJson, Path, Validate};
+use crate::http::{ApiError, ApiResult, OptionalJson, Path};
 use crate::ids::ExportId;
 use crate::jobs::queue::{NewJob, enqueue};
 use crate::state::AppState;
@@ -42,7 +42,7 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Exports, Permission::Read).billing(Billing::None),
             list_exports,
         )
-        .query::<ListQuery>()
+        .query::<PageQuery>()
         .summary("List the org's exports, newest first; a ready one carries a fresh download link")
         .tag("exports")
         .returns_list::<ExportOut>(),
@@ -114,27 +114,12 @@ fn out(app: &AppState, e: Export) -> ExportOut {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(inline)]
-    limit: Option<Limit>,
-    #[param(inline)]
-    cursor: Option<Cursor>,
-}
-impl Validate for ListQuery {}
-
 async fn list_exports(
     p: Principal,
     State(app): State<AppState>,
-    crate::http::Query(q): crate::http::Query<ListQuery>,
+    crate::http::Query(q): crate::http::Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<ExportOut>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
+    let page = q.parse()?;
     let rows = store::list(
         &mut app.db.clone(),
         &p.tenant(),

@@ -100,10 +100,15 @@ impl utoipa::PartialSchema for Cursor {
 
 impl utoipa::ToSchema for Cursor {}
 
-/// The paging parameters of a list, as its query struct parsed them.
-#[derive(Debug, Default)]
+/// The paging parameters of a list: the whole query of a list without filters, or built by a
+/// list's own query struct from its fields.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    #[param(inline)]
     pub limit: Option<Limit>,
+    #[param(inline)]
     pub cursor: Option<Cursor>,
 }
 

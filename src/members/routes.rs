@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{
@@ -18,9 +17,9 @@ use crate::access::principal::Principal;
 use crate::access::tokens::sha256_hex;
 use crate::audit::{self, Entry, Outcome, RequestMeta};
 use crate::clock::{now_ms, rfc3339};
-use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
+use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
-use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query, Validate};
+use crate::http::{ApiError, ApiResult, ErrorCode, Json, Path, Query};
 use crate::ids::{OrgId, UserId};
 use crate::state::AppState;
 use crate::store::Tx;
@@ -46,7 +45,7 @@ pub fn routes() -> Vec<Route> {
                 .billing(Billing::None),
             list_members,
         )
-        .query::<ListQuery>()
+        .query::<PageQuery>()
         .summary("List the org's members and their roles")
         .tag("members")
         .returns_list::<MemberOut>(),
@@ -88,27 +87,12 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(inline)]
-    limit: Option<Limit>,
-    #[param(inline)]
-    cursor: Option<Cursor>,
-}
-impl Validate for ListQuery {}
-
 async fn list_members(
     p: Principal,
     State(app): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<MemberOut>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
+    let page = q.parse()?;
     let rows = store::list(
         &mut app.db.clone(),
         p.tenant().org(),

@@ -3,16 +3,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{ClientOrgIn, ClientOrgOut};
 use crate::access::grants::{Permission, Role, Scope};
 use crate::access::principal::Principal;
 use crate::audit::{self, Entry, RequestMeta};
-use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
+use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Billing, Profile, Route};
-use crate::http::{ApiError, ApiResult, ErrorCode, Json, Query, Validate};
+use crate::http::{ApiError, ApiResult, ErrorCode, Json, Query};
 use crate::state::AppState;
 use crate::traffic::idempotency::Idem;
 
@@ -25,7 +24,7 @@ pub fn routes() -> Vec<Route> {
                 .billing(Billing::Standard),
             list_client_orgs,
         )
-        .query::<ListQuery>()
+        .query::<PageQuery>()
         .summary("List the client orgs this (partner) org created")
         .tag("enterprise")
         .returns_list::<ClientOrgOut>(),
@@ -43,27 +42,12 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(inline)]
-    limit: Option<Limit>,
-    #[param(inline)]
-    cursor: Option<Cursor>,
-}
-impl Validate for ListQuery {}
-
 async fn list_client_orgs(
     p: Principal,
     State(app): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<ClientOrgOut>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
+    let page = q.parse()?;
     let parent = p.tenant().org().clone();
     let rows = crate::orgs::store::children(
         &mut app.db.clone(),

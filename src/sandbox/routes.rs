@@ -1,15 +1,14 @@
 //! `GET /v1/sandbox/deliveries`: what test mode would have sent, recorded instead.
 
 use axum::extract::State;
-use serde::Deserialize;
 
 use super::{SandboxDeliveryOut, store};
 
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
-use crate::http::pagination::{Cursor, Limit, Page, PageQuery};
+use crate::http::pagination::{Page, PageQuery};
 use crate::http::routes::{Profile, Route};
-use crate::http::{ApiResult, Query, Validate};
+use crate::http::{ApiResult, Query};
 use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
@@ -19,34 +18,19 @@ pub fn routes() -> Vec<Route> {
             Profile::api(Scope::Webhooks, Permission::Read),
             list_sandbox_deliveries,
         )
-        .query::<ListQuery>()
+        .query::<PageQuery>()
         .summary("Deliveries of test-mode data, recorded by the sandbox sink instead of being sent")
         .tag("webhooks")
         .returns_list::<SandboxDeliveryOut>(),
     ]
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(inline)]
-    limit: Option<Limit>,
-    #[param(inline)]
-    cursor: Option<Cursor>,
-}
-impl Validate for ListQuery {}
-
 async fn list_sandbox_deliveries(
     p: Principal,
     State(app): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<SandboxDeliveryOut>>> {
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
+    let page = q.parse()?;
     let t = p.tenant();
     if t.livemode() {
         // Live credentials have no sandbox.
