@@ -3,6 +3,7 @@
 
 pub mod batching;
 pub mod fanout;
+pub mod hourly;
 pub mod job;
 mod outcome;
 mod resend;
@@ -16,6 +17,10 @@ use crate::access::principal::Tenant;
 use crate::events::EventType;
 use crate::ids::{AttemptId, DeliveryId, EndpointId, EventId};
 use crate::jobs::JobKind;
+
+/// The error class of a test-mode attempt: recorded in the sandbox, never sent, and counted
+/// as delivered.
+pub const SANDBOX: &str = "sandbox";
 
 crate::text_enum::text_enum! {
     pub enum DeliveryStatus {

@@ -162,7 +162,7 @@ pub(super) async fn record_sandboxed(
 ) -> anyhow::Result<()> {
     let mut tx = app.db.begin().await?;
     let delivered = Delivered {
-        error_class: Some("sandbox"),
+        error_class: Some(super::SANDBOX),
         note: Some("test mode: recorded, not sent"),
         ..Delivered::new(job, d, ep, None, 0, request_id)
     };

@@ -1,13 +1,15 @@
 //! `GET /v1/webhooks/delivery-stats`: the tenant's delivery attempts per hour (succeeded,
-//! failed) over the last hours, and the endpoints that are failing — what the console's
-//! overview draws, counted in the database (see [`store::attempts_per_hour`]).
+//! failed) over the last hours, each endpoint's success rate over them, and the endpoints that
+//! are failing — what the console's overview and endpoint list show, read from the hourly
+//! counts ([`super::hourly`]).
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-use super::store;
+use super::hourly::{self, HOUR_MS, hour_of};
+use super::{SANDBOX, store};
 use crate::access::grants::{Permission, Scope};
 use crate::access::principal::Principal;
 use crate::clock::{now_ms, rfc3339};
@@ -17,7 +19,6 @@ use crate::ids::EndpointId;
 use crate::state::AppState;
 use crate::webhooks::EndpointStatus;
 
-const HOUR_MS: i64 = 3_600_000;
 /// The most hours one answer covers (a week), and the default (a day).
 pub const HOURS_MAX: i64 = 168;
 pub const HOURS_DEFAULT: i64 = 24;
@@ -32,7 +33,7 @@ pub fn route() -> Route {
     )
     .query::<StatsQuery>()
     .summary(
-        "Delivery attempts per hour over the last hours (succeeded, failed), and the endpoints that are not active or whose latest attempt failed",
+        "Delivery attempts per hour over the last hours (succeeded, failed), each endpoint's attempts and success rate over them, and the endpoints that are not active or whose latest attempt failed",
     )
     .tag("webhooks")
     .returns::<DeliveryStatsOut>(200)
@@ -85,6 +86,9 @@ pub struct DeliveryStatsOut {
     pub hours: i64,
     /// One per hour, oldest first; the last is the hour under way.
     pub buckets: Vec<HourOut>,
+    /// Every endpoint (not deleted) with attempts in these hours, newest first: its counts
+    /// and success rate. An endpoint with none is not listed.
+    pub endpoints: Vec<EndpointRateOut>,
     /// Endpoints that are paused, failed or disabled, or whose latest attempt failed (at most
     /// 100, newest first).
     pub failing_endpoints: Vec<FailingEndpointOut>,
@@ -99,6 +103,15 @@ pub struct HourOut {
     pub succeeded: i64,
     /// Attempts that failed (any other status, a timeout, a refused connection …).
     pub failed: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointRateOut {
+    pub endpoint_id: EndpointId,
+    pub succeeded: i64,
+    pub failed: i64,
+    /// succeeded / (succeeded + failed), from 0 to 1.
+    pub success_rate: f64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -120,11 +133,12 @@ async fn delivery_stats(
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<axum::Json<DeliveryStatsOut>> {
     let hours = q.hours.map_or(HOURS_DEFAULT, |h| h.0);
-    let last = now_ms() / HOUR_MS * HOUR_MS;
+    let last = hour_of(now_ms());
     let first = last - (hours - 1) * HOUR_MS;
     let t = p.tenant();
     let mut db = app.db.clone();
-    let counts = store::attempts_per_hour(&mut db, &t, first, last).await?;
+    let counts = hourly::per_hour(&mut db, &t, first, last).await?;
+    let per_endpoint = hourly::per_endpoint(&mut db, &t, first).await?;
     let failing = store::failing_endpoints(&mut db, &t, FAILING_MAX).await?;
     Ok(axum::Json(DeliveryStatsOut {
         object: "delivery_stats",
@@ -133,18 +147,25 @@ async fn delivery_stats(
             .into_iter()
             .map(|c| HourOut {
                 hour: rfc3339(c.hour_start),
-                succeeded: c.attempts - c.failed,
+                succeeded: c.succeeded,
                 failed: c.failed,
+            })
+            .collect(),
+        endpoints: per_endpoint
+            .into_iter()
+            .map(|c| EndpointRateOut {
+                endpoint_id: c.endpoint_id,
+                succeeded: c.succeeded,
+                failed: c.failed,
+                // Listed only with attempts: never 0 / 0.
+                success_rate: c.succeeded as f64 / (c.succeeded + c.failed).max(1) as f64,
             })
             .collect(),
         failing_endpoints: failing
             .into_iter()
             .map(|f| {
                 // A sandbox attempt is recorded as delivered: no error to show.
-                let failed = f
-                    .last_error_class
-                    .as_deref()
-                    .is_some_and(|c| c != "sandbox");
+                let failed = f.last_error_class.as_deref().is_some_and(|c| c != SANDBOX);
                 FailingEndpointOut {
                     endpoint_id: f.id,
                     url: f.url,

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{Attempt, DeliveryStatus};
+use super::hourly::{self, Counted};
+use super::{Attempt, DeliveryStatus, SANDBOX};
 use crate::access::principal::{Environment, Tenant};
 use crate::billing::{SubStatus, Subscription, Tier};
 use crate::clock::now_ms;
@@ -173,6 +174,11 @@ pub struct NewAttempt<'a> {
 const ATTEMPT_INSERT: &str = "INSERT INTO delivery_attempts (id, delivery_id, org_id, environment, endpoint_id, attempt, status_code, latency_ms, error_class, error, response_excerpt, request_id, created_at)";
 
 impl NewAttempt<'_> {
+    /// A 2xx, or in test mode recorded in the sandbox (error class `sandbox`).
+    fn delivered(&self) -> bool {
+        self.error_class.is_none_or(|c| c == SANDBOX)
+    }
+
     fn row(&self, now: i64) -> Vec<Arg> {
         vec![
             Arg::from(AttemptId::new()),
@@ -196,12 +202,23 @@ impl NewAttempt<'_> {
     }
 }
 
-/// Logs attempts as deferred, mergeable multi-row inserts.
+/// Logs attempts as deferred, mergeable multi-row inserts, and adds them to their endpoints'
+/// hourly counts ([`super::hourly`]).
 pub async fn log_attempts(tx: &mut Tx, attempts: &[NewAttempt<'_>]) -> DbResult<()> {
     let now = now_ms();
     let rows = attempts.iter().map(|a| a.row(now)).collect();
     tx.defer_insert_many(Table::DELIVERY_ATTEMPTS, ATTEMPT_INSERT, "", rows)
-        .await
+        .await?;
+    let counted: Vec<Counted<'_>> = attempts
+        .iter()
+        .map(|a| Counted {
+            org: a.org,
+            environment: a.environment,
+            endpoint: a.endpoint,
+            succeeded: a.delivered(),
+        })
+        .collect();
+    hourly::count(tx, now, &counted).await
 }
 
 /// Marks deliveries (that share `attempt` and `status_code`) succeeded, as a deferred write.
@@ -300,50 +317,6 @@ pub async fn attempts(
         .bind(t.env())
         .bind(after)
         .bind(limit + 1)
-        .fetch_all(ex)
-        .await
-}
-
-/// Attempts of one hour, as counted.
-#[derive(Debug, sqlx::FromRow)]
-pub struct HourCount {
-    /// Start of the hour (Unix ms).
-    pub hour_start: i64,
-    pub attempts: i64,
-    pub failed: i64,
-}
-
-/// [`attempts_per_hour`]'s statement (public for the test that reads its plan).
-pub const ATTEMPTS_PER_HOUR: &str = "
-    WITH RECURSIVE h (start) AS (
-        SELECT CAST($3 AS BIGINT) UNION ALL SELECT start + 3600000 FROM h WHERE start < $4
-    )
-    SELECT start AS hour_start,
-           (SELECT COUNT(*) FROM delivery_attempts a
-             WHERE a.org_id = $1 AND a.environment = $2
-               AND a.created_at >= h.start AND a.created_at < h.start + 3600000) AS attempts,
-           (SELECT COUNT(*) FROM delivery_attempts a
-             WHERE a.org_id = $1 AND a.environment = $2
-               AND a.created_at >= h.start AND a.created_at < h.start + 3600000
-               AND a.error_class <> 'sandbox') AS failed
-      FROM h ORDER BY start";
-
-/// The tenant's attempts per hour, for every hour from `first` to `last` (their starts, Unix
-/// ms, multiples of an hour), oldest first. One statement: each hour's total and failures are
-/// counts over ranges of `delivery_attempts_org_time` and of the partial
-/// `delivery_attempts_failed`, read from the indexes alone (a GROUP BY over the rows would sort
-/// them all first). A sandbox attempt counts as delivered.
-pub async fn attempts_per_hour(
-    ex: &mut impl Exec,
-    t: &Tenant,
-    first: i64,
-    last: i64,
-) -> DbResult<Vec<HourCount>> {
-    Q::read(ATTEMPTS_PER_HOUR)
-        .bind(t.org())
-        .bind(t.env())
-        .bind(first)
-        .bind(last)
         .fetch_all(ex)
         .await
 }

@@ -38,6 +38,7 @@ async fn purge(cx: &JobContext<'_>) -> anyhow::Result<()> {
     let mut total = crate::traffic::idempotency::purge(&state.db).await?;
     let steps: Vec<(&str, Q, i64)> = vec![
         ("delivery_attempts", Q::write("DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE created_at < $1 LIMIT $2)"), logs_before),
+        ("delivery_hourly", crate::deliveries::hourly::purge(), logs_before),
         ("sandbox_deliveries", Q::write("DELETE FROM sandbox_deliveries WHERE id IN (SELECT id FROM sandbox_deliveries WHERE created_at < $1 LIMIT $2)"), logs_before),
         (
             "deliveries",

@@ -43,6 +43,7 @@ pub const TABLES: &[Table] = &[
     t("webhook_endpoints", "id"),
     t("deliveries", "id"),
     t("delivery_attempts", "id"),
+    t("delivery_hourly", "endpoint_id, hour_start"),
     t("dead_letters", "id"),
     t("sandbox_deliveries", "id"),
     t("conversations", "id"),

@@ -15,6 +15,7 @@ impl Table {
     pub const EVENTS: Table = Table("events");
     pub const DELIVERIES: Table = Table("deliveries");
     pub const DELIVERY_ATTEMPTS: Table = Table("delivery_attempts");
+    pub const DELIVERY_HOURLY: Table = Table("delivery_hourly");
     pub const JOBS: Table = Table("jobs");
     pub const WEBHOOK_ENDPOINTS: Table = Table("webhook_endpoints");
 

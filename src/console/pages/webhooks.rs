@@ -2,6 +2,8 @@
 //! one delivery, edit, pause/resume, rotate the secret, send a test event — through
 //! `/v1/webhooks`.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query};
 use axum::http::Method;
 use axum::response::Response;
@@ -26,6 +28,14 @@ async fn render_list(ctx: &Ctx, cursor: &str, after: Option<(Answer, Markup)>) -
         Ok(page) => page,
         Err(refusal) => return refusal,
     };
+    // Each endpoint's success rate over the last 24 hours, counted by the API.
+    let stats = ctx
+        .call(Call::get("/v1/webhooks/delivery-stats?hours=24".into()))
+        .await;
+    if !stats.ok() {
+        return refused("Webhooks", &ctx.session, &stats);
+    }
+    let rates = success_rates(&stats.body);
     let s = &ctx.session;
     let errors = after
         .as_ref()
@@ -38,13 +48,17 @@ async fn render_list(ctx: &Ctx, cursor: &str, after: Option<(Answer, Markup)>) -
             @if let Some((_, m)) = &after { (m) }
             @if rows.is_empty() { (empty("No endpoints yet.")) } @else {
                 div class="scroll" { table {
-                    thead { tr { th { "URL" } th { "Description" } th { "Events" } th { "Status" } } }
+                    thead { tr {
+                        th { "URL" } th { "Status" } th { "Success (24 h)" } th { "Events" }
+                        th { "Description" }
+                    } }
                     tbody { @for e in &rows {
                         tr {
                             td { a href=(url(BASE, &[&text(&e["id"])], &[])) { (text(&e["url"])) } }
-                            td { (text(&e["description"])) }
-                            td { (events(e)) }
                             td { (text(&e["status"])) }
+                            td { (rate(rates.get(e["id"].as_str().unwrap_or_default()))) }
+                            td { (events(e)) }
+                            td { (text(&e["description"])) }
                         }
                     } }
                 } }
@@ -68,6 +82,33 @@ async fn render_list(ctx: &Ctx, cursor: &str, after: Option<(Answer, Markup)>) -
             }
         },
     )
+}
+
+/// Endpoint id → (succeeded, failed, success rate), from a `delivery_stats` answer.
+fn success_rates(stats: &Value) -> HashMap<String, (i64, i64, f64)> {
+    let mut rates = HashMap::new();
+    for e in stats["endpoints"].as_array().into_iter().flatten() {
+        if let (Some(id), Some(ok), Some(failed), Some(rate)) = (
+            e["endpoint_id"].as_str(),
+            e["succeeded"].as_i64(),
+            e["failed"].as_i64(),
+            e["success_rate"].as_f64(),
+        ) {
+            rates.insert(id.to_owned(), (ok, failed, rate));
+        }
+    }
+    rates
+}
+
+/// "98.5 % of 200", or a dash with no attempts.
+fn rate(r: Option<&(i64, i64, f64)>) -> Markup {
+    match r {
+        Some((ok, failed, rate)) => html! {
+            (format!("{:.1} %", rate * 100.0))
+            span class="muted" { (format!(" of {}", ok + failed)) }
+        },
+        None => html! { span class="muted" { "no attempts" } },
+    }
 }
 
 fn events(e: &Value) -> String {

@@ -220,6 +220,20 @@ pub async fn the_console_in_a_real_browser(store: Store) {
     .await;
     assert!(seen.is_some(), "the delivery appears in the log");
     shot(&c, "endpoint").await;
+    // The endpoint list shows its success rate over the last 24 hours.
+    c.goto(&app.url("/console/webhooks")).await.unwrap();
+    let row = c
+        .find(Locator::XPath(&format!(
+            "//tr[td/a[contains(@href, '{ep_id}')]]"
+        )))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("100.0 % of 1"), "{row}");
+    shot(&c, "webhooks").await;
+    c.goto(&detail).await.unwrap();
 
     // Resend it from the log: the receiver gets the same event (same webhook-id) again.
     let sent = receiver.hits().len();
