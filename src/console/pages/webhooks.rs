@@ -100,7 +100,7 @@ fn success_rates(stats: &Value) -> HashMap<String, (i64, i64, f64)> {
     rates
 }
 
-/// "98.5 % of 200", or a dash with no attempts.
+/// "98.5 % of 200", or "no attempts".
 fn rate(r: Option<&(i64, i64, f64)>) -> Markup {
     match r {
         Some((ok, failed, rate)) => html! {
