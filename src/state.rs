@@ -19,6 +19,8 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub config: Config,
     pub db: Db,
+    /// `GET /v1/contacts/{id}`'s reads, batched under concurrency.
+    pub contact_reads: crate::contacts::reads::ContactReads,
     pub keys: crate::access::secrets::Keys,
     pub key_cache: crate::api_keys::KeyCache,
     pub plans: crate::billing::plans::PlanCache,
@@ -108,6 +110,7 @@ impl AppState {
         let limiter = crate::traffic::limits::Limiter::new(redis, config.redis_lease);
         Ok(AppState(Arc::new(AppInner {
             config,
+            contact_reads: crate::contacts::reads::ContactReads::start(&db),
             db,
             keys,
             key_cache: Default::default(),

@@ -1,5 +1,6 @@
 //! Contacts: the people an org messages, unique per org and environment by `external_key`.
 
+pub mod reads;
 pub mod routes;
 pub mod store;
 

@@ -153,7 +153,9 @@ async fn get_contact(
     State(app): State<AppState>,
     Path(id): Path<ContactId>,
 ) -> ApiResult<axum::Json<ContactOut>> {
-    let c = store::get(&mut app.db.clone(), &p.tenant(), &id)
+    let c = app
+        .contact_reads
+        .get(&p.tenant(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(c.into()))

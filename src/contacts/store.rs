@@ -15,6 +15,7 @@ macro_rules! columns {
         "id, external_key, name, email, phone, attributes, environment, created_at, updated_at, erased_at"
     };
 }
+pub(crate) use columns;
 
 /// A contact's text search (`?q=`, bound as `$6`): its external key, name, email or phone
 /// contains the text. Conversations are searched by their contact with the same words.

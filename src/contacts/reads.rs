@@ -1,0 +1,103 @@
+//! `GET /v1/contacts/{id}`'s read, batched: the most common API call reads one row, and under
+//! concurrency most of its cost is the statement's round trip (on SQLite, two thread hand-offs
+//! to the connection's thread; on Postgres, a socket round trip and the server's per-statement
+//! work), not the row. So concurrent reads queue on a [`Batcher`], which serves whatever has
+//! queued with one statement per tenant (docs/BENCHMARKS.md, "Single-resource read"). A lone
+//! read is served at once; nothing waits on purpose.
+//!
+//! Each statement is scoped to its tenant like [`super::store::get`], and starts after every
+//! read in it was asked for, so a read still sees every write acknowledged before it was sent.
+
+use std::collections::HashMap;
+
+use super::Contact;
+use super::store::columns;
+use crate::access::principal::Tenant;
+use crate::ids::ContactId;
+use crate::store::batch::Batcher;
+use crate::store::{Db, DbResult, Q};
+
+/// The most reads one batch serves.
+const MAX_BATCH: usize = 64;
+
+/// The batching task for single-contact reads; cheap to clone.
+#[derive(Clone)]
+pub struct ContactReads(Batcher<(Tenant, ContactId), Option<Contact>>);
+
+impl ContactReads {
+    /// Starts the task (needs a Tokio runtime).
+    pub fn start(db: &Db) -> ContactReads {
+        let db = db.clone();
+        ContactReads(Batcher::start(MAX_BATCH, move |reads| {
+            let db = db.clone();
+            async move { serve(&db, reads).await }
+        }))
+    }
+
+    /// A live (not erased) contact of the tenant, read in a batch with whatever other reads are
+    /// waiting.
+    pub async fn get(&self, t: &Tenant, id: &ContactId) -> DbResult<Option<Contact>> {
+        self.0.call((t.clone(), id.clone())).await
+    }
+}
+
+async fn serve(db: &Db, reads: Vec<(Tenant, ContactId)>) -> Vec<DbResult<Option<Contact>>> {
+    // Tenants in order of first appearance, each with its ids.
+    let mut tenants: Vec<(&Tenant, Vec<&ContactId>)> = Vec::new();
+    for (t, id) in &reads {
+        match tenants.iter_mut().find(|(seen, _)| *seen == t) {
+            Some((_, ids)) => ids.push(id),
+            None => tenants.push((t, vec![id])),
+        }
+    }
+    let mut found: HashMap<(&Tenant, &ContactId), Contact> = HashMap::new();
+    let mut failed = false;
+    for (t, ids) in &tenants {
+        match get_many(db, t, ids).await {
+            Ok(rows) => {
+                for c in rows {
+                    if let Some(id) = ids.iter().find(|id| ***id == c.id) {
+                        found.insert((*t, *id), c);
+                    }
+                }
+            }
+            Err(_) => failed = true,
+        }
+    }
+    if failed {
+        // Each read again on its own, so each gets its own answer or error.
+        let mut out = Vec::with_capacity(reads.len());
+        for (t, id) in &reads {
+            out.push(super::store::get(&mut db.clone(), t, id).await);
+        }
+        return out;
+    }
+    // The same contact may be asked for more than once in a batch.
+    reads
+        .iter()
+        .map(|(t, id)| Ok(found.get(&(t, id)).cloned()))
+        .collect()
+}
+
+/// The tenant's live contacts among `ids`, in no particular order.
+async fn get_many(db: &Db, t: &Tenant, ids: &[&ContactId]) -> DbResult<Vec<Contact>> {
+    Q::read_per_dialect(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM contacts WHERE org_id = $1 AND environment = $2
+               AND id IN (SELECT value FROM json_each($3)) AND erased_at IS NULL"
+        ),
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM contacts WHERE org_id = $1 AND environment = $2
+               AND id = ANY($3) AND erased_at IS NULL"
+        ),
+    )
+    .bind(t.org())
+    .bind(t.env())
+    .bind(ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+    .fetch_all(&mut db.clone())
+    .await
+}
