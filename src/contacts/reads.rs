@@ -42,41 +42,58 @@ impl ContactReads {
 }
 
 async fn serve(db: &Db, reads: Vec<(Tenant, ContactId)>) -> Vec<DbResult<Option<Contact>>> {
-    // Tenants in order of first appearance, each with its ids.
+    // Tenants in order of first appearance, each with its ids; and each read's tenant.
     let mut tenants: Vec<(&Tenant, Vec<&ContactId>)> = Vec::new();
+    let mut tenant_of = Vec::with_capacity(reads.len());
     for (t, id) in &reads {
-        match tenants.iter_mut().find(|(seen, _)| *seen == t) {
-            Some((_, ids)) => ids.push(id),
-            None => tenants.push((t, vec![id])),
-        }
+        let i = match tenants.iter().position(|(seen, _)| *seen == t) {
+            Some(i) => i,
+            None => {
+                tenants.push((t, Vec::new()));
+                tenants.len() - 1
+            }
+        };
+        tenants[i].1.push(id);
+        tenant_of.push(i);
     }
-    let mut found: HashMap<(&Tenant, &ContactId), Contact> = HashMap::new();
-    let mut failed = false;
+    // Per tenant, id → the contact and how many reads want it (the same contact may be asked
+    // for more than once in a batch: all but the last get a copy).
+    let mut found: Vec<HashMap<ContactId, (Contact, usize)>> = Vec::with_capacity(tenants.len());
     for (t, ids) in &tenants {
         match get_many(db, t, ids).await {
-            Ok(rows) => {
-                for c in rows {
-                    if let Some(id) = ids.iter().find(|id| ***id == c.id) {
-                        found.insert((*t, *id), c);
-                    }
-                }
-            }
-            Err(_) => failed = true,
+            Ok(rows) => found.push(rows.into_iter().map(|c| (c.id.clone(), (c, 0))).collect()),
+            Err(_) => return one_by_one(db, &reads).await,
         }
     }
-    if failed {
-        // Each read again on its own, so each gets its own answer or error.
-        let mut out = Vec::with_capacity(reads.len());
-        for (t, id) in &reads {
-            out.push(super::store::get(&mut db.clone(), t, id).await);
+    for ((_, id), &i) in reads.iter().zip(&tenant_of) {
+        if let Some((_, wanted)) = found[i].get_mut(id) {
+            *wanted += 1;
         }
-        return out;
     }
-    // The same contact may be asked for more than once in a batch.
     reads
         .iter()
-        .map(|(t, id)| Ok(found.get(&(t, id)).cloned()))
+        .zip(tenant_of)
+        .map(|((_, id), i)| {
+            let mine = &mut found[i];
+            Ok(match mine.get_mut(id) {
+                None => None,
+                Some((c, wanted)) if *wanted > 1 => {
+                    *wanted -= 1;
+                    Some(c.clone())
+                }
+                Some(_) => mine.remove(id).map(|(c, _)| c),
+            })
+        })
         .collect()
+}
+
+/// Each read again on its own, so each gets its own answer or error.
+async fn one_by_one(db: &Db, reads: &[(Tenant, ContactId)]) -> Vec<DbResult<Option<Contact>>> {
+    let mut out = Vec::with_capacity(reads.len());
+    for (t, id) in reads {
+        out.push(super::store::get(&mut db.clone(), t, id).await);
+    }
+    out
 }
 
 /// The tenant's live contacts among `ids`, in no particular order.
