@@ -15,6 +15,7 @@ crate::scenarios![
     attempts_are_counted_per_hour_and_failing_endpoints_listed,
     stats_are_per_tenant_and_hours_are_bounded,
     counts_match_the_log_after_concurrent_deliveries,
+    the_upgrade_counts_the_attempts_already_logged,
     the_counts_read_indexes_at_100_000_attempts,
 ];
 
@@ -484,4 +485,51 @@ async fn counts_match_the_log_after_concurrent_deliveries(store: Store) {
 
 async fn get_json_post(app: &TestApp, path: &str, key: &str) -> Value {
     json_of(app.post_as(path, key, &json!({})).await, 202).await
+}
+
+/// Migration 0013 counts the attempts logged before it (an upgrade): its backfill, run again
+/// over a log whose counts were dropped, gives back the same counts the worker kept.
+async fn the_upgrade_counts_the_attempts_already_logged(store: Store) {
+    let app = spawn_quiet(store, &[]).await;
+    let org = app.org("Upgraded").await;
+    app.set_subscription(&org, "active", "full").await;
+    let key = app.full_key(&org).await;
+    let good = Receiver::start().await;
+    let bad = Receiver::start().await;
+    bad.set_default(Reply::status(500));
+    let only = json!({ "events": ["contact.created"], "max_retries": 0 });
+    endpoint(&app, &key, &good.url("/good"), only.clone()).await;
+    endpoint(&app, &key, &bad.url("/bad"), only).await;
+    for _ in 0..4 {
+        contact(&app, &key).await;
+    }
+    app.drain_jobs().await;
+    let kept = get_json(&app, "/v1/webhooks/delivery-stats", &key).await;
+    assert_eq!(per_hour(&kept).1.0, 4, "{kept}");
+
+    let dialect = match store {
+        Store::Sqlite => "sqlite",
+        Store::Postgres => "postgres",
+    };
+    let migration = std::fs::read_to_string(format!(
+        "{}/migrations/{dialect}/0013_delivery_hourly.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let start = migration.find("INSERT INTO delivery_hourly").unwrap();
+    let end = start + migration[start..].find(';').unwrap();
+    let backfill: &'static str = migration[start..end].to_owned().leak();
+    let mut db = app.state.db.clone();
+    rampart::store::Q::write("DELETE FROM delivery_hourly")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    rampart::store::Q::write(backfill)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let rebuilt = get_json(&app, "/v1/webhooks/delivery-stats", &key).await;
+    assert_eq!(rebuilt["buckets"], kept["buckets"]);
+    assert_eq!(rebuilt["endpoints"], kept["endpoints"]);
+    app.stop().await;
 }
