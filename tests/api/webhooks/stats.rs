@@ -434,8 +434,9 @@ async fn the_counts_read_indexes_at_100_000_attempts(store: Store) {
 /// Many deliveries at once, to a good endpoint and a failing one (which turns `failed` after a
 /// few, its other deliveries dead-lettered without an attempt): each endpoint's counts equal
 /// its logged attempts, succeeded and failed.
-async fn counts_match_the_log_after_concurrent_deliveries(store: Store) {
-    let app = spawn_quiet(store, &[]).await;
+/// An org with a good endpoint and a failing one (no retries), and `contacts` contacts created
+/// at once, their deliveries drained: (key, good endpoint, failing endpoint).
+async fn good_and_failing(app: &TestApp, contacts: usize) -> (String, String, String) {
     let org = app.org("Busy").await;
     app.set_subscription(&org, "active", "full").await;
     let key = app.full_key(&org).await;
@@ -443,12 +444,19 @@ async fn counts_match_the_log_after_concurrent_deliveries(store: Store) {
     let bad = Receiver::start().await;
     bad.set_default(Reply::status(503));
     let only = json!({ "events": ["contact.created"], "max_retries": 0 });
-    let (good_ep, _) = endpoint(&app, &key, &good.url("/good"), only.clone()).await;
-    let (bad_ep, _) = endpoint(&app, &key, &bad.url("/bad"), only).await;
-    let creates = (0..60).map(|_| contact(&app, &key));
+    let (good_ep, _) = endpoint(app, &key, &good.url("/good"), only.clone()).await;
+    let (bad_ep, _) = endpoint(app, &key, &bad.url("/bad"), only).await;
+    let creates = (0..contacts).map(|_| contact(app, &key));
     futures_util::future::join_all(creates).await;
     app.drain_jobs().await;
-    good.wait_for(60, std::time::Duration::from_secs(30)).await;
+    good.wait_for(contacts, std::time::Duration::from_secs(30))
+        .await;
+    (key, good_ep, bad_ep)
+}
+
+async fn counts_match_the_log_after_concurrent_deliveries(store: Store) {
+    let app = spawn_quiet(store, &[]).await;
+    let (key, good_ep, bad_ep) = good_and_failing(&app, 60).await;
     let stats = get_json(&app, "/v1/webhooks/delivery-stats", &key).await;
     for ep in [&good_ep, &bad_ep] {
         let logged: Vec<i64> = rampart::store::Q::read(
@@ -491,19 +499,7 @@ async fn get_json_post(app: &TestApp, path: &str, key: &str) -> Value {
 /// over a log whose counts were dropped, gives back the same counts the worker kept.
 async fn the_upgrade_counts_the_attempts_already_logged(store: Store) {
     let app = spawn_quiet(store, &[]).await;
-    let org = app.org("Upgraded").await;
-    app.set_subscription(&org, "active", "full").await;
-    let key = app.full_key(&org).await;
-    let good = Receiver::start().await;
-    let bad = Receiver::start().await;
-    bad.set_default(Reply::status(500));
-    let only = json!({ "events": ["contact.created"], "max_retries": 0 });
-    endpoint(&app, &key, &good.url("/good"), only.clone()).await;
-    endpoint(&app, &key, &bad.url("/bad"), only).await;
-    for _ in 0..4 {
-        contact(&app, &key).await;
-    }
-    app.drain_jobs().await;
+    let (key, _, _) = good_and_failing(&app, 4).await;
     let kept = get_json(&app, "/v1/webhooks/delivery-stats", &key).await;
     assert_eq!(per_hour(&kept).1.0, 4, "{kept}");
 
