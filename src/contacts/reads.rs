@@ -36,8 +36,8 @@ impl ContactReads {
 
     /// A live (not erased) contact of the tenant, read in a batch with whatever other reads are
     /// waiting.
-    pub async fn get(&self, t: &Tenant, id: &ContactId) -> DbResult<Option<Contact>> {
-        self.0.call((t.clone(), id.clone())).await
+    pub async fn get(&self, t: Tenant, id: ContactId) -> DbResult<Option<Contact>> {
+        self.0.call((t, id)).await
     }
 }
 

@@ -155,7 +155,7 @@ async fn get_contact(
 ) -> ApiResult<axum::Json<ContactOut>> {
     let c = app
         .contact_reads
-        .get(&p.tenant(), &id)
+        .get(p.tenant(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(c.into()))

@@ -7,11 +7,12 @@
 //! deliveries each need a row loaded before the attempt and a few rows written after it, and by
 //! `GET /v1/contacts/{id}` (`contacts::reads`).
 //!
-//! Once the first request of a batch has arrived, the task yields to the runtime once before it
-//! takes the rest: Tokio runs a task woken by another right after it, so without the yield the
-//! first request of a burst went alone and the others waited for its round trip. With the
-//! yield, the tasks already able to run (other connections' requests) queue theirs first. When
-//! nothing else can run, the yield returns at once.
+//! Once the first request of a batch has arrived, the task yields to the runtime before it
+//! takes the rest, and again while a yield brought more (at most four times): Tokio runs a task
+//! woken by another right after it, so without the yield the first request of a burst went
+//! alone and the others waited for its round trip. With it, the tasks already able to run
+//! (other connections' requests) queue theirs first. When nothing else can run, a yield returns
+//! at once and brings nothing, which ends the gathering.
 
 use std::future::Future;
 
@@ -20,6 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::{DbError, DbResult};
 
 type Request<I, O> = (I, oneshot::Sender<DbResult<O>>);
+
+/// How many times a batch yields to the runtime to let ready requests join it.
+const GATHER_YIELDS: usize = 4;
 
 /// A handle to a batching task; the task ends when every handle is dropped.
 pub struct Batcher<I, O> {
@@ -46,14 +50,22 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         tokio::spawn(async move {
             let mut queued = Vec::with_capacity(max);
             while rx.recv_many(&mut queued, max).await > 0 {
-                if queued.len() < max {
-                    // See the module's comment: let the burst this request came with join it.
+                // See the module's comment: let the burst this request came with join it,
+                // yielding again while a yield brings more (at most `GATHER_YIELDS` times).
+                for _ in 0..GATHER_YIELDS {
+                    if queued.len() >= max {
+                        break;
+                    }
                     tokio::task::yield_now().await;
+                    let before = queued.len();
                     while queued.len() < max {
                         match rx.try_recv() {
                             Ok(r) => queued.push(r),
                             Err(_) => break,
                         }
+                    }
+                    if queued.len() == before {
+                        break;
                     }
                 }
                 let (inputs, replies): (Vec<I>, Vec<_>) =
