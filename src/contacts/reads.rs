@@ -14,8 +14,8 @@ use super::Contact;
 use super::store::columns;
 use crate::access::principal::Tenant;
 use crate::ids::ContactId;
-use crate::store::batch::Batcher;
-use crate::store::{Db, DbResult, Q};
+use crate::store::batch::{Batcher, Gather};
+use crate::store::{Db, DbResult, Dialect, Q};
 
 /// The most reads one batch serves.
 const MAX_BATCH: usize = 64;
@@ -27,8 +27,14 @@ pub struct ContactReads(Batcher<(Tenant, ContactId), Option<Contact>>);
 impl ContactReads {
     /// Starts the task (needs a Tokio runtime).
     pub fn start(db: &Db) -> ContactReads {
+        // SQLite runs the statement on this machine's CPU: the bigger the batch, the less
+        // each read costs. A Postgres batch is a round trip that gathering would delay.
+        let gather = match db.dialect() {
+            Dialect::Sqlite => Gather::WHILE_ARRIVING,
+            Dialect::Postgres => Gather::BURST,
+        };
         let db = db.clone();
-        ContactReads(Batcher::start(MAX_BATCH, move |reads| {
+        ContactReads(Batcher::start(MAX_BATCH, gather, move |reads| {
             let db = db.clone();
             async move { serve(&db, reads).await }
         }))

@@ -12,7 +12,7 @@
 use super::outcome::{Delivered, write_delivered};
 use super::store::{Work, load_many};
 use crate::ids::DeliveryId;
-use crate::store::batch::Batcher;
+use crate::store::batch::{Batcher, Gather};
 use crate::store::{Db, DbResult};
 
 const MAX_BATCH: usize = 128;
@@ -31,11 +31,11 @@ impl DeliveryBatches {
         let reader = db.clone();
         let writer = db.clone();
         DeliveryBatches {
-            load: Batcher::start(MAX_BATCH, move |ids| {
+            load: Batcher::start(MAX_BATCH, Gather::BURST, move |ids| {
                 let db = reader.clone();
                 async move { load(&db, ids).await }
             }),
-            record: Batcher::start(MAX_BATCH, move |items| {
+            record: Batcher::start(MAX_BATCH, Gather::BURST, move |items| {
                 let db = writer.clone();
                 async move { record(&db, items).await }
             }),

@@ -8,11 +8,11 @@
 //! `GET /v1/contacts/{id}` (`contacts::reads`).
 //!
 //! Once the first request of a batch has arrived, the task yields to the runtime before it
-//! takes the rest, and again while a yield brought more (at most four times): Tokio runs a task
-//! woken by another right after it, so without the yield the first request of a burst went
-//! alone and the others waited for its round trip. With it, the tasks already able to run
-//! (other connections' requests) queue theirs first. When nothing else can run, a yield returns
-//! at once and brings nothing, which ends the gathering.
+//! takes the rest ([`Gather`]): Tokio runs a task woken by another right after it, so without
+//! the yield the first request of a burst went alone and the others waited for its round trip.
+//! With it, the tasks already able to run (other connections' requests) queue theirs first.
+//! When nothing else can run, a yield returns at once and brings nothing, which ends the
+//! gathering.
 
 use std::future::Future;
 
@@ -22,8 +22,19 @@ use super::{DbError, DbResult};
 
 type Request<I, O> = (I, oneshot::Sender<DbResult<O>>);
 
-/// How many times a batch yields to the runtime to let ready requests join it.
-const GATHER_YIELDS: usize = 4;
+/// How a batch gathers the requests that are ready to run before it is served: it yields to
+/// the runtime, and again while a yield brought more, at most this many times. More yields make
+/// bigger batches for work that costs this process's CPU per statement (SQLite); where a batch
+/// is a round trip (Postgres), each yield delays the next one, so one is enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gather(pub usize);
+
+impl Gather {
+    /// One yield: the burst a request came with joins it.
+    pub const BURST: Gather = Gather(1);
+    /// Up to four yields, while each brings more (SQLite reads: docs/BENCHMARKS.md).
+    pub const WHILE_ARRIVING: Gather = Gather(4);
+}
 
 /// A handle to a batching task; the task ends when every handle is dropped.
 pub struct Batcher<I, O> {
@@ -41,7 +52,7 @@ impl<I, O> Clone for Batcher<I, O> {
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Starts the task (needs a Tokio runtime). `serve` gets the queued inputs, in arrival
     /// order, and returns one result per input, in the same order.
-    pub fn start<F, Fut>(max: usize, serve: F) -> Self
+    pub fn start<F, Fut>(max: usize, gather: Gather, serve: F) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<DbResult<O>>> + Send,
@@ -50,9 +61,8 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         tokio::spawn(async move {
             let mut queued = Vec::with_capacity(max);
             while rx.recv_many(&mut queued, max).await > 0 {
-                // See the module's comment: let the burst this request came with join it,
-                // yielding again while a yield brings more (at most `GATHER_YIELDS` times).
-                for _ in 0..GATHER_YIELDS {
+                // See the module's comment and `Gather`.
+                for _ in 0..gather.0 {
                     if queued.len() >= max {
                         break;
                     }
@@ -109,7 +119,7 @@ mod tests {
     async fn a_burst_of_ready_callers_is_one_batch() {
         let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = sizes.clone();
-        let b: Batcher<u32, u32> = Batcher::start(64, move |inputs: Vec<u32>| {
+        let b: Batcher<u32, u32> = Batcher::start(64, Gather::BURST, move |inputs: Vec<u32>| {
             seen.lock().unwrap().push(inputs.len());
             async move { inputs.into_iter().map(Ok).collect() }
         });
@@ -132,7 +142,7 @@ mod tests {
     async fn answers_each_caller_in_order_and_batches_under_load() {
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = calls.clone();
-        let b: Batcher<u32, u32> = Batcher::start(16, move |inputs: Vec<u32>| {
+        let b: Batcher<u32, u32> = Batcher::start(16, Gather::BURST, move |inputs: Vec<u32>| {
             seen.fetch_add(1, Ordering::SeqCst);
             async move {
                 // Slow enough that callers queue up behind a running batch.
