@@ -213,6 +213,28 @@ async fn attempts_are_counted_per_hour_and_failing_endpoints_listed(store: Store
             .all(|e| e["endpoint_id"] != ok_ep.as_str()),
         "{recent}"
     );
+
+    // A deleted endpoint has no success rate any more; its attempts stay in the hours.
+    let deleted = app
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/v1/webhooks/{flaky_ep}"),
+            &key,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let after = get_json(&app, "/v1/webhooks/delivery-stats", &key).await;
+    assert_eq!(per_hour(&after).1, (5, 4), "{after}");
+    let listed: Vec<&str> = after["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["endpoint_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{after}");
+    assert!(!listed.contains(&flaky_ep.as_str()), "{after}");
     app.stop().await;
 }
 
