@@ -132,8 +132,8 @@ pub async fn per_endpoint(
         .await
 }
 
-/// Counts of hours before `before` go with the delivery log's retention (the maintenance
-/// purge), `limit` rows at a time.
+/// Counts of hours starting before `$1` go with the delivery log's retention (the maintenance
+/// purge, which passes the hour its cutoff falls in), `$2` rows at a time.
 pub fn purge() -> Q {
     Q::write(
         "DELETE FROM delivery_hourly WHERE (endpoint_id, hour_start) IN

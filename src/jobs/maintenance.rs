@@ -5,6 +5,7 @@
 use super::queue::complete;
 use super::{Completion, Job, JobContext, JobKind, NoPayload};
 use crate::clock::now_ms;
+use crate::deliveries::hourly::hour_of;
 use crate::store::Q;
 
 const BATCH: i64 = 5_000;
@@ -38,7 +39,8 @@ async fn purge(cx: &JobContext<'_>) -> anyhow::Result<()> {
     let mut total = crate::traffic::idempotency::purge(&state.db).await?;
     let steps: Vec<(&str, Q, i64)> = vec![
         ("delivery_attempts", Q::write("DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE created_at < $1 LIMIT $2)"), logs_before),
-        ("delivery_hourly", crate::deliveries::hourly::purge(), logs_before),
+        // An hour's counts stay while any of its attempts can still be in the log.
+        ("delivery_hourly", crate::deliveries::hourly::purge(), hour_of(logs_before)),
         ("sandbox_deliveries", Q::write("DELETE FROM sandbox_deliveries WHERE id IN (SELECT id FROM sandbox_deliveries WHERE created_at < $1 LIMIT $2)"), logs_before),
         (
             "deliveries",

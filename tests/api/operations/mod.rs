@@ -3,6 +3,7 @@
 mod backups;
 mod health;
 mod operator;
+mod retention;
 mod status_page;
 
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ pub fn scenarios() -> Vec<(&'static str, crate::Scenario)> {
         operator::scenarios(),
         status_page::scenarios(),
         backups::scenarios(),
+        retention::scenarios(),
     ]
     .concat()
 }
