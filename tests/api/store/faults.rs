@@ -120,7 +120,8 @@ async fn postgres_down_and_back() {
         json!({ "events": ["contact.created"] }),
     )
     .await;
-    json_of(create_contact(&app, &key, "before").await, 201).await;
+    let before = json_of(create_contact(&app, &key, "before").await, 201).await;
+    let before_path = format!("/v1/contacts/{}", before["id"].as_str().unwrap());
     rx.wait_for(1, Duration::from_secs(15)).await;
 
     outage.down();
@@ -142,6 +143,12 @@ async fn postgres_down_and_back() {
         !text.contains("127.0.0.1") && !text.to_lowercase().contains("sqlx"),
         "no internals leak: {text}"
     );
+    // Concurrent reads share a batch (`contacts/reads.rs`): when it fails, each read is
+    // answered with its own error, none hangs.
+    let reads = (0..8).map(|_| app.get_as(&before_path, &key));
+    for res in futures_util::future::join_all(reads).await {
+        problem_of(res, 503, "service_unavailable").await;
+    }
 
     outage.restore();
     eventually(Duration::from_secs(30), || async {
@@ -150,6 +157,10 @@ async fn postgres_down_and_back() {
     .await
     .expect("ready again once Postgres is back");
     json_of(create_contact(&app, &key, "after").await, 201).await;
+    let reads = (0..8).map(|_| app.get_as(&before_path, &key));
+    for res in futures_util::future::join_all(reads).await {
+        assert_eq!(json_of(res, 200).await["external_key"], "before");
+    }
     // The refused write left nothing behind, and the worker delivers again.
     let listed: Value = json_of(
         app.get_as("/v1/contacts?external_key=during", &key).await,
