@@ -99,11 +99,36 @@ for line in open(sys.argv[1]):
 
     token=$(curl -fsS -X POST "$base/v1/auth/login" -H 'Content-Type: application/json' \
         -d '{"email":"owner@st.test","password":"a long passphrase for schemathesis"}' | json_field access_token)
+
+    # Dead letters, for the routes that need one to reach their logic (detail, replay, resend):
+    # one event for two endpoints on the discard port without retries, and a worker run just
+    # long enough to fail both deliveries. Nothing else is queued yet, so the worker sends
+    # nothing anywhere else. Each credential's run gets its own dead letter and endpoint (the
+    # fuzzer replays one and may delete the other), as "dead letter id, delivery id, endpoint id".
+    post() { curl -fsS -X POST "$base$1" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$2"; }
+    for n in 1 2; do
+        post /v1/webhooks "{\"url\":\"http://127.0.0.1:9/st-dead-$n\",\"events\":[\"contact.created\"],\"max_retries\":0}" >/dev/null
+    done
+    post /v1/contacts '{"external_key":"st-seed"}' >/dev/null
+    "$BIN" worker >"$dir/worker.log" 2>&1 &
+    worker_pid=$!
+    seeded=()
+    for _ in $(seq 1 150); do
+        mapfile -t seeded < <(curl -fsS "$base/v1/dead-letters?status=open" -H "Authorization: Bearer $key" |
+            python3 -c "import json,sys; [print(d['id'], d['delivery_id'], d['endpoint_id']) for d in json.load(sys.stdin)['data']]")
+        [ "${#seeded[@]}" -ge 2 ] && break
+        sleep 0.2
+    done
+    kill "$worker_pid" 2>/dev/null || true
+    wait "$worker_pid" 2>/dev/null || true
+    if [ "${#seeded[@]}" -lt 2 ]; then cat "$dir/worker.log" >&2; echo "schemathesis: no dead letters to test with" >&2; exit 1; fi
     # The hooks create the objects schema-valid requests refer to (schemathesis_hooks.py).
     export ST_RAMPART_BASE="$base"
 
     for who in api_key user_token; do
-        if [ "$who" = api_key ]; then credential="$key"; else credential="$token"; fi
+        if [ "$who" = api_key ]; then credential="$key" seed="${seeded[0]}"; else credential="$token" seed="${seeded[1]}"; fi
+        read -r ST_RAMPART_DEAD_LETTER ST_RAMPART_DELIVERY ST_RAMPART_ENDPOINT <<<"$seed"
+        export ST_RAMPART_DEAD_LETTER ST_RAMPART_DELIVERY ST_RAMPART_ENDPOINT
         log "$store, $who: $EXAMPLES examples per operation"
         # The hooks create objects with the credential under test: the user run may revoke keys.
         # Run from the scratch directory: schemathesis and hypothesis keep caches in the cwd.

@@ -13,9 +13,13 @@ no schema can: state. They touch schema-valid (positive) requests only, and only
 - an events endpoint subscribes to at least one event (a channel endpoint needs none);
 - a message to send has an active channel endpoint to go through (the fuzzer deletes and
   pauses endpoints; without one, sending is 422 `channel_not_configured`);
+- the dead-letter routes name a real dead letter, and a resend its delivery and endpoint (made
+  by .ci/schemathesis.sh with a short worker run, since no worker runs during the test): an id
+  of the right shape that names nothing is 404 before the route's own logic;
 - an invited member has a fresh email (inviting a member twice is 409 by design); the fuzzer
   cannot remove or demote the org's only owner (the server answers 409 `last_owner`), and a
-  member it invites never has the owner's email, so the token under test keeps working.
+  member it invites never has the owner's email, so the token under test keeps working; a
+  member to change or remove is one invited for the request.
 
 Negative requests go out exactly as generated.
 """
@@ -29,6 +33,8 @@ import schemathesis
 
 BASE = os.environ["ST_RAMPART_BASE"]
 CREDENTIAL = os.environ["ST_RAMPART_CREDENTIAL"]
+DEAD_LETTER = os.environ["ST_RAMPART_DEAD_LETTER"]
+DELIVERY = {"id": os.environ["ST_RAMPART_ENDPOINT"], "delivery_id": os.environ["ST_RAMPART_DELIVERY"]}
 
 
 def _create(path, body):
@@ -64,6 +70,19 @@ def _ensure_channel():
     _create("/v1/webhooks", {"url": "http://127.0.0.1:9/channel", "kind": "channel"})
 
 
+def _member():
+    r = requests.post(
+        BASE + "/v1/members",
+        json={"email": "st-" + str(uuid.uuid4()) + "@example.com", "role": "viewer"},
+        headers=_auth(),
+        timeout=30,
+    )
+    if r.status_code == 403:
+        return None  # an API key: members are for people's tokens, so the route answers 403
+    r.raise_for_status()
+    return r.json()["user_id"]
+
+
 def _contact():
     return _create("/v1/contacts", {"external_key": "st-" + str(uuid.uuid4())})
 
@@ -86,6 +105,16 @@ def _in(seconds):
 def before_call(context, case, kwargs):
     if not _positive(case):
         return
+    path = case.operation.path
+    if case.path_parameters is not None:
+        if path in ("/v1/dead-letters/{id}", "/v1/dead-letters/{id}/replay"):
+            case.path_parameters["id"] = DEAD_LETTER
+        if path == "/v1/webhooks/{id}/deliveries/{delivery_id}/resend":
+            case.path_parameters.update(DELIVERY)
+        if path == "/v1/members/{id}":
+            member = _member()
+            if member:
+                case.path_parameters["id"] = member
     headers = case.headers if case.headers is not None else {}
     for name in list(headers):
         if name.lower() == "idempotency-key":
@@ -93,7 +122,7 @@ def before_call(context, case, kwargs):
     body = case.body
     if not isinstance(body, dict):
         return
-    path, method = case.operation.path, case.method.upper()
+    method = case.method.upper()
     if method == "POST" and path == "/v1/messages":
         _ensure_channel()
     if method == "POST" and path in ("/v1/messages", "/v1/messages/inbound"):
