@@ -100,28 +100,38 @@ for line in open(sys.argv[1]):
     token=$(curl -fsS -X POST "$base/v1/auth/login" -H 'Content-Type: application/json' \
         -d '{"email":"owner@st.test","password":"a long passphrase for schemathesis"}' | json_field access_token)
 
-    # Dead letters, for the routes that need one to reach their logic (detail, replay, resend):
-    # one event for two endpoints on the discard port without retries, and a worker run just
-    # long enough to fail both deliveries. Nothing else is queued yet, so the worker sends
-    # nothing anywhere else. Each credential's run gets its own dead letter and endpoint (the
-    # fuzzer replays one and may delete the other), as "dead letter id, delivery id, endpoint id".
+    # Objects some routes need to reach their logic, which only a worker makes: dead letters
+    # (detail, replay, resend) and a ready export (its signed download link). One event for two
+    # endpoints on the discard port without retries, an export, and a worker run just long
+    # enough to fail both deliveries and build the export. Nothing else is queued yet, so the
+    # worker sends nothing anywhere else. Each credential's run gets its own dead letter and
+    # endpoint (the fuzzer replays one and may delete the other), as "dead letter id, delivery
+    # id, endpoint id".
     post() { curl -fsS -X POST "$base$1" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$2"; }
     for n in 1 2; do
         post /v1/webhooks "{\"url\":\"http://127.0.0.1:9/st-dead-$n\",\"events\":[\"contact.created\"],\"max_retries\":0}" >/dev/null
     done
     post /v1/contacts '{"external_key":"st-seed"}' >/dev/null
+    export_id=$(post /v1/exports '{}' | json_field id)
     "$BIN" worker >"$dir/worker.log" 2>&1 &
     worker_pid=$!
     seeded=()
     for _ in $(seq 1 150); do
         mapfile -t seeded < <(curl -fsS "$base/v1/dead-letters?status=open" -H "Authorization: Bearer $key" |
             python3 -c "import json,sys; [print(d['id'], d['delivery_id'], d['endpoint_id']) for d in json.load(sys.stdin)['data']]")
-        [ "${#seeded[@]}" -ge 2 ] && break
+        # The export's link as "expires signature", once it is ready.
+        export_link=$(curl -fsS "$base/v1/exports/$export_id" -H "Authorization: Bearer $key" |
+            python3 -c "import json,sys,urllib.parse as u; l=json.load(sys.stdin)['download_url'] or ''; q=u.parse_qs(u.urlsplit(l).query); print(q['expires'][0], q['signature'][0]) if l else print()")
+        [ "${#seeded[@]}" -ge 2 ] && [ -n "$export_link" ] && break
         sleep 0.2
     done
     kill "$worker_pid" 2>/dev/null || true
     wait "$worker_pid" 2>/dev/null || true
-    if [ "${#seeded[@]}" -lt 2 ]; then cat "$dir/worker.log" >&2; echo "schemathesis: no dead letters to test with" >&2; exit 1; fi
+    if [ "${#seeded[@]}" -lt 2 ] || [ -z "$export_link" ]; then
+        cat "$dir/worker.log" >&2; echo "schemathesis: the worker did not make the dead letters and the export" >&2; exit 1
+    fi
+    read -r ST_RAMPART_EXPORT_EXPIRES ST_RAMPART_EXPORT_SIGNATURE <<<"$export_link"
+    export ST_RAMPART_EXPORT="$export_id" ST_RAMPART_EXPORT_EXPIRES ST_RAMPART_EXPORT_SIGNATURE
     # The hooks create the objects schema-valid requests refer to (schemathesis_hooks.py).
     export ST_RAMPART_BASE="$base"
 

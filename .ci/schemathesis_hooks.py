@@ -13,9 +13,10 @@ no schema can: state. They touch schema-valid (positive) requests only, and only
 - an events endpoint subscribes to at least one event (a channel endpoint needs none);
 - a message to send has an active channel endpoint to go through (the fuzzer deletes and
   pauses endpoints; without one, sending is 422 `channel_not_configured`);
-- the dead-letter routes name a real dead letter, and a resend its delivery and endpoint (made
-  by .ci/schemathesis.sh with a short worker run, since no worker runs during the test): an id
-  of the right shape that names nothing is 404 before the route's own logic;
+- the dead-letter routes name a real dead letter, a resend its delivery and endpoint, and an
+  export download a ready export with its signed link (made by .ci/schemathesis.sh with a
+  short worker run, since no worker runs during the test): an id of the right shape that names
+  nothing is 404 before the route's own logic, and no schema can forge a signature;
 - an invited member has a fresh email (inviting a member twice is 409 by design); the fuzzer
   cannot remove or demote the org's only owner (the server answers 409 `last_owner`), and a
   member it invites never has the owner's email, so the token under test keeps working; a
@@ -35,6 +36,8 @@ BASE = os.environ["ST_RAMPART_BASE"]
 CREDENTIAL = os.environ["ST_RAMPART_CREDENTIAL"]
 DEAD_LETTER = os.environ["ST_RAMPART_DEAD_LETTER"]
 DELIVERY = {"id": os.environ["ST_RAMPART_ENDPOINT"], "delivery_id": os.environ["ST_RAMPART_DELIVERY"]}
+EXPORT = os.environ["ST_RAMPART_EXPORT"]
+EXPORT_LINK = {"expires": os.environ["ST_RAMPART_EXPORT_EXPIRES"], "signature": os.environ["ST_RAMPART_EXPORT_SIGNATURE"]}
 
 
 def _create(path, body):
@@ -111,6 +114,9 @@ def before_call(context, case, kwargs):
             case.path_parameters["id"] = DEAD_LETTER
         if path == "/v1/webhooks/{id}/deliveries/{delivery_id}/resend":
             case.path_parameters.update(DELIVERY)
+        if path == "/v1/exports/{id}/download":
+            case.path_parameters["id"] = EXPORT
+            case.query = dict(EXPORT_LINK)
         if path == "/v1/members/{id}":
             member = _member()
             if member:
