@@ -243,16 +243,25 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     }
     redis.kill().await.unwrap();
     let _ = redis.wait().await;
+    let mut took = Vec::new();
     for i in 0..20 {
         let t = Instant::now();
         let res = app.get_as("/v1/contacts", &key).await;
-        let took = t.elapsed();
+        took.push(t.elapsed());
         assert_eq!(res.status(), 200, "request {i} fails open");
-        assert!(
-            took <= baseline + Duration::from_millis(100),
-            "request {i} took {took:?} (baseline {baseline:?})"
-        );
     }
+    // Fast: the typical request pays no Redis timeout (≈50 ms; the breaker skips Redis), and
+    // none pays seconds. The median, so that one stall of a busy test machine is not a failure.
+    took.sort();
+    assert!(
+        took[10] <= baseline + Duration::from_millis(25),
+        "median {:?} (baseline {baseline:?}): {took:?}",
+        took[10]
+    );
+    assert!(
+        took[19] <= baseline + Duration::from_secs(1),
+        "{took:?} (baseline {baseline:?})"
+    );
     let deep = json_of(
         app.client
             .get(app.ops_url("/health/deep"))
