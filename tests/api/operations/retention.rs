@@ -38,8 +38,8 @@ async fn the_purge_removes_only_what_aged_out(store: Store) {
     let app = spawn_quiet(
         store,
         &[
-            ("RAMPART_RETENTION_DELIVERY_LOGS", "2s"),
-            ("RAMPART_RETENTION_DEAD_LETTERS", "2s"),
+            ("RAMPART_RETENTION_DELIVERY_LOGS", "4s"),
+            ("RAMPART_RETENTION_DEAD_LETTERS", "4s"),
         ],
     )
     .await;
@@ -107,8 +107,9 @@ async fn the_purge_removes_only_what_aged_out(store: Store) {
     .await
     .unwrap();
 
-    // The retention windows (2 s) running out is what is tested: the wait is real time.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // The retention windows (4 s) running out is what is tested: the wait is real time. What
+    // is made after it stays young for 4 s, ample for the few steps until the purge runs.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     let fresh = contact(&app, &key).await;
     app.drain_jobs().await;
     good.wait_for(4, Duration::from_secs(15)).await;
