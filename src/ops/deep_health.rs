@@ -202,9 +202,8 @@ pub async fn collect(state: &AppState) -> (Status, Vec<Check>, Vec<Alert>) {
         status: if db_ok { Status::Pass } else { Status::Fail },
         output: (!db_ok).then(|| "unreachable".to_owned()),
     });
-    if let Some(redis) = state.limiter.redis() {
-        let t = Instant::now();
-        let ok = redis.ping().await;
+    let t = Instant::now();
+    if let Some(ok) = state.limiter.ping_shared_store().await {
         checks.push(Check {
             key: "redis:responseTime".into(),
             component_type: "datastore",

@@ -266,6 +266,19 @@ impl Limiter {
         self.leases.prune();
     }
 
+    /// Whether the shared store answers a PING (`None`: there is none). A failed ping is this
+    /// instance not reaching it, as a failed limit call is: [`Self::degraded_within`] says so.
+    pub async fn ping_shared_store(&self) -> Option<bool> {
+        let redis = self.redis.as_ref()?;
+        let ok = redis.ping().await;
+        if !ok {
+            self.stats
+                .last_degraded_ms
+                .store(now_ms(), Ordering::Relaxed);
+        }
+        Some(ok)
+    }
+
     /// Whether the shared store was unavailable within the last `window_ms`.
     pub fn degraded_within(&self, window_ms: i64) -> bool {
         let last = self.stats.last_degraded_ms.load(Ordering::Relaxed);

@@ -208,6 +208,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The names of the alerts `/health/deep` raises now.
+async fn deep_alerts(app: &TestApp) -> Vec<String> {
+    let res = app
+        .client
+        .get(app.ops_url("/health/deep"))
+        .send()
+        .await
+        .unwrap();
+    json_of(res, 200).await["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     let port = free_port();
     let mut redis = private_redis(port).await;
@@ -243,6 +259,14 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     }
     redis.kill().await.unwrap();
     let _ = redis.wait().await;
+    // Deep health finds Redis unreachable before any request needs it (requests may be served
+    // from leased units for a while), and says so in its alert as well as in its check.
+    assert!(
+        deep_alerts(&app)
+            .await
+            .contains(&"quota_store_degraded".to_owned()),
+        "alerted at once"
+    );
     let mut took = Vec::new();
     for i in 0..20 {
         let t = Instant::now();
@@ -250,17 +274,19 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
         took.push(t.elapsed());
         assert_eq!(res.status(), 200, "request {i} fails open");
     }
-    // Fast: the typical request pays no Redis timeout (≈50 ms; the breaker skips Redis), and
-    // none pays seconds. The median, so that one stall of a busy test machine is not a failure.
+    // Fast: no request pays more than a Redis timeout (≈50 ms) over the slowest request before
+    // the outage, and the typical one pays none (the breaker skips Redis).
+    for (i, t) in took.iter().enumerate() {
+        assert!(
+            *t <= baseline + Duration::from_millis(100),
+            "request {i} took {t:?} (baseline {baseline:?})"
+        );
+    }
     took.sort();
     assert!(
         took[10] <= baseline + Duration::from_millis(25),
         "median {:?} (baseline {baseline:?}): {took:?}",
         took[10]
-    );
-    assert!(
-        took[19] <= baseline + Duration::from_secs(1),
-        "{took:?} (baseline {baseline:?})"
     );
     let deep = json_of(
         app.client
