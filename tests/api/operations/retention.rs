@@ -25,13 +25,18 @@ async fn purge(app: &TestApp) {
     app.drain_jobs().await;
 }
 
-async fn ids(app: &TestApp, query: &'static str) -> Vec<String> {
-    let mut v: Vec<String> = rampart::store::Q::read(query)
+/// The first column of every row `query` returns, sorted.
+async fn column<T: rampart::store::Col + Ord>(app: &TestApp, query: &'static str) -> Vec<T> {
+    let mut v: Vec<T> = rampart::store::Q::read(query)
         .fetch_column(&mut app.state.db.clone())
         .await
         .unwrap();
     v.sort();
     v
+}
+
+async fn ids(app: &TestApp, query: &'static str) -> Vec<String> {
+    column(app, query).await
 }
 
 async fn the_purge_removes_only_what_aged_out(store: Store) {
@@ -118,13 +123,12 @@ async fn the_purge_removes_only_what_aged_out(store: Store) {
     // The log keeps only the fresh contact's attempt, its delivery and its event.
     let attempts = ids(&app, "SELECT id FROM delivery_attempts").await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
-    let payload: String = rampart::store::Q::read(
+    let payload: String = column(
+        &app,
         "SELECT e.payload FROM events e JOIN deliveries d ON d.event_id = e.id
          JOIN delivery_attempts a ON a.delivery_id = d.id",
     )
-    .fetch_column(&mut app.state.db.clone())
     .await
-    .unwrap()
     .remove(0);
     assert!(payload.contains(&fresh), "{payload}");
     // The open dead letter keeps its delivery and event; the resolved one is gone.
@@ -147,15 +151,10 @@ async fn the_purge_removes_only_what_aged_out(store: Store) {
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events.contains(&kept_event), "{events:?}");
     // The hour long past is gone; the fresh attempt's hour stays while its attempts can be logged.
-    let hours: Vec<i64> = rampart::store::Q::read("SELECT hour_start FROM delivery_hourly")
-        .fetch_column(&mut app.state.db.clone())
-        .await
-        .unwrap();
+    let hours: Vec<i64> = column(&app, "SELECT hour_start FROM delivery_hourly").await;
     assert!(!hours.contains(&old_hour), "{hours:?}");
-    let fresh_at: i64 = rampart::store::Q::read("SELECT created_at FROM delivery_attempts")
-        .fetch_column(&mut app.state.db.clone())
+    let fresh_at: i64 = column(&app, "SELECT created_at FROM delivery_attempts")
         .await
-        .unwrap()
         .remove(0);
     assert!(
         hours.contains(&rampart::deliveries::hourly::hour_of(fresh_at)),
