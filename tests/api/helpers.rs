@@ -594,3 +594,25 @@ pub async fn count(app: &TestApp, query: &'static str, args: &[&str]) -> i64 {
         .get::<i64>("n")
         .unwrap()
 }
+
+/// `GET /health/deep` on the ops listener (always `application/health+json`).
+pub async fn app_deep(app: &TestApp) -> Value {
+    let res = app
+        .client
+        .get(app.ops_url("/health/deep"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/health+json");
+    res.json().await.unwrap()
+}
+
+/// The names of the alerts in a deep health answer.
+pub fn alert_names(d: &Value) -> Vec<String> {
+    d["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}

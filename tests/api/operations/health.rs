@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::helpers::*;
 use crate::receiver::{Receiver, verify};
 
@@ -15,26 +13,6 @@ crate::scenarios![
 ];
 
 crate::plain_tests![a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_stale];
-
-async fn deep(app: &TestApp) -> Value {
-    let res = app
-        .client
-        .get(app.ops_url("/health/deep"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.headers()["content-type"], "application/health+json");
-    res.json().await.unwrap()
-}
-
-fn alert_names(d: &Value) -> Vec<String> {
-    d["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn insert_dead_letter(app: &TestApp, org: &Org, created_at: i64) -> String {
     let id = rampart::ids::DeadLetterId::new().to_string();
@@ -59,7 +37,7 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
         ],
     )
     .await;
-    let d = deep(&app).await;
+    let d = app_deep(&app).await;
     assert_eq!(d["status"], "pass", "{d}");
     assert_eq!(d["releaseId"], app.state.config.build_id.as_str());
     let store_key = format!(
@@ -90,7 +68,7 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
     }
     // A worker is running in this instance.
     let live = eventually(Duration::from_secs(5), || async {
-        let d = deep(&app).await;
+        let d = app_deep(&app).await;
         (d["checks"]["workers:live"][0]["observedValue"].as_i64() >= Some(1)).then_some(())
     })
     .await;
@@ -100,7 +78,7 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
     for _ in 0..2 {
         insert_dead_letter(&app, &org, rampart::clock::now_ms()).await;
     }
-    let d = deep(&app).await;
+    let d = app_deep(&app).await;
     assert!(alert_names(&d).contains(&"dlq_spike".to_owned()), "{d}");
     assert_eq!(d["status"], "warn");
     assert_eq!(d["checks"]["deadLetters:last5m"][0]["status"], "warn");
@@ -124,7 +102,7 @@ async fn deep_health_reports_checks_and_alerts(store: Store) {
         rampart::jobs::queue::enqueue(&mut tx, job).await.unwrap();
     }
     tx.commit().await.unwrap();
-    let d = deep(&idle).await;
+    let d = app_deep(&idle).await;
     assert!(alert_names(&d).contains(&"queue_backlog".to_owned()), "{d}");
     assert_eq!(d["checks"]["jobs:backlog"][0]["observedValue"], 4);
 }
@@ -241,7 +219,7 @@ async fn a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_s
     env.push(("RAMPART_BUILD_ID".into(), "some-other-build".into()));
     let mut worker = start_worker(&env).await;
     let d = eventually(Duration::from_secs(10), || async {
-        let d = deep(&api).await;
+        let d = app_deep(&api).await;
         alert_names(&d)
             .contains(&"build_mismatch".to_owned())
             .then_some(d)
@@ -264,7 +242,7 @@ async fn a_worker_of_another_build_raises_build_mismatch_and_a_dead_one_worker_s
     assert!(row.get::<i64>("last_seen").unwrap() >= row.get::<i64>("started_at").unwrap());
     sigkill(&mut worker).await;
     eventually(Duration::from_secs(10), || async {
-        alert_names(&deep(&api).await)
+        alert_names(&app_deep(&api).await)
             .contains(&"worker_stale".to_owned())
             .then_some(())
     })

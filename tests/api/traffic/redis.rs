@@ -208,22 +208,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The names of the alerts `/health/deep` raises now.
-async fn deep_alerts(app: &TestApp) -> Vec<String> {
-    let res = app
-        .client
-        .get(app.ops_url("/health/deep"))
-        .send()
-        .await
-        .unwrap();
-    json_of(res, 200).await["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     let port = free_port();
     let mut redis = private_redis(port).await;
@@ -262,9 +246,7 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
     // Deep health finds Redis unreachable before any request needs it (requests may be served
     // from leased units for a while), and says so in its alert as well as in its check.
     assert!(
-        deep_alerts(&app)
-            .await
-            .contains(&"quota_store_degraded".to_owned()),
+        alert_names(&app_deep(&app).await).contains(&"quota_store_degraded".to_owned()),
         "alerted at once"
     );
     let mut took = Vec::new();
@@ -297,13 +279,10 @@ async fn a_redis_outage_fails_open_fast_and_recovers(store: Store) {
         200,
     )
     .await;
-    let alerts: Vec<&str> = deep["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
-    assert!(alerts.contains(&"quota_store_degraded"), "{deep}");
+    assert!(
+        alert_names(&deep).contains(&"quota_store_degraded".to_owned()),
+        "{deep}"
+    );
     assert_eq!(deep["checks"]["redis:responseTime"][0]["status"], "warn");
     assert_eq!(deep["status"], "warn");
     let metrics = app.metrics().await;
